@@ -1,0 +1,404 @@
+//! Configuration: a standard `zoo.cfg` (Java properties syntax), overridden
+//! by command-line flags. Keys Conclave does not use are ignored with a
+//! warning that names them; a bad value is an error that names its key.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration error, naming the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{key}: invalid value {value:?}: {reason}")]
+    BadValue { key: String, value: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One `server.N` line, kept for the ensemble work to come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLine {
+    pub id: u64,
+    pub spec: String,
+}
+
+/// Everything the server reads from zoo.cfg and flags.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub tick_time_ms: u32,
+    pub data_dir: PathBuf,
+    pub data_log_dir: PathBuf,
+    pub client_addr: SocketAddr,
+    pub max_client_cnxns: u32,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub max_buffer: usize,
+    /// `None` means every command (`*`).
+    pub four_letter_whitelist: Option<Vec<String>>,
+    pub admin_enabled: bool,
+    pub admin_addr: SocketAddr,
+    pub admin_command_url: String,
+    pub extended_types_enabled: bool,
+    pub super_digest: Option<String>,
+    pub skip_acl: bool,
+    pub reconfig_enabled: bool,
+    pub container_check_interval: Duration,
+    pub container_max_per_minute: u32,
+    pub container_max_never_used_ms: i64,
+    pub global_outstanding_limit: usize,
+    pub max_cnxns: u32,
+    pub server_id: Option<u64>,
+    pub servers: Vec<ServerLine>,
+    /// Where the values came from, for `conf` and logs.
+    pub config_file: Option<PathBuf>,
+    /// Keys that were present but ignored, for one warning each at start.
+    pub ignored_keys: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let tick = 3000;
+        Config {
+            tick_time_ms: tick,
+            data_dir: PathBuf::from("conclave-data"),
+            data_log_dir: PathBuf::from("conclave-data"),
+            client_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 2181),
+            max_client_cnxns: 60,
+            min_session_timeout_ms: 2 * tick as i32,
+            max_session_timeout_ms: 20 * tick as i32,
+            max_buffer: proto::DEFAULT_MAX_BUFFER,
+            four_letter_whitelist: Some(vec!["srvr".to_owned()]),
+            admin_enabled: true,
+            admin_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080),
+            admin_command_url: "/commands".to_owned(),
+            extended_types_enabled: false,
+            super_digest: None,
+            skip_acl: false,
+            reconfig_enabled: false,
+            container_check_interval: Duration::from_secs(60),
+            container_max_per_minute: 10_000,
+            container_max_never_used_ms: 0,
+            global_outstanding_limit: 1000,
+            max_cnxns: 0,
+            server_id: None,
+            servers: Vec::new(),
+            config_file: None,
+            ignored_keys: Vec::new(),
+        }
+    }
+}
+
+/// Keys that only mean something to the JVM or to features Conclave does
+/// not have; accepted, warned about, otherwise ignored.
+const IGNORED_KEYS: &[&str] = &[
+    "initLimit",
+    "syncLimit",
+    "electionAlg",
+    "peerType",
+    "standaloneEnabled",
+    "quorumListenOnAllIPs",
+    "syncEnabled",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "autopurge.snapRetainCount",
+    "autopurge.purgeInterval",
+    "snapCount",
+    "preAllocSize",
+    "forceSync",
+    "leaderServes",
+    "cnxTimeout",
+    "connectToLearnerMasterLimit",
+    "serverCnxnFactory",
+    "secureClientPort",
+    "secureClientPortAddress",
+    "metricsProvider.className",
+    "metricsProvider.httpPort",
+    "metricsProvider.httpHost",
+    "metricsProvider.exportJvmInfo",
+    "dynamicConfigFile",
+    "multiAddress.enabled",
+    "admin.idleTimeout",
+    "enforceQuota",
+    "readonlymode.enabled",
+    "digest.enabled",
+    "audit.enable",
+    "jvm.pause.monitor",
+    "fsync.warningthresholdms",
+    "maxResponseCacheSize",
+    "maxGetChildrenResponseCacheSize",
+    "clientPortListenBacklog",
+    "quorum.auth.enableSasl",
+    "authProvider.1",
+    "sslQuorum",
+    "portUnification",
+];
+
+/// Parses Java properties text into ordered key/value pairs. Supports the
+/// subset zoo.cfg files use: `key=value` or `key: value`, `#`/`!`
+/// comments, blank lines, trimmed keys and values.
+pub fn parse_properties(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let split = line.find(['=', ':']).unwrap_or(line.len());
+        let key = line[..split].trim();
+        let value = line.get(split + 1..).unwrap_or("").trim();
+        out.push((key.to_owned(), value.to_owned()));
+    }
+    out
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse::<T>().map_err(|e| ConfigError::BadValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    // Java's Boolean.parseBoolean: "true" (any case) is true, all else false;
+    // skipACL uses "yes". Anything else is almost certainly a typo, so we
+    // refuse it instead of silently reading false.
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "yes" => Ok(true),
+        "false" | "no" => Ok(false),
+        _ => Err(ConfigError::BadValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason: "expected true or false".to_owned(),
+        }),
+    }
+}
+
+fn parse_ip(key: &str, value: &str) -> Result<IpAddr, ConfigError> {
+    if value == "localhost" {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    value.trim_matches(['[', ']']).parse().map_err(|e: std::net::AddrParseError| {
+        ConfigError::BadValue { key: key.to_owned(), value: value.to_owned(), reason: e.to_string() }
+    })
+}
+
+impl Config {
+    /// Reads a zoo.cfg file; relative paths in it are taken as given (Java
+    /// resolves them against the working directory too).
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let mut config = Config::from_properties(&parse_properties(&text))?;
+        config.config_file = Some(path.to_owned());
+        Ok(config)
+    }
+
+    /// Builds a configuration from parsed properties.
+    pub fn from_properties(props: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        let map: BTreeMap<&str, &str> = props.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let get = |k: &str| map.get(k).copied();
+
+        if let Some(v) = get("tickTime") {
+            c.tick_time_ms = parse_num("tickTime", v)?;
+            if c.tick_time_ms == 0 {
+                return Err(ConfigError::BadValue {
+                    key: "tickTime".into(),
+                    value: v.into(),
+                    reason: "must be positive".into(),
+                });
+            }
+        }
+        let tick = i32::try_from(c.tick_time_ms).map_err(|_| ConfigError::BadValue {
+            key: "tickTime".into(),
+            value: c.tick_time_ms.to_string(),
+            reason: "too large".into(),
+        })?;
+        c.min_session_timeout_ms = tick.saturating_mul(2);
+        c.max_session_timeout_ms = tick.saturating_mul(20);
+        let mut client_port: Option<u16> = None;
+        let mut client_ip: Option<IpAddr> = None;
+        let mut admin_port = c.admin_addr.port();
+        let mut admin_ip = c.admin_addr.ip();
+        let mut data_log_dir = None;
+
+        for (key, value) in props {
+            let (key, value) = (key.as_str(), value.as_str());
+            // ZooKeeper reads unknown keys as `zookeeper.<key>` system
+            // properties, so both spellings of those are accepted.
+            let bare = key.strip_prefix("zookeeper.").unwrap_or(key);
+            match bare {
+                "tickTime" => {}
+                "dataDir" => c.data_dir = PathBuf::from(value),
+                "dataLogDir" => data_log_dir = Some(PathBuf::from(value)),
+                "clientPort" => client_port = Some(parse_num(key, value)?),
+                "clientPortAddress" => client_ip = Some(parse_ip(key, value)?),
+                "maxClientCnxns" => c.max_client_cnxns = parse_num(key, value)?,
+                "maxCnxns" => c.max_cnxns = parse_num(key, value)?,
+                "minSessionTimeout" => {
+                    let v: i32 = parse_num(key, value)?;
+                    c.min_session_timeout_ms = if v == -1 { tick.saturating_mul(2) } else { v };
+                }
+                "maxSessionTimeout" => {
+                    let v: i32 = parse_num(key, value)?;
+                    c.max_session_timeout_ms = if v == -1 { tick.saturating_mul(20) } else { v };
+                }
+                "jute.maxbuffer" => c.max_buffer = parse_num(key, value)?,
+                "4lw.commands.whitelist" => c.four_letter_whitelist = parse_whitelist(value),
+                "admin.enableServer" => c.admin_enabled = parse_bool(key, value)?,
+                "admin.serverPort" => admin_port = parse_num(key, value)?,
+                "admin.serverAddress" => admin_ip = parse_ip(key, value)?,
+                "admin.commandURL" => c.admin_command_url = value.to_owned(),
+                "extendedTypesEnabled" => c.extended_types_enabled = parse_bool(key, value)?,
+                "DigestAuthenticationProvider.superDigest" => {
+                    c.super_digest = Some(value.to_owned())
+                }
+                "skipACL" => c.skip_acl = value == "yes",
+                "reconfigEnabled" => c.reconfig_enabled = parse_bool(key, value)?,
+                "znode.container.checkIntervalMs" => {
+                    c.container_check_interval = Duration::from_millis(parse_num(key, value)?)
+                }
+                "znode.container.maxPerMinute" => c.container_max_per_minute = parse_num(key, value)?,
+                "znode.container.maxNeverUsedIntervalMs" => {
+                    c.container_max_never_used_ms = parse_num(key, value)?
+                }
+                "globalOutstandingLimit" => c.global_outstanding_limit = parse_num(key, value)?,
+                k if k.starts_with("server.") => {
+                    let id = parse_num(key, &k["server.".len()..])?;
+                    c.servers.push(ServerLine { id, spec: value.to_owned() });
+                }
+                k if IGNORED_KEYS.contains(&k)
+                    || k.starts_with("ssl.")
+                    || k.starts_with("group.")
+                    || k.starts_with("weight.")
+                    || k.starts_with("authProvider.") =>
+                {
+                    c.ignored_keys.push(key.to_owned())
+                }
+                _ => c.ignored_keys.push(key.to_owned()),
+            }
+        }
+
+        if client_ip.is_some() && client_port.is_none() {
+            return Err(ConfigError::Invalid(
+                "clientPortAddress is set but clientPort is not set".to_owned(),
+            ));
+        }
+        c.client_addr = SocketAddr::new(
+            client_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            client_port.unwrap_or(2181),
+        );
+        c.admin_addr = SocketAddr::new(admin_ip, admin_port);
+        c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Cross-key checks, run after flags are applied too.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.min_session_timeout_ms > self.max_session_timeout_ms {
+            return Err(ConfigError::Invalid(format!(
+                "minSessionTimeout ({}) must not be larger than maxSessionTimeout ({})",
+                self.min_session_timeout_ms, self.max_session_timeout_ms
+            )));
+        }
+        if self.max_buffer < 1024 {
+            return Err(ConfigError::BadValue {
+                key: "jute.maxbuffer".into(),
+                value: self.max_buffer.to_string(),
+                reason: "must be at least 1024 bytes".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads `dataDir/myid` if present (one integer, as ZooKeeper writes it).
+    pub fn load_myid(&mut self) -> Result<(), ConfigError> {
+        let path = self.data_dir.join("myid");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                self.server_id = Some(parse_num("myid", text.trim())?);
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    /// Is this four-letter word enabled (`FourLetterCommands.isEnabled`)?
+    /// `srvr` always is: ZooKeeper's own scripts depend on it.
+    pub fn four_letter_enabled(&self, cmd: &str) -> bool {
+        if cmd == "srvr" {
+            return true;
+        }
+        match &self.four_letter_whitelist {
+            None => true,
+            Some(list) => list.iter().any(|c| c == cmd),
+        }
+    }
+}
+
+/// `4lw.commands.whitelist`: comma-separated, `*` for all.
+fn parse_whitelist(value: &str) -> Option<Vec<String>> {
+    let names: Vec<String> =
+        value.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    if names.iter().any(|n| n == "*") {
+        return None;
+    }
+    Some(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(text: &str) -> Vec<(String, String)> {
+        parse_properties(text)
+    }
+
+    #[test]
+    fn defaults_follow_tick_time() {
+        let c = Config::from_properties(&props("tickTime=2000\nclientPort=2182")).unwrap();
+        assert_eq!(c.min_session_timeout_ms, 4000);
+        assert_eq!(c.max_session_timeout_ms, 40000);
+        assert_eq!(c.client_addr.port(), 2182);
+        assert_eq!(c.four_letter_whitelist, Some(vec!["srvr".to_owned()]));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = Config::from_properties(&props("clientPort=abc")).unwrap_err();
+        assert!(err.to_string().starts_with("clientPort:"), "{err}");
+        let err = Config::from_properties(&props("minSessionTimeout=9\nmaxSessionTimeout=8"))
+            .unwrap_err();
+        assert!(err.to_string().contains("minSessionTimeout"), "{err}");
+    }
+
+    #[test]
+    fn unknown_and_java_keys_are_reported() {
+        let c = Config::from_properties(&props("initLimit=5\nfoo.bar=1\nserver.1=h:2888:3888"))
+            .unwrap();
+        assert_eq!(c.ignored_keys, ["initLimit", "foo.bar"]);
+        assert_eq!(c.servers, [ServerLine { id: 1, spec: "h:2888:3888".into() }]);
+    }
+
+    #[test]
+    fn whitelist() {
+        let c = Config::from_properties(&props("4lw.commands.whitelist=*")).unwrap();
+        assert!(c.four_letter_enabled("mntr"));
+        let c = Config::from_properties(&props("4lw.commands.whitelist=ruok, stat")).unwrap();
+        assert!(c.four_letter_enabled("stat") && !c.four_letter_enabled("mntr"));
+        assert!(c.four_letter_enabled("srvr"), "srvr is always enabled");
+    }
+}

@@ -1,0 +1,20 @@
+//! `conclave-server`: a ZooKeeper-compatible coordination server.
+//!
+//! Reading order, following one request from socket to reply:
+//! [`server`] (listeners and the accept loop) → [`connection`] (one client:
+//! framing, handshake, four-letter words) → [`processor`] (the single task
+//! that owns the tree: sessions, reads, writes, watches) → back out through
+//! the connection's writer. [`config`] reads zoo.cfg; [`four_letter`],
+//! [`admin_http`] and [`report`] answer operators.
+
+pub mod admin_http;
+pub mod config;
+pub mod connection;
+pub mod four_letter;
+pub mod processor;
+pub mod report;
+pub mod server;
+pub mod sessions;
+pub mod stats;
+
+pub use config::Config;

@@ -1,0 +1,125 @@
+//! The connect handshake (`ZooKeeperServer.processConnectRequest`): refuse a
+//! client that has seen a newer zxid than ours, negotiate the timeout, then
+//! create a session (a createSession transaction) or re-open an existing one
+//! with its password.
+
+use std::net::SocketAddr;
+
+use proto::{ConnectRequest, ConnectResponse, Id, PASSWORD_LEN};
+use rand::RngCore as _;
+use tree::{Context, WriteRequest, apply, prepare};
+
+use super::{Conn, OutboundTx, Outgoing, Processor};
+use crate::sessions::{ConnId, negotiate_timeout};
+use crate::stats::{ConnStats, wall_clock_ms};
+
+impl Processor {
+    pub(super) fn connect(
+        &mut self,
+        conn_id: ConnId,
+        remote: SocketAddr,
+        request: ConnectRequest,
+        outbound: OutboundTx,
+    ) {
+        self.stats.packets_received += 1;
+        if request.last_zxid_seen > self.tree.last_zxid() {
+            tracing::info!(
+                %remote,
+                client_zxid = format_args!("0x{:x}", request.last_zxid_seen),
+                our_zxid = format_args!("0x{:x}", self.tree.last_zxid()),
+                "refusing session request: client has seen a newer zxid; it must try another server"
+            );
+            let _ = outbound.send(Outgoing::Close);
+            return;
+        }
+        let timeout_ms = negotiate_timeout(
+            request.timeout_ms,
+            self.config.min_session_timeout_ms,
+            self.config.max_session_timeout_ms,
+        );
+        let mut stats = ConnStats::new();
+        stats.packets_received = 1;
+        self.conns.insert(
+            conn_id,
+            Conn {
+                outbound,
+                remote,
+                session_id: 0,
+                timeout_ms,
+                auth: vec![Id::new("ip", remote.ip().to_string())],
+                stats,
+                closing: false,
+            },
+        );
+        if request.session_id == 0 {
+            self.create_session(conn_id, timeout_ms, request.read_only);
+        } else {
+            self.reopen_session(conn_id, &request, timeout_ms);
+        }
+    }
+
+    fn create_session(&mut self, conn_id: ConnId, timeout_ms: i32, read_only: Option<bool>) {
+        let session_id = self.sessions.next_session_id();
+        let mut password = vec![0u8; PASSWORD_LEN];
+        rand::rng().fill_bytes(&mut password);
+        let zxid = self.tree.last_zxid() + 1;
+        let ctx = Context {
+            session_id,
+            cxid: 0,
+            zxid,
+            time_ms: wall_clock_ms(),
+            auth: &[],
+            features: &self.features,
+        };
+        let txn = prepare(&self.tree, &WriteRequest::CreateSession { timeout_ms, password: password.clone() }, &ctx);
+        apply(&mut self.tree, &txn);
+        self.stats.commit_count += 1;
+        let now = self.now_ms();
+        self.sessions.track(session_id, timeout_ms, Some(conn_id), now);
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            conn.session_id = session_id;
+        }
+        tracing::debug!(session = format_args!("0x{session_id:x}"), timeout_ms, "session created");
+        let response = ConnectResponse { protocol_version: 0, timeout_ms, session_id, password, read_only: read_only.map(|_| false) };
+        self.send_connect_response(conn_id, &response);
+    }
+
+    /// Re-open: the password must match the one the session was created
+    /// with. Any other connection holding the session is closed first, as
+    /// ZooKeeper does (`closeSession(sessionId, CLIENT_RECONNECT)`).
+    fn reopen_session(&mut self, conn_id: ConnId, request: &ConnectRequest, timeout_ms: i32) {
+        let session_id = request.session_id;
+        let others: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(id, c)| **id != conn_id && c.session_id == session_id && !c.closing)
+            .map(|(id, _)| *id)
+            .collect();
+        for other in others {
+            self.close(other);
+        }
+        let valid = self.tree.session(session_id).is_some_and(|s| s.password == request.password)
+            && self.sessions.is_alive(session_id);
+        let read_only = request.read_only.map(|_| false);
+        if !valid {
+            tracing::info!(session = format_args!("0x{session_id:x}"), "invalid session re-open (expired or wrong password)");
+            self.send_connect_response(conn_id, &ConnectResponse::expired(read_only));
+            self.close(conn_id);
+            return;
+        }
+        let now = self.now_ms();
+        self.sessions.reattach(session_id, timeout_ms, conn_id, now);
+        let password = self.tree.session(session_id).map(|s| s.password.clone()).unwrap_or_default();
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            conn.session_id = session_id;
+        }
+        let response = ConnectResponse { protocol_version: 0, timeout_ms, session_id, password, read_only };
+        self.send_connect_response(conn_id, &response);
+    }
+
+    fn send_connect_response(&mut self, conn_id: ConnId, response: &ConnectResponse) {
+        let mut frame = Vec::new();
+        proto::frame::encode_frame(&mut frame, |out| response.encode(out));
+        self.send_frame(conn_id, frame);
+    }
+}

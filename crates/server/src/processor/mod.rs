@@ -1,0 +1,342 @@
+//! The request processor: one task that owns the data tree, the watches and
+//! the session tracker, and handles every connection's requests in arrival
+//! order.
+//!
+//! Why one task: ZooKeeper's ordering guarantees fall out of it. Requests of
+//! one connection are handled in order, so replies go out in request order
+//! and a read after a write on the same session sees the write. Watch events
+//! a write triggers are queued on each connection's outbound channel before
+//! the write's reply and before any later reply, so a client always sees the
+//! event before it sees the changed data. The tree needs no lock because
+//! nothing else touches it.
+//!
+//! Files: `connect` (the handshake and session creation), `reads`, `writes`,
+//! `watches` (registration, setWatches, delivery), `admin` (the state that
+//! four-letter words and the admin API report), `expiry` (sessions and
+//! container/TTL reaping).
+
+mod admin;
+mod connect;
+mod expiry;
+mod reads;
+mod watches;
+mod writes;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use proto::{ConnectRequest, ErrorCode, Id, OpCode, Request, RequestError, RequestHeader, Response};
+use tokio::sync::{mpsc, oneshot};
+use tree::{DataTree, Features, WatchManager};
+
+pub use admin::{AdminAnswer, AdminQuery, ConnectionInfo, ServerSnapshot};
+
+use crate::config::Config;
+use crate::sessions::{ConnId, SessionTracker};
+use crate::stats::{ConnStats, ServerStats, wall_clock_ms};
+
+/// What a connection's writer task sends to its socket.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A reply to a request (counts against the connection's in-flight limit).
+    Reply(Vec<u8>),
+    /// A notification or handshake frame.
+    Frame(Vec<u8>),
+    /// Flush what was queued, then close the connection.
+    Close,
+}
+
+pub type OutboundTx = mpsc::UnboundedSender<Outgoing>;
+
+/// Messages into the processor.
+#[derive(Debug)]
+pub enum Command {
+    Connect { conn: ConnId, remote: SocketAddr, request: ConnectRequest, outbound: OutboundTx },
+    Request { conn: ConnId, header: RequestHeader, request: Request, received: Instant },
+    /// A frame whose header parsed but whose op or body did not.
+    Undecodable { conn: ConnId, header: RequestHeader, error: RequestError, received: Instant },
+    /// The connection's socket is gone.
+    Closed { conn: ConnId },
+    Admin(AdminQuery, oneshot::Sender<AdminAnswer>),
+}
+
+/// A client connection as the processor sees it.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    outbound: OutboundTx,
+    remote: SocketAddr,
+    /// 0 until the handshake established a session.
+    session_id: i64,
+    timeout_ms: i32,
+    /// Identities for ACL checks; every connection starts as `ip:<addr>`.
+    auth: Vec<Id>,
+    stats: ConnStats,
+    /// Set once the processor decided to close it; later requests are
+    /// dropped unanswered.
+    closing: bool,
+}
+
+/// The processor's state.
+pub struct Processor {
+    config: Arc<Config>,
+    features: Features,
+    tree: DataTree,
+    watches: WatchManager,
+    sessions: SessionTracker,
+    conns: HashMap<ConnId, Conn>,
+    stats: ServerStats,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Processor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Processor").field("connections", &self.conns.len()).finish_non_exhaustive()
+    }
+}
+
+impl Processor {
+    pub fn new(config: Arc<Config>) -> Self {
+        let features = Features {
+            extended_types: config.extended_types_enabled,
+            skip_acl: config.skip_acl,
+            reconfig_enabled: config.reconfig_enabled,
+        };
+        // Standalone ZooKeeper uses server id 1 for session ids.
+        let server_id = u8::try_from(config.server_id.unwrap_or(1)).unwrap_or(1);
+        let sessions = SessionTracker::new(
+            config.tick_time_ms,
+            server_id,
+            u64::try_from(wall_clock_ms()).unwrap_or(0),
+        );
+        Processor {
+            features,
+            tree: DataTree::new(),
+            watches: WatchManager::new(),
+            sessions,
+            conns: HashMap::new(),
+            stats: ServerStats::default(),
+            started: Instant::now(),
+            config,
+        }
+    }
+
+    /// Runs until every command sender is dropped.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let tick = std::time::Duration::from_millis(u64::from(self.config.tick_time_ms.clamp(10, 1000)));
+        let mut expiry_timer = tokio::time::interval(tick);
+        expiry_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reaper_timer = tokio::time::interval(self.config.container_check_interval.max(std::time::Duration::from_millis(10)));
+        reaper_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        reaper_timer.tick().await;
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.handle(command),
+                    None => break,
+                },
+                _ = expiry_timer.tick() => self.expire_sessions(),
+                _ = reaper_timer.tick() => self.reap_containers(),
+            }
+        }
+    }
+
+    /// Handles one command; public for tests that drive the processor
+    /// without sockets.
+    pub fn handle(&mut self, command: Command) {
+        match command {
+            Command::Connect { conn, remote, request, outbound } => {
+                self.connect(conn, remote, request, outbound)
+            }
+            Command::Request { conn, header, request, received } => {
+                self.request(conn, header, request, received)
+            }
+            Command::Undecodable { conn, header, error, received } => {
+                self.undecodable(conn, header, error, received)
+            }
+            Command::Closed { conn } => self.closed(conn),
+            Command::Admin(query, reply) => {
+                let answer = self.admin(query);
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    /// Milliseconds on the monotonic clock since the processor started.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn request(&mut self, conn_id: ConnId, header: RequestHeader, request: Request, received: Instant) {
+        let now = self.now_ms();
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        if conn.closing || conn.session_id == 0 {
+            return;
+        }
+        conn.stats.packets_received += 1;
+        self.stats.packets_received += 1;
+        let session_id = conn.session_id;
+        self.sessions.touch(session_id, now);
+        let op = request.op();
+        match request {
+            Request::Ping => {
+                let zxid = self.tree.last_zxid();
+                self.reply(conn_id, header.xid, zxid, ErrorCode::Ok, &Response::Empty, op, received);
+            }
+            Request::Auth(packet) => self.auth(conn_id, header.xid, &packet, received),
+            Request::Sasl(_) => {
+                // No SASL provider is configured: refuse like an unknown
+                // auth scheme.
+                self.reply(conn_id, header.xid, 0, ErrorCode::AuthFailed, &Response::Empty, op, received);
+                self.close(conn_id);
+            }
+            request if writes::is_write(&request) => self.write(conn_id, header, request, received),
+            request => {
+                let (err, response) = self.read(conn_id, &request);
+                let zxid = self.tree.last_zxid();
+                self.reply(conn_id, header.xid, zxid, err, &response, op, received);
+            }
+        }
+    }
+
+    /// An op code ZooKeeper does not know is answered Unimplemented (zxid -1)
+    /// and the connection closed. A body that does not parse is
+    /// MarshallingError; for a write ZooKeeper had already assigned a zxid,
+    /// so the failure is committed as an error transaction.
+    fn undecodable(&mut self, conn_id: ConnId, header: RequestHeader, error: RequestError, received: Instant) {
+        let Some(conn) = self.conns.get(&conn_id) else { return };
+        if conn.closing || conn.session_id == 0 {
+            return;
+        }
+        tracing::info!(conn = conn_id, remote = %conn.remote, %error, "undecodable request");
+        match error {
+            RequestError::UnknownOp(_) | RequestError::Header(_) => {
+                self.reply(conn_id, header.xid, -1, ErrorCode::Unimplemented, &Response::Empty, OpCode::Error, received);
+                self.close(conn_id);
+            }
+            RequestError::Malformed { op, .. } => {
+                let zxid = if writes::is_write_op(op) {
+                    self.commit_error(conn_id, header.xid, ErrorCode::MarshallingError)
+                } else {
+                    self.tree.last_zxid()
+                };
+                self.reply(conn_id, header.xid, zxid, ErrorCode::MarshallingError, &Response::Empty, op, received);
+            }
+        }
+    }
+
+    fn auth(&mut self, conn_id: ConnId, xid: i32, packet: &proto::AuthPacket, received: Instant) {
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let ip = conn.remote.ip().to_string();
+        let auth = packet.auth.as_deref().unwrap_or_default();
+        match tree::acl::authenticate(&packet.scheme, auth, &ip, self.config.super_digest.as_deref()) {
+            Ok(ids) => {
+                for id in ids {
+                    if !conn.auth.contains(&id) {
+                        conn.auth.push(id);
+                    }
+                }
+                self.reply(conn_id, xid, 0, ErrorCode::Ok, &Response::Empty, OpCode::Auth, received);
+            }
+            Err(code) => {
+                tracing::warn!(conn = conn_id, scheme = %packet.scheme, "authentication failed");
+                self.stats.auth_failed += 1;
+                self.reply(conn_id, xid, 0, code, &Response::Empty, OpCode::Auth, received);
+                self.close(conn_id);
+            }
+        }
+    }
+
+    /// Queues a reply frame and accounts for it.
+    #[allow(clippy::too_many_arguments)]
+    fn reply(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        zxid: i64,
+        err: ErrorCode,
+        body: &Response,
+        op: OpCode,
+        received: Instant,
+    ) {
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let mut frame = Vec::new();
+        proto::encode_reply(&mut frame, xid, zxid, err, body);
+        let latency_ms = u64::try_from(received.elapsed().as_millis()).unwrap_or(u64::MAX);
+        conn.stats.packets_sent += 1;
+        conn.stats.last_op = last_op_name(op);
+        if xid >= 0 {
+            conn.stats.last_cxid = i64::from(xid);
+        }
+        conn.stats.last_zxid = zxid;
+        conn.stats.last_response_ms = wall_clock_ms();
+        conn.stats.last_latency_ms = latency_ms;
+        conn.stats.latency.record(latency_ms);
+        self.stats.packets_sent += 1;
+        self.stats.latency.record(latency_ms);
+        self.stats.record_response_size(frame.len());
+        let _ = conn.outbound.send(Outgoing::Reply(frame));
+    }
+
+    /// Sends a frame that is not a reply (handshake, notification).
+    fn send_frame(&mut self, conn_id: ConnId, frame: Vec<u8>) {
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            conn.stats.packets_sent += 1;
+            self.stats.packets_sent += 1;
+            let _ = conn.outbound.send(Outgoing::Frame(frame));
+        }
+    }
+
+    /// Flushes and closes a connection; its watches go now, its session
+    /// stays until it expires or is closed.
+    fn close(&mut self, conn_id: ConnId) {
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        if conn.closing {
+            return;
+        }
+        conn.closing = true;
+        let _ = conn.outbound.send(Outgoing::Close);
+        let session_id = conn.session_id;
+        self.watches.remove_watcher(conn_id);
+        self.sessions.detach(session_id, conn_id);
+    }
+
+    fn closed(&mut self, conn_id: ConnId) {
+        if let Some(conn) = self.conns.remove(&conn_id) {
+            self.watches.remove_watcher(conn_id);
+            self.sessions.detach(conn.session_id, conn_id);
+        }
+    }
+}
+
+/// The four-letter code `cons` shows as `lop=` (`FinalRequestProcessor`).
+fn last_op_name(op: OpCode) -> &'static str {
+    match op {
+        OpCode::Ping => "PING",
+        OpCode::CreateSession => "SESS",
+        OpCode::CloseSession => "CLOS",
+        OpCode::Multi => "MULT",
+        OpCode::MultiRead => "MLTR",
+        OpCode::Create | OpCode::Create2 | OpCode::CreateTtl | OpCode::CreateContainer => "CREA",
+        OpCode::Delete | OpCode::DeleteContainer => "DELE",
+        OpCode::SetData => "SETD",
+        OpCode::Reconfig => "RECO",
+        OpCode::SetAcl => "SETA",
+        OpCode::Sync => "SYNC",
+        OpCode::Check => "CHEC",
+        OpCode::Exists => "EXIS",
+        OpCode::GetData => "GETD",
+        OpCode::SetWatches => "SETW",
+        OpCode::SetWatches2 => "STW2",
+        OpCode::AddWatch => "ADDW",
+        OpCode::GetAcl => "GETA",
+        OpCode::GetChildren | OpCode::GetChildren2 => "GETC",
+        OpCode::GetAllChildrenNumber => "GETACN",
+        OpCode::CheckWatches => "CHKW",
+        OpCode::RemoveWatches => "REMW",
+        OpCode::WhoAmI => "HOMI",
+        OpCode::GetEphemerals => "GETE",
+        OpCode::Auth | OpCode::Sasl | OpCode::Error => "NA",
+    }
+}

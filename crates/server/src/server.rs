@@ -1,0 +1,145 @@
+//! The listeners: the client port's accept loop (with ZooKeeper's
+//! per-address connection limit) and the admin HTTP server, around one
+//! processor task.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::processor::{Command, Processor};
+use crate::{admin_http, connection};
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub commands: mpsc::Sender<Command>,
+    pub connections_rejected: AtomicU64,
+    /// Open connections per client address, for `maxClientCnxns`. A std
+    /// mutex: held for a map update only, never across an await.
+    per_address: Mutex<HashMap<IpAddr, u32>>,
+    next_conn: AtomicU64,
+    pub started: std::time::Instant,
+}
+
+/// Counts a connection against its address until dropped.
+struct AddressSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self.shared.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Takes a slot for `ip`, or refuses when `maxClientCnxns` (per address)
+    /// or `maxCnxns` (total) would be exceeded.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let mut map = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let per_ip = self.config.max_client_cnxns;
+        let count = map.get(&ip).copied().unwrap_or(0);
+        let total: u32 = map.values().sum();
+        if (per_ip > 0 && count >= per_ip) || (self.config.max_cnxns > 0 && total >= self.config.max_cnxns) {
+            return None;
+        }
+        *map.entry(ip).or_insert(0) += 1;
+        Some(AddressSlot { shared: self.clone(), ip })
+    }
+}
+
+/// A running server's listening addresses, for tests and logs.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub client: std::net::SocketAddr,
+    pub admin: Option<std::net::SocketAddr>,
+}
+
+/// Binds the client and admin ports from `config`.
+pub async fn bind(config: &Config) -> std::io::Result<(TcpListener, Option<TcpListener>)> {
+    let client = TcpListener::bind(config.client_addr).await?;
+    let admin = if config.admin_enabled { Some(TcpListener::bind(config.admin_addr).await?) } else { None };
+    Ok((client, admin))
+}
+
+/// Serves until `shutdown` completes.
+pub async fn run(
+    config: Arc<Config>,
+    client: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let (commands, command_rx) = mpsc::channel(4096);
+    let processor = Processor::new(config.clone());
+    let processor_task = tokio::spawn(processor.run(command_rx));
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        commands,
+        connections_rejected: AtomicU64::new(0),
+        per_address: Mutex::new(HashMap::new()),
+        next_conn: AtomicU64::new(1),
+        started: std::time::Instant::now(),
+    });
+    let admin_task = admin.map(|listener| tokio::spawn(admin_http::serve(listener, shared.clone())));
+
+    tokio::select! {
+        () = accept_loop(client, shared.clone()) => {}
+        () = shutdown => tracing::info!("shutting down"),
+    }
+    if let Some(task) = admin_task {
+        task.abort();
+    }
+    drop(shared);
+    processor_task.abort();
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => {
+                backoff = Duration::from_millis(5);
+                accepted
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait, then go on.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Some(slot) = shared.admit(remote.ip()) else {
+            shared.connections_rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                %remote,
+                max = shared.config.max_client_cnxns,
+                "too many connections from this address; closing the new one"
+            );
+            drop(stream);
+            continue;
+        };
+        let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            connection::serve(stream, remote, conn, shared).await;
+            drop(slot);
+        });
+    }
+}

@@ -1,0 +1,281 @@
+//! The data tree: every znode by path, plus the indexes ZooKeeper keeps
+//! beside it (ephemerals per session, containers, TTL nodes) and the global
+//! session table. It changes only through [`crate::apply`]; everything here
+//! is lookup.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use proto::{Acl, Stat};
+
+use crate::node::{Node, StatPersisted, owner};
+use crate::path;
+
+/// The special paths ZooKeeper creates and protects.
+pub const ZOOKEEPER: &str = "/zookeeper";
+pub const QUOTA: &str = "/zookeeper/quota";
+pub const CONFIG: &str = "/zookeeper/config";
+
+/// A global session as the replicated state knows it. Liveness (when it was
+/// last heard from) is the server's business, not the tree's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub timeout_ms: i32,
+    pub password: Vec<u8>,
+}
+
+/// The replicated state: znodes and sessions, and the last zxid applied.
+#[derive(Debug, Clone)]
+pub struct DataTree {
+    nodes: HashMap<String, Node>,
+    /// Session id -> paths of its ephemerals.
+    ephemerals: BTreeMap<i64, BTreeSet<String>>,
+    containers: BTreeSet<String>,
+    ttls: BTreeSet<String>,
+    sessions: BTreeMap<i64, SessionRecord>,
+    last_zxid: i64,
+    /// Sum of path lengths and data lengths (`approximateDataSize`).
+    data_size: i64,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataTree {
+    /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota` and
+    /// `/zookeeper/config`, all with zeroed Stat (`DataTree()` and
+    /// `addConfigNode`). The config node is world-readable only and reports
+    /// aversion -1.
+    pub fn new() -> Self {
+        let open = Arc::new(Acl::open_unsafe());
+        let mut tree = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: BTreeMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            sessions: BTreeMap::new(),
+            last_zxid: 0,
+            data_size: 0,
+        };
+        let empty = || Some(Vec::new());
+        let mut root = Node::new(empty(), open.clone(), StatPersisted::default());
+        root.children.insert("zookeeper".into());
+        let mut zk = Node::new(empty(), open.clone(), StatPersisted::default());
+        zk.children.insert("quota".into());
+        zk.children.insert("config".into());
+        let quota = Node::new(empty(), open, StatPersisted::default());
+        let config_stat = StatPersisted { aversion: -1, ..StatPersisted::default() };
+        let config = Node::new(empty(), Arc::new(Acl::read_unsafe()), config_stat);
+        for (p, node) in [("/", root), (ZOOKEEPER, zk), (QUOTA, quota), (CONFIG, config)] {
+            tree.insert_node(p.to_owned(), node);
+        }
+        tree
+    }
+
+    pub fn node(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path::normalize(path))
+    }
+
+    pub(crate) fn node_mut(&mut self, path: &str) -> Option<&mut Node> {
+        self.nodes.get_mut(path::normalize(path))
+    }
+
+    pub fn stat(&self, path: &str) -> Option<Stat> {
+        self.node(path).map(Node::stat)
+    }
+
+    pub fn exists(&self, path: &str) -> bool {
+        self.node(path).is_some()
+    }
+
+    /// Deletion of these is refused with BadArguments (`isSpecialPath`).
+    pub fn is_special_path(path: &str) -> bool {
+        matches!(path, "/" | ZOOKEEPER | QUOTA | CONFIG)
+    }
+
+    /// The node count `srvr` and `mntr` report. ZooKeeper's map holds the
+    /// root twice (as `""` and `"/"`), so a fresh server says 5.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len() + 1
+    }
+
+    /// `getAllChildrenNumber`: every descendant of `path`.
+    pub fn all_children_number(&self, path: &str) -> usize {
+        if path == "/" {
+            // Every node but the root (the doubled root cancels out).
+            return self.nodes.len() - 1;
+        }
+        let Some(node) = self.node(path) else {
+            return 0;
+        };
+        let mut count = 0;
+        let mut stack: Vec<String> =
+            node.children.iter().map(|c| path::join(path::normalize(path), c)).collect();
+        while let Some(p) = stack.pop() {
+            count += 1;
+            if let Some(n) = self.nodes.get(&p) {
+                stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+            }
+        }
+        // ZooKeeper matches keys by prefix `path + "/"`; for "" that is "/",
+        // which also matches the root's "/" key.
+        if path.is_empty() { count + 1 } else { count }
+    }
+
+    /// The ephemerals a session owns, sorted.
+    pub fn ephemerals_of(&self, session_id: i64) -> impl Iterator<Item = &String> {
+        self.ephemerals.get(&session_id).into_iter().flatten()
+    }
+
+    /// All sessions with ephemerals, for `dump`.
+    pub fn ephemerals_by_session(&self) -> &BTreeMap<i64, BTreeSet<String>> {
+        &self.ephemerals
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(BTreeSet::len).sum()
+    }
+
+    pub fn containers(&self) -> &BTreeSet<String> {
+        &self.containers
+    }
+
+    pub fn ttls(&self) -> &BTreeSet<String> {
+        &self.ttls
+    }
+
+    pub fn sessions(&self) -> &BTreeMap<i64, SessionRecord> {
+        &self.sessions
+    }
+
+    pub fn session(&self, session_id: i64) -> Option<&SessionRecord> {
+        self.sessions.get(&session_id)
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    pub fn approximate_data_size(&self) -> i64 {
+        self.data_size
+    }
+
+    /// Containers and TTL nodes that are due for deletion at `now_ms`
+    /// (`ContainerManager.getCandidates`): an empty container that once had
+    /// a child (or, with `max_never_used_ms` != 0, one never used for that
+    /// long), and an empty TTL node whose mtime is older than its TTL.
+    pub fn reap_candidates(&self, now_ms: i64, max_never_used_ms: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.containers {
+            let Some(node) = self.nodes.get(p) else { continue };
+            if !node.children.is_empty() {
+                continue;
+            }
+            let used = node.stat.cversion > 0;
+            // `ContainerManager.getCandidates` tests `maxNeverUsedIntervalMs != 0`,
+            // so a negative interval reaps never-used containers at once.
+            let never_used_expired =
+                max_never_used_ms != 0 && now_ms - node.stat.mtime > max_never_used_ms;
+            if used || never_used_expired {
+                out.push(p.clone());
+            }
+        }
+        for p in &self.ttls {
+            let Some(node) = self.nodes.get(p) else { continue };
+            if !node.children.is_empty() {
+                continue;
+            }
+            if let owner::Kind::Ttl(ttl) = owner::kind(node.stat.ephemeral_owner)
+                && ttl != 0
+                && now_ms - node.stat.mtime > ttl
+            {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
+
+    // --- mutation, used only by `apply` ---------------------------------
+
+    fn node_size(path: &str, node: &Node) -> i64 {
+        i64::try_from(path.len()).unwrap_or(i64::MAX) + i64::from(node.data_len())
+    }
+
+    pub(crate) fn insert_node(&mut self, path: String, node: Node) {
+        self.data_size += Self::node_size(&path, &node);
+        match owner::kind(node.stat.ephemeral_owner) {
+            owner::Kind::Void => {}
+            owner::Kind::Normal(session) => {
+                self.ephemerals.entry(session).or_default().insert(path.clone());
+            }
+            owner::Kind::Container => {
+                self.containers.insert(path.clone());
+            }
+            owner::Kind::Ttl(_) => {
+                self.ttls.insert(path.clone());
+            }
+        }
+        self.nodes.insert(path, node);
+    }
+
+    pub(crate) fn remove_node(&mut self, path: &str) -> Option<Node> {
+        let node = self.nodes.remove(path)?;
+        self.data_size -= Self::node_size(path, &node);
+        match owner::kind(node.stat.ephemeral_owner) {
+            owner::Kind::Void => {}
+            owner::Kind::Normal(session) => {
+                if let Some(set) = self.ephemerals.get_mut(&session) {
+                    set.remove(path);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&session);
+                    }
+                }
+            }
+            owner::Kind::Container => {
+                self.containers.remove(path);
+            }
+            owner::Kind::Ttl(_) => {
+                self.ttls.remove(path);
+            }
+        }
+        Some(node)
+    }
+
+    pub(crate) fn set_data(&mut self, path: &str, data: Option<Vec<u8>>) -> Option<&mut Node> {
+        let node = self.nodes.get_mut(path::normalize(path))?;
+        let old = i64::from(node.data_len());
+        node.data = data;
+        self.data_size += i64::from(node.data_len()) - old;
+        Some(node)
+    }
+
+    pub(crate) fn sessions_mut(&mut self) -> &mut BTreeMap<i64, SessionRecord> {
+        &mut self.sessions
+    }
+
+    pub(crate) fn set_last_zxid(&mut self, zxid: i64) {
+        if zxid > self.last_zxid {
+            self.last_zxid = zxid;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_tree_matches_zookeeper() {
+        let tree = DataTree::new();
+        assert_eq!(tree.node_count(), 5);
+        assert_eq!(tree.stat("/").unwrap().cversion, -1);
+        assert_eq!(tree.stat("/zookeeper").unwrap().cversion, -2);
+        assert_eq!(tree.stat("/zookeeper/config").unwrap().aversion, -1);
+        assert_eq!(tree.all_children_number("/"), 3);
+        assert_eq!(tree.all_children_number("/zookeeper"), 2);
+        assert!(tree.stat("").is_some());
+    }
+}
