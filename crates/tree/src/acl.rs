@@ -94,14 +94,20 @@ fn parse_ip_acl(acl_id: &str) -> Option<([u8; 4], u32)> {
     let bytes = ipv4_bytes(addr)?;
     let bits = match bits {
         None => 32,
-        Some(b) => u32::try_from(parse_java_int(b)?).ok().filter(|b| *b <= 32)?,
+        Some(b) => u32::try_from(parse_java_int(b)?)
+            .ok()
+            .filter(|b| *b <= 32)?,
     };
     Some((bytes, bits))
 }
 
 fn mask(bytes: [u8; 4], bits: u32) -> u32 {
     let value = u32::from_be_bytes(bytes);
-    if bits == 0 { 0 } else { value & (u32::MAX << (32 - bits)) }
+    if bits == 0 {
+        0
+    } else {
+        value & (u32::MAX << (32 - bits))
+    }
 }
 
 fn ip_matches(caller: &str, acl_id: &str) -> bool {
@@ -116,9 +122,14 @@ fn ip_matches(caller: &str, acl_id: &str) -> bool {
 
 /// `DigestAuthenticationProvider.generateDigest`: `user:BASE64(SHA1(user:password))`.
 pub fn digest(user_password: &str) -> String {
-    let user = user_password.split_once(':').map_or(user_password, |(user, _)| user);
+    let user = user_password
+        .split_once(':')
+        .map_or(user_password, |(user, _)| user);
     let hash = Sha1::digest(user_password.as_bytes());
-    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
 }
 
 /// What an auth packet adds to a connection's identities, or AuthFailed for
@@ -159,9 +170,9 @@ pub fn check(acl: &[Acl], perm: i32, ids: &[Id], skip_acl: bool) -> Result<(), E
             return Ok(());
         }
         if let Some(scheme) = Scheme::parse(&entry.id.scheme) {
-            let matched = ids
-                .iter()
-                .any(|caller| caller.scheme == entry.id.scheme && scheme.matches(&caller.id, &entry.id.id));
+            let matched = ids.iter().any(|caller| {
+                caller.scheme == entry.id.scheme && scheme.matches(&caller.id, &entry.id.id)
+            });
             if matched {
                 return Ok(());
             }
@@ -191,7 +202,10 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             for caller in ids {
                 if Scheme::parse(&caller.scheme).is_some_and(Scheme::is_authenticated) {
                     any = true;
-                    out.push(Acl { perms: entry.perms, id: caller.clone() });
+                    out.push(Acl {
+                        perms: entry.perms,
+                        id: caller.clone(),
+                    });
                 }
             }
             if !any {
@@ -217,7 +231,10 @@ pub fn redact(acl: &[Acl]) -> Vec<Acl> {
                     Some((user, _)) => format!("{user}:x"),
                     None => entry.id.id.clone(),
                 };
-                Acl { perms: entry.perms, id: Id::new("digest", id) }
+                Acl {
+                    perms: entry.perms,
+                    id: Id::new("digest", id),
+                }
             } else {
                 entry.clone()
             }
@@ -228,7 +245,9 @@ pub fn redact(acl: &[Acl]) -> Vec<Acl> {
 /// whoAmI's user name for an id (`getUserName`): digest shows the user part.
 pub fn user_name(id: &Id) -> String {
     match id.scheme.as_str() {
-        "digest" => java_split(&id.id, ':').first().map_or_else(String::new, |u| (*u).to_owned()),
+        "digest" => java_split(&id.id, ':')
+            .first()
+            .map_or_else(String::new, |u| (*u).to_owned()),
         _ => id.id.clone(),
     }
 }
@@ -279,8 +298,14 @@ mod tests {
         let superuser = [Id::new("super", "")];
         assert_eq!(check(&open, perms::ADMIN, &anon, false), Ok(()));
         assert_eq!(check(&digest_acl, perms::READ, &me, false), Ok(()));
-        assert_eq!(check(&digest_acl, perms::WRITE, &me, false), Err(ErrorCode::NoAuth));
-        assert_eq!(check(&digest_acl, perms::READ, &anon, false), Err(ErrorCode::NoAuth));
+        assert_eq!(
+            check(&digest_acl, perms::WRITE, &me, false),
+            Err(ErrorCode::NoAuth)
+        );
+        assert_eq!(
+            check(&digest_acl, perms::READ, &anon, false),
+            Err(ErrorCode::NoAuth)
+        );
         assert_eq!(check(&digest_acl, perms::WRITE, &superuser, false), Ok(()));
         assert_eq!(check(&digest_acl, perms::WRITE, &anon, true), Ok(()));
         assert_eq!(check(&[], perms::WRITE, &anon, false), Ok(()));
@@ -295,16 +320,31 @@ mod tests {
             fixup(&[Acl::new(31, "auth", ""), Acl::new(31, "auth", "")], &me),
             Ok(vec![Acl::new(31, "digest", "u:h")])
         );
-        assert_eq!(fixup(&[Acl::new(31, "auth", "")], &anon), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[Acl::new(31, "world", "someone")], &anon), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[Acl::new(31, "super", "")], &anon), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[Acl::new(31, "sasl", "x")], &anon), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            fixup(&[Acl::new(31, "auth", "")], &anon),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(&[Acl::new(31, "world", "someone")], &anon),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(&[Acl::new(31, "super", "")], &anon),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(&[Acl::new(31, "sasl", "x")], &anon),
+            Err(ErrorCode::InvalidAcl)
+        );
         assert!(fixup(&[Acl::new(31, "ip", "10.0.0.0/8")], &anon).is_ok());
     }
 
     #[test]
     fn redaction() {
-        let acl = vec![Acl::new(1, "digest", "user:secret"), Acl::new(1, "world", "anyone")];
+        let acl = vec![
+            Acl::new(1, "digest", "user:secret"),
+            Acl::new(1, "world", "anyone"),
+        ];
         assert_eq!(redact(&acl)[0].id.id, "user:x");
         assert_eq!(redact(&acl)[1].id.id, "anyone");
     }

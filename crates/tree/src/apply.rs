@@ -15,10 +15,18 @@ use crate::txn::{CreateTxn, Txn, TxnOp};
 /// What applying a transaction produced, for the reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Created { path: String, stat: Stat, with_stat: bool },
+    Created {
+        path: String,
+        stat: Stat,
+        with_stat: bool,
+    },
     Deleted,
-    DataSet { stat: Stat },
-    AclSet { stat: Stat },
+    DataSet {
+        stat: Stat,
+    },
+    AclSet {
+        stat: Stat,
+    },
     Checked,
     SessionCreated,
     SessionClosed,
@@ -33,9 +41,22 @@ pub enum Outcome {
 /// the parent for NodeChildrenChanged).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Created { path: String, acl: Arc<Vec<Acl>>, parent: String, parent_acl: Arc<Vec<Acl>> },
-    Deleted { path: String, acl: Arc<Vec<Acl>>, parent: String, parent_acl: Arc<Vec<Acl>> },
-    DataChanged { path: String, acl: Arc<Vec<Acl>> },
+    Created {
+        path: String,
+        acl: Arc<Vec<Acl>>,
+        parent: String,
+        parent_acl: Arc<Vec<Acl>>,
+    },
+    Deleted {
+        path: String,
+        acl: Arc<Vec<Acl>>,
+        parent: String,
+        parent_acl: Arc<Vec<Acl>>,
+    },
+    DataChanged {
+        path: String,
+        acl: Arc<Vec<Acl>>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,9 +78,11 @@ pub fn apply(tree: &mut DataTree, txn: &Txn) -> Applied {
                 })
                 .collect(),
         ),
-        TxnOp::Multi(ops) => {
-            Outcome::Multi(ops.iter().map(|op| apply_op(tree, txn, op, &mut changes)).collect())
-        }
+        TxnOp::Multi(ops) => Outcome::Multi(
+            ops.iter()
+                .map(|op| apply_op(tree, txn, op, &mut changes))
+                .collect(),
+        ),
         op => apply_op(tree, txn, op, &mut changes),
     };
     tree.set_last_zxid(txn.zxid);
@@ -68,10 +91,16 @@ pub fn apply(tree: &mut DataTree, txn: &Txn) -> Applied {
 
 fn apply_op(tree: &mut DataTree, txn: &Txn, op: &TxnOp, changes: &mut Vec<Change>) -> Outcome {
     let result = match op {
-        TxnOp::CreateSession { timeout_ms, password } => {
+        TxnOp::CreateSession {
+            timeout_ms,
+            password,
+        } => {
             tree.sessions_mut().insert(
                 txn.session_id,
-                SessionRecord { timeout_ms: *timeout_ms, password: password.clone() },
+                SessionRecord {
+                    timeout_ms: *timeout_ms,
+                    password: password.clone(),
+                },
             );
             Ok(Outcome::SessionCreated)
         }
@@ -80,9 +109,19 @@ fn apply_op(tree: &mut DataTree, txn: &Txn, op: &TxnOp, changes: &mut Vec<Change
             Ok(Outcome::SessionClosed)
         }
         TxnOp::Create(create) => create_node(tree, txn, create, changes),
-        TxnOp::Delete { path } => delete_node(tree, path, txn.zxid, changes).map(|()| Outcome::Deleted),
-        TxnOp::SetData { path, data, version } => set_data(tree, txn, path, data, *version, changes),
-        TxnOp::SetAcl { path, acl, aversion } => set_acl(tree, path, acl, *aversion),
+        TxnOp::Delete { path } => {
+            delete_node(tree, path, txn.zxid, changes).map(|()| Outcome::Deleted)
+        }
+        TxnOp::SetData {
+            path,
+            data,
+            version,
+        } => set_data(tree, txn, path, data, *version, changes),
+        TxnOp::SetAcl {
+            path,
+            acl,
+            aversion,
+        } => set_acl(tree, path, acl, *aversion),
         TxnOp::Check { .. } => Ok(Outcome::Checked),
         TxnOp::Error(code) => Err(*code),
         // Nested multis cannot be prepared.
@@ -129,7 +168,11 @@ fn create_node(
         parent: watch_path(parent_path),
         parent_acl,
     });
-    Ok(Outcome::Created { path: create.path.clone(), stat, with_stat: create.with_stat })
+    Ok(Outcome::Created {
+        path: create.path.clone(),
+        stat,
+        with_stat: create.with_stat,
+    })
 }
 
 fn delete_node(
@@ -170,11 +213,19 @@ fn set_data(
     node.stat.mzxid = txn.zxid;
     node.stat.version = version;
     let stat = node.stat();
-    changes.push(Change::DataChanged { path: path.to_owned(), acl: node.acl.clone() });
+    changes.push(Change::DataChanged {
+        path: path.to_owned(),
+        acl: node.acl.clone(),
+    });
     Ok(Outcome::DataSet { stat })
 }
 
-fn set_acl(tree: &mut DataTree, path: &str, acl: &[Acl], aversion: i32) -> Result<Outcome, ErrorCode> {
+fn set_acl(
+    tree: &mut DataTree,
+    path: &str,
+    acl: &[Acl],
+    aversion: i32,
+) -> Result<Outcome, ErrorCode> {
     let node = tree.node_mut(path).ok_or(ErrorCode::NoNode)?;
     node.stat.aversion = aversion;
     node.acl = Arc::new(acl.to_vec());

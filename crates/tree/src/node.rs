@@ -101,11 +101,18 @@ pub struct Node {
 
 impl Node {
     pub fn new(data: Option<Vec<u8>>, acl: Arc<Vec<Acl>>, stat: StatPersisted) -> Self {
-        Node { data, acl, stat, children: BTreeSet::new() }
+        Node {
+            data,
+            acl,
+            stat,
+            children: BTreeSet::new(),
+        }
     }
 
     pub fn data_len(&self) -> i32 {
-        self.data.as_ref().map_or(0, |d| i32::try_from(d.len()).unwrap_or(i32::MAX))
+        self.data
+            .as_ref()
+            .map_or(0, |d| i32::try_from(d.len()).unwrap_or(i32::MAX))
     }
 
     pub fn num_children(&self) -> i32 {

@@ -103,13 +103,37 @@ mod tests {
 
     #[test]
     fn validation_table() {
-        let valid = ["/", "/a", "/a/b", "/...", "/.a", "/a.", "/a/..b", "/zoo keeper", "/\u{e9}"];
+        let valid = [
+            "/",
+            "/a",
+            "/a/b",
+            "/...",
+            "/.a",
+            "/a.",
+            "/a/..b",
+            "/zoo keeper",
+            "/\u{e9}",
+        ];
         for path in valid {
             assert_eq!(validate_path(path), Ok(()), "{path:?}");
         }
         let invalid = [
-            "", "a", "/a/", "//", "/a//b", "/.", "/..", "/a/.", "/a/../b", "/a\u{0}", "/a\u{1}",
-            "/\u{7f}", "/\u{9f}", "/\u{d7ff}x\u{e000}", "/\u{fffd}", "/\u{1f600}",
+            "",
+            "a",
+            "/a/",
+            "//",
+            "/a//b",
+            "/.",
+            "/..",
+            "/a/.",
+            "/a/../b",
+            "/a\u{0}",
+            "/a\u{1}",
+            "/\u{7f}",
+            "/\u{9f}",
+            "/\u{d7ff}x\u{e000}",
+            "/\u{fffd}",
+            "/\u{1f600}",
         ];
         for path in invalid {
             if path == "/\u{d7ff}x\u{e000}" {

@@ -67,9 +67,17 @@ impl DataTree {
         zk.children.insert("quota".into());
         zk.children.insert("config".into());
         let quota = Node::new(empty(), open, StatPersisted::default());
-        let config_stat = StatPersisted { aversion: -1, ..StatPersisted::default() };
+        let config_stat = StatPersisted {
+            aversion: -1,
+            ..StatPersisted::default()
+        };
         let config = Node::new(empty(), Arc::new(Acl::read_unsafe()), config_stat);
-        for (p, node) in [("/", root), (ZOOKEEPER, zk), (QUOTA, quota), (CONFIG, config)] {
+        for (p, node) in [
+            ("/", root),
+            (ZOOKEEPER, zk),
+            (QUOTA, quota),
+            (CONFIG, config),
+        ] {
             tree.insert_node(p.to_owned(), node);
         }
         tree
@@ -112,8 +120,11 @@ impl DataTree {
             return 0;
         };
         let mut count = 0;
-        let mut stack: Vec<String> =
-            node.children.iter().map(|c| path::join(path::normalize(path), c)).collect();
+        let mut stack: Vec<String> = node
+            .children
+            .iter()
+            .map(|c| path::join(path::normalize(path), c))
+            .collect();
         while let Some(p) = stack.pop() {
             count += 1;
             if let Some(n) = self.nodes.get(&p) {
@@ -170,7 +181,9 @@ impl DataTree {
     pub fn reap_candidates(&self, now_ms: i64, max_never_used_ms: i64) -> Vec<String> {
         let mut out = Vec::new();
         for p in &self.containers {
-            let Some(node) = self.nodes.get(p) else { continue };
+            let Some(node) = self.nodes.get(p) else {
+                continue;
+            };
             if !node.children.is_empty() {
                 continue;
             }
@@ -184,7 +197,9 @@ impl DataTree {
             }
         }
         for p in &self.ttls {
-            let Some(node) = self.nodes.get(p) else { continue };
+            let Some(node) = self.nodes.get(p) else {
+                continue;
+            };
             if !node.children.is_empty() {
                 continue;
             }
@@ -200,8 +215,10 @@ impl DataTree {
 
     // --- mutation, used only by `apply` ---------------------------------
 
+    /// `DataTree.getNodeSize`: Java's `path.length()`, i.e. UTF-16 code
+    /// units (not UTF-8 bytes), plus the data length.
     fn node_size(path: &str, node: &Node) -> i64 {
-        i64::try_from(path.len()).unwrap_or(i64::MAX) + i64::from(node.data_len())
+        i64::try_from(path.encode_utf16().count()).unwrap_or(i64::MAX) + i64::from(node.data_len())
     }
 
     pub(crate) fn insert_node(&mut self, path: String, node: Node) {
@@ -209,7 +226,10 @@ impl DataTree {
         match owner::kind(node.stat.ephemeral_owner) {
             owner::Kind::Void => {}
             owner::Kind::Normal(session) => {
-                self.ephemerals.entry(session).or_default().insert(path.clone());
+                self.ephemerals
+                    .entry(session)
+                    .or_default()
+                    .insert(path.clone());
             }
             owner::Kind::Container => {
                 self.containers.insert(path.clone());

@@ -24,15 +24,33 @@ pub struct Txn {
 /// What a transaction does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnOp {
-    CreateSession { timeout_ms: i32, password: Vec<u8> },
+    CreateSession {
+        timeout_ms: i32,
+        password: Vec<u8>,
+    },
     /// The paths are the session's ephemerals at prepare time, sorted
     /// (`CloseSessionTxn`).
-    CloseSession { paths_to_delete: Vec<String> },
+    CloseSession {
+        paths_to_delete: Vec<String>,
+    },
     Create(CreateTxn),
-    Delete { path: String },
-    SetData { path: String, data: Option<Vec<u8>>, version: i32 },
-    SetAcl { path: String, acl: Vec<Acl>, aversion: i32 },
-    Check { path: String, version: i32 },
+    Delete {
+        path: String,
+    },
+    SetData {
+        path: String,
+        data: Option<Vec<u8>>,
+        version: i32,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        aversion: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
     /// Ops of a multi; if any is `Error`, the multi failed and nothing is
     /// applied.
     Multi(Vec<TxnOp>),

@@ -66,14 +66,21 @@ struct WatchTable {
 
 impl WatchTable {
     fn add(&mut self, path: &str, watcher: WatcherId, mode: WatchMode) {
-        let old = self.by_path.entry(path.to_owned()).or_default().insert(watcher, mode);
+        let old = self
+            .by_path
+            .entry(path.to_owned())
+            .or_default()
+            .insert(watcher, mode);
         if old.is_some_and(WatchMode::is_recursive) {
             self.recursive -= 1;
         }
         if mode.is_recursive() {
             self.recursive += 1;
         }
-        self.by_watcher.entry(watcher).or_default().insert(path.to_owned());
+        self.by_watcher
+            .entry(watcher)
+            .or_default()
+            .insert(path.to_owned());
     }
 
     fn remove(&mut self, path: &str, watcher: WatcherId) -> bool {
@@ -101,7 +108,10 @@ impl WatchTable {
     fn remove_watcher(&mut self, watcher: WatcherId) {
         for p in self.by_watcher.remove(&watcher).unwrap_or_default() {
             if let Some(watchers) = self.by_path.get_mut(&p) {
-                if watchers.remove(&watcher).is_some_and(WatchMode::is_recursive) {
+                if watchers
+                    .remove(&watcher)
+                    .is_some_and(WatchMode::is_recursive)
+                {
                     self.recursive -= 1;
                 }
                 if watchers.is_empty() {
@@ -114,7 +124,9 @@ impl WatchTable {
     /// Does `watcher` hold a watch on `path` here (directly, or through a
     /// recursive watch it holds on the path)?
     fn contains(&self, path: &str, watcher: WatcherId) -> bool {
-        self.by_path.get(path).is_some_and(|w| w.contains_key(&watcher))
+        self.by_path
+            .get(path)
+            .is_some_and(|w| w.contains_key(&watcher))
     }
 
     /// `triggerWatch`: the watchers to notify; standard watches at the path
@@ -189,7 +201,11 @@ impl WatchManager {
 
     /// addWatch: persistent and recursive watches go in both tables.
     pub fn add_persistent(&mut self, path: &str, watcher: WatcherId, recursive: bool) {
-        let mode = if recursive { WatchMode::PersistentRecursive } else { WatchMode::Persistent };
+        let mode = if recursive {
+            WatchMode::PersistentRecursive
+        } else {
+            WatchMode::Persistent
+        };
         self.data.add(path, watcher, mode);
         self.child.add(path, watcher, mode);
     }
@@ -226,21 +242,37 @@ impl WatchManager {
     /// The notifications one applied change produces, in ZooKeeper's order.
     pub fn trigger(&mut self, change: &Change) -> Vec<Notification> {
         let mut out = Vec::new();
-        let mut push = |watchers: BTreeSet<WatcherId>, event_type, path: &str, acl: &Arc<Vec<Acl>>| {
-            out.extend(watchers.into_iter().map(|watcher| Notification {
-                watcher,
-                event_type,
-                path: path.to_owned(),
-                acl: acl.clone(),
-            }));
-        };
+        let mut push =
+            |watchers: BTreeSet<WatcherId>, event_type, path: &str, acl: &Arc<Vec<Acl>>| {
+                out.extend(watchers.into_iter().map(|watcher| Notification {
+                    watcher,
+                    event_type,
+                    path: path.to_owned(),
+                    acl: acl.clone(),
+                }));
+            };
         match change {
-            Change::Created { path, acl, parent, parent_acl } => {
-                push(self.data.trigger(path, EventType::NodeCreated), EventType::NodeCreated, path, acl);
+            Change::Created {
+                path,
+                acl,
+                parent,
+                parent_acl,
+            } => {
+                push(
+                    self.data.trigger(path, EventType::NodeCreated),
+                    EventType::NodeCreated,
+                    path,
+                    acl,
+                );
                 let c = EventType::NodeChildrenChanged;
                 push(self.child.trigger(parent, c), c, parent, parent_acl);
             }
-            Change::Deleted { path, acl, parent, parent_acl } => {
+            Change::Deleted {
+                path,
+                acl,
+                parent,
+                parent_acl,
+            } => {
                 let d = EventType::NodeDeleted;
                 let notified = self.data.trigger(path, d);
                 let mut by_child = self.child.trigger(path, d);
@@ -276,7 +308,9 @@ impl WatchManager {
     }
 
     /// Data-table watches by path (`wchp`).
-    pub fn data_by_path(&self) -> impl Iterator<Item = (&String, impl Iterator<Item = &WatcherId>)> {
+    pub fn data_by_path(
+        &self,
+    ) -> impl Iterator<Item = (&String, impl Iterator<Item = &WatcherId>)> {
         self.data.by_path.iter().map(|(p, w)| (p, w.keys()))
     }
 }
@@ -290,23 +324,41 @@ mod tests {
     }
 
     fn created(path: &str, parent: &str) -> Change {
-        Change::Created { path: path.into(), acl: acl(), parent: parent.into(), parent_acl: acl() }
+        Change::Created {
+            path: path.into(),
+            acl: acl(),
+            parent: parent.into(),
+            parent_acl: acl(),
+        }
     }
 
     fn deleted(path: &str, parent: &str) -> Change {
-        Change::Deleted { path: path.into(), acl: acl(), parent: parent.into(), parent_acl: acl() }
+        Change::Deleted {
+            path: path.into(),
+            acl: acl(),
+            parent: parent.into(),
+            parent_acl: acl(),
+        }
     }
 
     fn events(n: &[Notification]) -> Vec<(WatcherId, EventType, &str)> {
-        n.iter().map(|n| (n.watcher, n.event_type, n.path.as_str())).collect()
+        n.iter()
+            .map(|n| (n.watcher, n.event_type, n.path.as_str()))
+            .collect()
     }
 
     #[test]
     fn standard_watches_fire_once() {
         let mut w = WatchManager::new();
         w.watch_data("/a", 1);
-        let change = Change::DataChanged { path: "/a".into(), acl: acl() };
-        assert_eq!(events(&w.trigger(&change)), [(1, EventType::NodeDataChanged, "/a")]);
+        let change = Change::DataChanged {
+            path: "/a".into(),
+            acl: acl(),
+        };
+        assert_eq!(
+            events(&w.trigger(&change)),
+            [(1, EventType::NodeDataChanged, "/a")]
+        );
         assert!(w.trigger(&change).is_empty());
     }
 
@@ -344,9 +396,15 @@ mod tests {
         let mut w = WatchManager::new();
         w.add_persistent("/a", 1, false);
         w.watch_data("/a", 1);
-        let change = Change::DataChanged { path: "/a".into(), acl: acl() };
+        let change = Change::DataChanged {
+            path: "/a".into(),
+            acl: acl(),
+        };
         assert_eq!(w.trigger(&change).len(), 1);
-        assert!(w.trigger(&change).is_empty(), "the data-table watch became one-shot");
+        assert!(
+            w.trigger(&change).is_empty(),
+            "the data-table watch became one-shot"
+        );
     }
 
     #[test]

@@ -15,5 +15,8 @@ pub(super) fn prepare(
     let node = view.get(&request.path)?;
     check_acl(&node, perms::READ, ctx)?;
     let version = check_and_inc_version(node.stat.version, request.version)?;
-    Ok(TxnOp::Check { path: request.path.clone(), version })
+    Ok(TxnOp::Check {
+        path: request.path.clone(),
+        version,
+    })
 }

@@ -48,7 +48,10 @@ pub(super) fn prepare(
     if view.get(&path).is_ok() {
         return Err(ErrorCode::NodeExists);
     }
-    if matches!(owner::kind(parent.stat.ephemeral_owner), owner::Kind::Normal(_)) {
+    if matches!(
+        owner::kind(parent.stat.ephemeral_owner),
+        owner::Kind::Normal(_)
+    ) {
         return Err(ErrorCode::NoChildrenForEphemerals);
     }
     let new_cversion = parent_cversion.wrapping_add(1);
@@ -101,6 +104,14 @@ pub(super) fn prepare(
 /// `EphemeralType.validateTTL`: TTL modes need 1..=2^40-1 ms; other modes
 /// must not carry a TTL (ttl < 0).
 fn validate_ttl(mode: CreateMode, ttl: i64) -> Result<(), ErrorCode> {
-    let ok = if mode.is_ttl() { ttl > 0 && ttl <= owner::MAX_TTL_MS } else { ttl < 0 };
-    if ok { Ok(()) } else { Err(ErrorCode::BadArguments) }
+    let ok = if mode.is_ttl() {
+        ttl > 0 && ttl <= owner::MAX_TTL_MS
+    } else {
+        ttl < 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ErrorCode::BadArguments)
+    }
 }

@@ -47,14 +47,24 @@ pub(super) fn prepare_container(
     if node.child_count > 0 {
         return Err(ErrorCode::NotEmpty);
     }
-    if matches!(owner::kind(node.stat.ephemeral_owner), owner::Kind::Normal(_)) {
+    if matches!(
+        owner::kind(node.stat.ephemeral_owner),
+        owner::Kind::Normal(_)
+    ) {
         return Err(ErrorCode::BadVersion);
     }
     record_delete(view, parent_path, path, ctx.zxid)?;
-    Ok(TxnOp::Delete { path: path.to_owned() })
+    Ok(TxnOp::Delete {
+        path: path.to_owned(),
+    })
 }
 
-fn record_delete(view: &mut View<'_>, parent_path: &str, path: &str, zxid: i64) -> Result<(), ErrorCode> {
+fn record_delete(
+    view: &mut View<'_>,
+    parent_path: &str,
+    path: &str,
+    zxid: i64,
+) -> Result<(), ErrorCode> {
     let mut parent = view.get(parent_path)?;
     parent.child_count -= 1;
     parent.stat.pzxid = zxid;

@@ -55,7 +55,10 @@ pub struct Context<'a> {
 pub enum WriteRequest {
     /// create (1), create2 (15), createContainer (19) or createTTL (21);
     /// `ttl` is -1 for every op but createTTL, as in ZooKeeper.
-    Create { op: OpCode, request: CreateTtlRequest },
+    Create {
+        op: OpCode,
+        request: CreateTtlRequest,
+    },
     Delete(DeleteRequest),
     SetData(SetDataRequest),
     SetAcl(SetAclRequest),
@@ -64,7 +67,10 @@ pub enum WriteRequest {
     /// deleteContainer (20): sent by the container reaper, or by a client.
     DeleteContainer(String),
     Reconfig(ReconfigRequest),
-    CreateSession { timeout_ms: i32, password: Vec<u8> },
+    CreateSession {
+        timeout_ms: i32,
+        password: Vec<u8>,
+    },
     CloseSession,
 }
 
@@ -75,10 +81,20 @@ pub fn prepare(tree: &DataTree, request: &WriteRequest, ctx: &Context<'_>) -> Tx
         WriteRequest::Multi(ops) => multi::prepare(&mut view, ops, ctx),
         single => prepare_one(&mut view, single, ctx).unwrap_or_else(TxnOp::Error),
     };
-    Txn { session_id: ctx.session_id, cxid: ctx.cxid, zxid: ctx.zxid, time_ms: ctx.time_ms, op }
+    Txn {
+        session_id: ctx.session_id,
+        cxid: ctx.cxid,
+        zxid: ctx.zxid,
+        time_ms: ctx.time_ms,
+        op,
+    }
 }
 
-fn prepare_one(view: &mut View<'_>, request: &WriteRequest, ctx: &Context<'_>) -> Result<TxnOp, ErrorCode> {
+fn prepare_one(
+    view: &mut View<'_>,
+    request: &WriteRequest,
+    ctx: &Context<'_>,
+) -> Result<TxnOp, ErrorCode> {
     match request {
         WriteRequest::Create { op, request } => create::prepare(view, *op, request, ctx),
         WriteRequest::Delete(r) => delete::prepare(view, r, ctx),
@@ -87,9 +103,10 @@ fn prepare_one(view: &mut View<'_>, request: &WriteRequest, ctx: &Context<'_>) -
         WriteRequest::Check(r) => check::prepare(view, r, ctx),
         WriteRequest::DeleteContainer(p) => delete::prepare_container(view, p, ctx),
         WriteRequest::Reconfig(r) => reconfig::prepare(view, r, ctx),
-        WriteRequest::CreateSession { timeout_ms, password } => {
-            Ok(session::prepare_create(*timeout_ms, password))
-        }
+        WriteRequest::CreateSession {
+            timeout_ms,
+            password,
+        } => Ok(session::prepare_create(*timeout_ms, password)),
         WriteRequest::CloseSession => Ok(session::prepare_close(view, ctx)),
         WriteRequest::Multi(_) => Err(ErrorCode::MarshallingError),
     }
@@ -112,7 +129,10 @@ pub(crate) struct View<'a> {
 
 impl<'a> View<'a> {
     fn new(tree: &'a DataTree) -> Self {
-        View { tree, changes: HashMap::new() }
+        View {
+            tree,
+            changes: HashMap::new(),
+        }
     }
 
     pub(crate) fn tree(&self) -> &'a DataTree {
@@ -128,7 +148,11 @@ impl<'a> View<'a> {
             None => self
                 .tree
                 .node(p)
-                .map(|n| Record { stat: n.stat, child_count: n.num_children(), acl: n.acl.clone() })
+                .map(|n| Record {
+                    stat: n.stat,
+                    child_count: n.num_children(),
+                    acl: n.acl.clone(),
+                })
                 .ok_or(ErrorCode::NoNode),
         }
     }

@@ -9,21 +9,20 @@ use super::{Context, View, WriteRequest, prepare_one};
 use crate::txn::TxnOp;
 
 pub(super) fn prepare(view: &mut View<'_>, ops: &[MultiOp], ctx: &Context<'_>) -> TxnOp {
-    // ZooKeeper deserializes the whole `MultiOperationRecord` before it
-    // prepares any op, so a malformed op fails the whole request even after
-    // an op that would have failed (not a KeeperException: no per-op results).
-    let requests = match ops.iter().map(as_write_request).collect::<Result<Vec<_>, _>>() {
-        Ok(requests) => requests,
-        Err(code) => return TxnOp::Error(code),
-    };
     let mut txns = Vec::with_capacity(ops.len());
     let mut failed = false;
-    for request in &requests {
+    for op in ops {
         if failed {
             txns.push(TxnOp::Error(ErrorCode::RuntimeInconsistency));
             continue;
         }
-        match prepare_one(view, request, ctx) {
+        let request = match as_write_request(op) {
+            Ok(request) => request,
+            // Not a KeeperException in ZooKeeper: it escapes the loop and
+            // fails the whole request (but only if it is reached).
+            Err(code) => return TxnOp::Error(code),
+        };
+        match prepare_one(view, &request, ctx) {
             Ok(txn) => txns.push(txn),
             Err(code) => {
                 failed = true;
@@ -35,26 +34,24 @@ pub(super) fn prepare(view: &mut View<'_>, ops: &[MultiOp], ctx: &Context<'_>) -
     TxnOp::Multi(txns)
 }
 
-/// ZooKeeper 3.8.4 rebuilds each create/create2/createContainer of a multi
-/// with `Op.create(path, data, options, header type)`
-/// (`MultiOperationRecord.deserialize`, `Op.Create.getOpcode`): container
-/// flags make a createContainer, otherwise the op sent is kept, so a create2
-/// inside a multi is answered with a Stat and a createContainer op makes a
-/// container whatever its flags.
+/// How Apache ZooKeeper 3.8.0 (Debian's reference server) rebuilds each
+/// create of a multi: `MultiOperationRecord.deserialize` calls
+/// `Op.create(path, data, acl, flags)`, whose op code follows the flags
+/// alone (`Op.Create.getOpcode`, invalid flags read as persistent): container
+/// flags make a createContainer, TTL flags a createTTL, anything else a plain
+/// create. So a create2 or createContainer header inside a multi gives a
+/// plain create answered without a Stat (ZOOKEEPER-4026, changed in 3.8.4),
+/// and invalid flags are refused later, per op, as BadArguments.
 fn as_write_request(op: &MultiOp) -> Result<WriteRequest, ErrorCode> {
     Ok(match op {
-        MultiOp::Create { op, request } => {
+        MultiOp::Create { request, .. } => {
             let op = match CreateMode::from_code(request.flags) {
-                // `CreateMode.fromFlag(flags, null)` gives null and
-                // `deserialize` throws an IOException: the whole request is
-                // a MarshallingError.
-                None => return Err(ErrorCode::MarshallingError),
                 Some(m) if m.is_container() => OpCode::CreateContainer,
-                // A TTL mode without a TTL: `CreateOptions` rejects ttl -1 while
-                // the request is deserialized, so the whole request fails.
+                // A TTL op built from a CreateRequest carries no TTL record:
+                // preparing it fails the cast to CreateTTLRequest, which is
+                // not a KeeperException, so the whole request fails.
                 Some(m) if m.is_ttl() => return Err(ErrorCode::MarshallingError),
-                Some(_) if matches!(op, OpCode::Create2 | OpCode::CreateContainer) => *op,
-                Some(_) => OpCode::Create,
+                _ => OpCode::Create,
             };
             let request = CreateTtlRequest {
                 path: request.path.clone(),

@@ -5,7 +5,10 @@ use super::{Context, View};
 use crate::txn::TxnOp;
 
 pub(super) fn prepare_create(timeout_ms: i32, password: &[u8]) -> TxnOp {
-    TxnOp::CreateSession { timeout_ms, password: password.to_vec() }
+    TxnOp::CreateSession {
+        timeout_ms,
+        password: password.to_vec(),
+    }
 }
 
 pub(super) fn prepare_close(view: &View<'_>, ctx: &Context<'_>) -> TxnOp {

@@ -22,5 +22,9 @@ pub(super) fn prepare(
     node.stat.aversion = aversion;
     node.acl = Arc::new(acl.clone());
     view.put(&request.path, Some(node));
-    Ok(TxnOp::SetAcl { path: request.path.clone(), acl, aversion })
+    Ok(TxnOp::SetAcl {
+        path: request.path.clone(),
+        acl,
+        aversion,
+    })
 }

@@ -21,5 +21,9 @@ pub(super) fn prepare(
     node.stat.mzxid = ctx.zxid;
     node.stat.mtime = ctx.time_ms;
     view.put(&request.path, Some(node));
-    Ok(TxnOp::SetData { path: request.path.clone(), data: request.data.clone(), version })
+    Ok(TxnOp::SetData {
+        path: request.path.clone(),
+        data: request.data.clone(),
+        version,
+    })
 }
