@@ -77,6 +77,7 @@ async fn serve_inner(
     let Some(frame) = next_frame(&mut reader, &mut buf, max).await? else {
         return Ok(());
     };
+    count_received(shared, &frame);
     let connect = ConnectRequest::decode(&frame).map_err(ConnectionError::Connect)?;
 
     // Replies count against the in-flight limit: we stop reading requests
@@ -104,6 +105,7 @@ async fn serve_inner(
                 () = closed_by_server.notified() => return Ok(()),
             };
             let Some(frame) = frame else { return Ok(()) };
+            count_received(shared, &frame);
             permit.forget();
             let received = Instant::now();
             let command = match Request::decode(&frame) {
@@ -119,6 +121,13 @@ async fn serve_inner(
     .await;
     writer_task.abort();
     result
+}
+
+/// Counts a packet's bytes, length prefix included, as ZooKeeper's
+/// `bytes_received_count` does.
+fn count_received(shared: &Shared, frame: &[u8]) {
+    let bytes = (frame.len() + proto::frame::LENGTH_PREFIX) as u64;
+    shared.bytes_received.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Reads until `buf` holds at least `n` bytes; false on a clean EOF before

@@ -22,6 +22,9 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub commands: mpsc::Sender<Command>,
     pub connections_rejected: AtomicU64,
+    /// Bytes of client packets received, length prefixes included
+    /// (`bytes_received_count`).
+    pub bytes_received: AtomicU64,
     /// Open connections per client address, for `maxClientCnxns`. A std
     /// mutex: held for a map update only, never across an await.
     per_address: Mutex<HashMap<IpAddr, u32>>,
@@ -48,6 +51,27 @@ impl Drop for AddressSlot {
 }
 
 impl Shared {
+    fn new(config: Arc<Config>, commands: mpsc::Sender<Command>) -> Self {
+        Shared {
+            config,
+            commands,
+            connections_rejected: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            per_address: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// A `Shared` around a live processor task, without listeners: for
+    /// tests of the four-letter words and the admin API. Needs a runtime.
+    #[cfg(test)]
+    pub(crate) fn with_processor(config: Arc<Config>) -> Arc<Shared> {
+        let (commands, command_rx) = mpsc::channel(4096);
+        tokio::spawn(Processor::new(config.clone()).run(command_rx));
+        Arc::new(Shared::new(config, commands))
+    }
+
     /// Takes a slot for `ip`, or refuses when `maxClientCnxns` (per address)
     /// or `maxCnxns` (total) would be exceeded.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
@@ -87,14 +111,7 @@ pub async fn run(
     let (commands, command_rx) = mpsc::channel(4096);
     let processor = Processor::new(config.clone());
     let processor_task = tokio::spawn(processor.run(command_rx));
-    let shared = Arc::new(Shared {
-        config: config.clone(),
-        commands,
-        connections_rejected: AtomicU64::new(0),
-        per_address: Mutex::new(HashMap::new()),
-        next_conn: AtomicU64::new(1),
-        started: std::time::Instant::now(),
-    });
+    let shared = Arc::new(Shared::new(config.clone(), commands));
     let admin_task = admin.map(|listener| tokio::spawn(admin_http::serve(listener, shared.clone())));
 
     tokio::select! {

@@ -126,6 +126,13 @@ impl SessionTracker {
         out.sort_unstable();
         out
     }
+
+    /// (id, expiry in monotonic ms) of every session, for `dump`.
+    pub fn expiries(&self) -> Vec<(i64, u64)> {
+        let mut out: Vec<(i64, u64)> = self.sessions.iter().map(|(id, s)| (*id, s.expires_at_ms)).collect();
+        out.sort_unstable();
+        out
+    }
 }
 
 /// Clamps a requested timeout into [min, max] (`processConnectRequest`).

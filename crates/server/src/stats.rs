@@ -1,8 +1,18 @@
-//! Request statistics as ZooKeeper's `ServerStats` and per-connection
-//! `ServerCnxn` stats keep them: counts, and min/avg/max latency in ms.
-//! Owned by the processor task, so plain fields suffice.
+//! Request statistics as ZooKeeper keeps them: the server-wide counters of
+//! `ServerStats` and `ServerMetrics`, and the per-connection counters of
+//! `ServerCnxn`. Owned by the processor task, so plain fields suffice.
+//!
+//! The summary types follow ZooKeeper's metric classes, because `mntr`
+//! prints their values and operators compare them across servers:
+//! [`Summary`] is `AvgMinMaxCounter` (avg rounded to four decimals, min/max 0
+//! while empty) and [`PercentileSummary`] is `AvgMinMaxPercentileCounter`
+//! (the same plus p50/p95/p99/p999 over a uniform reservoir of 4096 samples).
 
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use proto::EventType;
+use rand::Rng as _;
 
 /// Milliseconds since the Unix epoch (for txn times and `est=`).
 pub fn wall_clock_ms() -> i64 {
@@ -12,7 +22,8 @@ pub fn wall_clock_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// min/avg/max over a window that `reset` starts afresh.
+/// Per-connection latency as `ServerCnxn` keeps it: min/avg/max in whole
+/// milliseconds, the average by integer division (`cons` prints `avglat=4`).
 #[derive(Debug, Clone, Default)]
 pub struct Latency {
     pub min_ms: u64,
@@ -27,13 +38,13 @@ impl Latency {
             self.min_ms = ms;
         }
         self.max_ms = self.max_ms.max(ms);
-        self.total_ms += ms;
+        self.total_ms = self.total_ms.saturating_add(ms);
         self.count += 1;
     }
 
-    /// ZooKeeper prints the average as a decimal (`zk_avg_latency 0.1234`).
-    pub fn avg(&self) -> f64 {
-        if self.count == 0 { 0.0 } else { self.total_ms as f64 / self.count as f64 }
+    /// `ServerCnxn.getAvgLatency`: integer division, 0 while empty.
+    pub fn avg(&self) -> u64 {
+        self.total_ms.checked_div(self.count).unwrap_or(0)
     }
 
     pub fn reset(&mut self) {
@@ -41,36 +52,270 @@ impl Latency {
     }
 }
 
-/// Server-wide counters (`ServerStats`).
+/// `AvgMinMaxCounter`: count, sum, min and max of the values recorded since
+/// the last reset.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub count: u64,
+    pub total: u64,
+    min: Option<u64>,
+    max: Option<u64>,
+}
+
+impl Summary {
+    pub fn record(&mut self, value: u64) {
+        self.count += 1;
+        self.total = self.total.saturating_add(value);
+        self.min = Some(self.min.map_or(value, |m| m.min(value)));
+        self.max = Some(self.max.map_or(value, |m| m.max(value)));
+    }
+
+    /// 0 while empty, as ZooKeeper reports it.
+    pub fn min(&self) -> u64 {
+        self.min.unwrap_or(0)
+    }
+
+    /// 0 while empty, as ZooKeeper reports it.
+    pub fn max(&self) -> u64 {
+        self.max.unwrap_or(0)
+    }
+
+    /// The mean rounded half-up to four decimals (`AvgMinMaxCounter.getAvg`),
+    /// 0.0 while empty.
+    pub fn avg(&self) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let avg = self.total as f64 / self.count as f64;
+        (avg * 10_000.0).round() / 10_000.0
+    }
+
+    pub fn reset(&mut self) {
+        *self = Summary::default();
+    }
+}
+
+/// Samples kept for percentiles (`ResettableUniformReservoir.DEFAULT_SIZE`).
+const RESERVOIR_SIZE: usize = 4096;
+
+/// `AvgMinMaxPercentileCounter`: a [`Summary`] plus percentiles computed
+/// over a uniform random sample of at most 4096 values.
+#[derive(Debug, Clone, Default)]
+pub struct PercentileSummary {
+    pub summary: Summary,
+    reservoir: Vec<u64>,
+    /// Values offered to the reservoir since the last reset.
+    offered: u64,
+}
+
+impl PercentileSummary {
+    pub fn record(&mut self, value: u64) {
+        self.summary.record(value);
+        self.offered += 1;
+        if self.reservoir.len() < RESERVOIR_SIZE {
+            self.reservoir.push(value);
+        } else {
+            // Keep each of the `offered` values with equal probability.
+            let slot = rand::rng().random_range(0..self.offered);
+            if let Some(v) = usize::try_from(slot)
+                .ok()
+                .and_then(|i| self.reservoir.get_mut(i))
+            {
+                *v = value;
+            }
+        }
+    }
+
+    /// p50, p95, p99 and p999, each rounded to a whole number as ZooKeeper
+    /// prints them; all 0 while empty.
+    pub fn percentiles(&self) -> [u64; 4] {
+        let mut sorted = self.reservoir.clone();
+        sorted.sort_unstable();
+        [0.5, 0.95, 0.99, 0.999].map(|q| quantile(&sorted, q).round() as u64)
+    }
+
+    pub fn reset(&mut self) {
+        *self = PercentileSummary::default();
+    }
+}
+
+/// The quantile of sorted samples, interpolated between neighbours the way
+/// Dropwizard's `UniformSnapshot.getValue` does.
+fn quantile(sorted: &[u64], q: f64) -> f64 {
+    let (Some(first), Some(last)) = (sorted.first(), sorted.last()) else {
+        return 0.0;
+    };
+    let pos = q * (sorted.len() + 1) as f64;
+    let index = pos as usize;
+    if index < 1 {
+        return *first as f64;
+    }
+    if index >= sorted.len() {
+        return *last as f64;
+    }
+    let lower = sorted[index - 1] as f64;
+    let upper = sorted[index] as f64;
+    lower + (pos - pos.floor()) * (upper - lower)
+}
+
+/// Sizes of the responses sent (`BufferStats`: -1 until the first one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BufferStats {
+    pub last: Option<usize>,
+    pub min: Option<usize>,
+    pub max: Option<usize>,
+}
+
+impl BufferStats {
+    pub fn record(&mut self, size: usize) {
+        self.last = Some(size);
+        self.min = Some(self.min.map_or(size, |m| m.min(size)));
+        self.max = Some(self.max.map_or(size, |m| m.max(size)));
+    }
+
+    /// A size as ZooKeeper reports it: -1 when nothing was recorded.
+    pub fn java(v: Option<usize>) -> i64 {
+        v.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+
+/// Server-wide counters: `ServerStats` plus the `ServerMetrics` Conclave has
+/// a real quantity for.
 #[derive(Debug, Clone, Default)]
 pub struct ServerStats {
+    /// Packets in: requests, connect requests and four-letter words.
     pub packets_received: u64,
+    /// Packets out: replies, notifications and connect responses.
     pub packets_sent: u64,
-    pub latency: Latency,
+    /// Every request's latency (`srvr`'s `Latency min/avg/max`).
+    pub latency: Summary,
+    /// Reads, pings and other requests without a transaction
+    /// (`readlatency`).
+    pub read_latency: PercentileSummary,
+    /// Requests that are transactions (`updatelatency`).
+    pub update_latency: PercentileSummary,
+    /// Transactions applied to the tree.
     pub commit_count: u64,
-    pub connection_rejected: u64,
     pub auth_failed: u64,
-    pub last_client_response_size: Option<usize>,
-    pub min_client_response_size: Option<usize>,
-    pub max_client_response_size: Option<usize>,
+    /// Sizes of replies and notifications, without the length prefix.
+    pub client_response: BufferStats,
+    /// Bytes of replies (`response_bytes`).
+    pub response_bytes: u64,
+    /// Bytes of watch notifications (`watch_bytes`).
+    pub watch_bytes: u64,
+    /// Connect requests (`connection_request_count`).
+    pub connection_requests: u64,
+    /// Watchers fired per event, by event type (`node_*_watch_count`).
+    pub node_created_watchers: Summary,
+    pub node_deleted_watchers: Summary,
+    pub node_changed_watchers: Summary,
+    pub node_children_watchers: Summary,
+    /// Bytes read per top-level namespace (`read_per_namespace`).
+    pub read_per_namespace: BTreeMap<String, Summary>,
+    /// Bytes written per top-level namespace (`write_per_namespace`).
+    pub write_per_namespace: BTreeMap<String, Summary>,
 }
 
 impl ServerStats {
-    pub fn record_response_size(&mut self, size: usize) {
-        self.last_client_response_size = Some(size);
-        self.min_client_response_size = Some(self.min_client_response_size.map_or(size, |m| m.min(size)));
-        self.max_client_response_size = Some(self.max_client_response_size.map_or(size, |m| m.max(size)));
+    /// A request answered after `latency_ms`: `update` when it was a
+    /// transaction (`ServerStats.updateLatency`).
+    pub fn record_request(&mut self, latency_ms: u64, update: bool) {
+        self.latency.record(latency_ms);
+        if update {
+            self.update_latency.record(latency_ms);
+        } else {
+            self.read_latency.record(latency_ms);
+        }
     }
 
-    /// `srst`: latency and packet counts start over.
-    pub fn reset(&mut self) {
-        self.packets_received = 0;
-        self.packets_sent = 0;
-        self.latency.reset();
-        self.last_client_response_size = None;
-        self.min_client_response_size = None;
-        self.max_client_response_size = None;
+    /// A reply of `size` bytes (without the length prefix).
+    pub fn record_reply(&mut self, size: usize) {
+        self.client_response.record(size);
+        self.response_bytes = self.response_bytes.saturating_add(size as u64);
     }
+
+    /// A watch notification of `size` bytes (without the length prefix).
+    pub fn record_notification(&mut self, size: usize) {
+        self.client_response.record(size);
+        self.watch_bytes = self.watch_bytes.saturating_add(size as u64);
+    }
+
+    /// The watchers one change fired, by their event types
+    /// (`WatchManager.triggerWatch` records one value per event type).
+    pub fn record_watchers_fired(&mut self, events: impl IntoIterator<Item = EventType>) {
+        let (mut created, mut deleted, mut changed, mut children) = (0, 0, 0, 0);
+        for event in events {
+            match event {
+                EventType::NodeCreated => created += 1,
+                EventType::NodeDeleted => deleted += 1,
+                EventType::NodeDataChanged => changed += 1,
+                EventType::NodeChildrenChanged => children += 1,
+                EventType::None => {}
+            }
+        }
+        for (summary, n) in [
+            (&mut self.node_created_watchers, created),
+            (&mut self.node_deleted_watchers, deleted),
+            (&mut self.node_changed_watchers, changed),
+            (&mut self.node_children_watchers, children),
+        ] {
+            if n > 0 {
+                summary.record(n);
+            }
+        }
+    }
+
+    /// A read of `path` that returned `bytes` of data or child names
+    /// (`DataTree.updateReadStat`: the path, the bytes and a stat's size).
+    pub fn record_read(&mut self, path: &str, bytes: usize) {
+        if let Some(ns) = top_namespace(path) {
+            let value = java_len(path) + bytes as u64 + STAT_OVERHEAD_BYTES;
+            self.read_per_namespace
+                .entry(ns.to_owned())
+                .or_default()
+                .record(value);
+        }
+    }
+
+    /// A write of `bytes` of data to `path` (`DataTree.updateWriteStat`).
+    pub fn record_write(&mut self, path: &str, bytes: usize) {
+        if let Some(ns) = top_namespace(path) {
+            let value = java_len(path) + bytes as u64;
+            self.write_per_namespace
+                .entry(ns.to_owned())
+                .or_default()
+                .record(value);
+        }
+    }
+
+    /// `srst` (`ServerStats.reset`): latency, packet counts and response
+    /// sizes start over, and so does every metric (`ServerMetrics.resetAll`:
+    /// counters and summaries; the per-namespace summaries keep their
+    /// namespaces at zero). The auth-failure gauge is kept, as in ZooKeeper.
+    pub fn reset(&mut self) {
+        let zeroed = |m: &BTreeMap<String, Summary>| {
+            m.keys().map(|k| (k.clone(), Summary::default())).collect()
+        };
+        *self = ServerStats {
+            auth_failed: self.auth_failed,
+            read_per_namespace: zeroed(&self.read_per_namespace),
+            write_per_namespace: zeroed(&self.write_per_namespace),
+            ..ServerStats::default()
+        };
+    }
+}
+
+/// What ZooKeeper adds to a read's size for the stat (`DataTree.STAT_OVERHEAD_BYTES`).
+const STAT_OVERHEAD_BYTES: u64 = 6 * 8 + 5 * 4;
+
+/// The first component of a path (`PathUtils.getTopNamespace`); none for `/`.
+pub fn top_namespace(path: &str) -> Option<&str> {
+    path.split('/').nth(1).filter(|ns| !ns.is_empty())
+}
+
+/// A string's length as Java counts it (UTF-16 units).
+fn java_len(s: &str) -> u64 {
+    s.encode_utf16().count() as u64
 }
 
 /// Per-connection counters (`ServerCnxn.dumpConnectionInfo`).
@@ -118,5 +363,121 @@ impl ConnStats {
 impl Default for ConnStats {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_is_zero_while_empty_and_rounds_avg_to_four_places() {
+        let mut s = Summary::default();
+        assert_eq!(
+            (s.min(), s.max(), s.avg(), s.count, s.total),
+            (0, 0, 0.0, 0, 0)
+        );
+        for v in [0, 1, 10] {
+            s.record(v);
+        }
+        assert_eq!((s.min(), s.max(), s.count, s.total), (0, 10, 3, 11));
+        assert_eq!(s.avg(), 3.6667);
+        s.reset();
+        assert_eq!(s, Summary::default());
+    }
+
+    #[test]
+    fn percentiles_interpolate_like_dropwizard() {
+        let mut p = PercentileSummary::default();
+        assert_eq!(p.percentiles(), [0, 0, 0, 0]);
+        for v in 1..=100 {
+            p.record(v);
+        }
+        // pos = q * 101: 50.5 -> 50.5, 95.95 -> 95.95, 99.99 -> 99.99, 100.899 -> last.
+        assert_eq!(p.percentiles(), [51, 96, 100, 100]);
+        p.record(7);
+        assert_eq!(p.summary.count, 101);
+    }
+
+    #[test]
+    fn reservoir_stays_bounded() {
+        let mut p = PercentileSummary::default();
+        for v in 0..10_000 {
+            p.record(v % 7);
+        }
+        assert_eq!(p.reservoir.len(), RESERVOIR_SIZE);
+        assert_eq!(p.summary.count, 10_000);
+        assert!(p.percentiles().iter().all(|v| *v <= 6));
+    }
+
+    #[test]
+    fn namespace_statistics() {
+        assert_eq!(top_namespace("/"), None);
+        assert_eq!(top_namespace("/app"), Some("app"));
+        assert_eq!(top_namespace("/app/data"), Some("app"));
+        let mut s = ServerStats::default();
+        s.record_read("/", 5);
+        s.record_read("/app/data", 5);
+        s.record_write("/app/data", 5);
+        s.record_write("/zookeeper/config", 0);
+        assert_eq!(s.read_per_namespace.len(), 1);
+        assert_eq!(s.read_per_namespace["app"].total, 9 + 5 + 68);
+        assert_eq!(s.write_per_namespace["app"].total, 9 + 5);
+        assert_eq!(s.write_per_namespace["zookeeper"].total, 17);
+        s.reset();
+        assert_eq!(
+            s.write_per_namespace.keys().collect::<Vec<_>>(),
+            ["app", "zookeeper"]
+        );
+        assert_eq!(s.write_per_namespace["app"], Summary::default());
+    }
+
+    #[test]
+    fn connection_average_is_integer_division() {
+        let mut l = Latency::default();
+        assert_eq!(l.avg(), 0);
+        l.record(3);
+        l.record(4);
+        assert_eq!((l.min_ms, l.avg(), l.max_ms), (3, 3, 4));
+    }
+
+    #[test]
+    fn server_reset_keeps_only_the_auth_gauge() {
+        let mut s = ServerStats {
+            packets_received: 3,
+            auth_failed: 2,
+            commit_count: 5,
+            ..Default::default()
+        };
+        s.record_request(4, true);
+        s.record_request(1, false);
+        s.record_reply(16);
+        s.record_notification(40);
+        s.record_watchers_fired([EventType::NodeDataChanged, EventType::NodeDataChanged]);
+        assert_eq!(
+            s.client_response,
+            BufferStats {
+                last: Some(40),
+                min: Some(16),
+                max: Some(40)
+            }
+        );
+        assert_eq!((s.response_bytes, s.watch_bytes), (16, 40));
+        assert_eq!(
+            (s.node_changed_watchers.count, s.node_changed_watchers.total),
+            (1, 2)
+        );
+        assert_eq!(s.node_created_watchers.count, 0);
+        assert_eq!(
+            (s.update_latency.summary.count, s.read_latency.summary.count),
+            (1, 1)
+        );
+        s.reset();
+        assert_eq!(s.auth_failed, 2);
+        assert_eq!(
+            (s.packets_received, s.commit_count, s.latency.count),
+            (0, 0, 0)
+        );
+        assert_eq!(s.client_response, BufferStats::default());
     }
 }

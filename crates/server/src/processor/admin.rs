@@ -3,8 +3,19 @@
 
 use std::net::SocketAddr;
 
+use proto::{MultiReadOp, Request};
+use tree::Change;
+
 use super::Processor;
-use crate::stats::{ConnStats, ServerStats};
+use crate::stats::{ConnStats, ServerStats, wall_clock_ms};
+
+/// What a read returns, for its statistics.
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    Data,
+    Stat,
+    Children,
+}
 
 /// A question for the processor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +25,16 @@ pub enum AdminQuery {
     ResetServerStats,
     /// `crst`.
     ResetConnectionStats,
+    /// A four-letter word arrived: ZooKeeper counts its four bytes as a
+    /// received packet (`ServerCnxn.packetReceived`) before running it.
+    FourLetterWord,
+    /// A four-letter word's output went out in this many packets (ZooKeeper
+    /// counts each flush of its 8192-character writer as a packet sent).
+    FourLetterOutput {
+        packets: u64,
+    },
+    /// Is the processor serving? (Answered `Done`.)
+    Ping,
 }
 
 #[derive(Debug)]
@@ -26,8 +47,12 @@ pub enum AdminAnswer {
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     pub remote: SocketAddr,
+    /// 0 until the handshake established a session.
     pub session_id: i64,
     pub timeout_ms: i32,
+    /// The selector interest ZooKeeper prints in brackets: 1 (read) for a
+    /// client connection, 0 for a connection running a four-letter word.
+    pub interest_ops: u32,
     pub stats: ConnStats,
 }
 
@@ -36,14 +61,21 @@ pub struct ConnectionInfo {
 pub struct ServerSnapshot {
     pub last_zxid: i64,
     pub node_count: usize,
+    /// Data and child watches (`zk_watch_count`).
     pub watch_count: usize,
     pub ephemerals_count: usize,
     pub approximate_data_size: i64,
+    /// Monotonic milliseconds since the processor started; session expiry
+    /// times are on this clock.
     pub uptime_ms: u64,
+    /// The wall clock at the same instant, to turn expiry times into dates.
+    pub wall_clock_ms: i64,
     pub stats: ServerStats,
     pub connections: Vec<ConnectionInfo>,
     /// (session id, timeout ms), sorted.
     pub sessions: Vec<(i64, i32)>,
+    /// (session id, expiry on the `uptime_ms` clock), sorted by id.
+    pub session_expiries: Vec<(i64, u64)>,
     /// Session id -> its ephemeral paths.
     pub ephemerals: Vec<(i64, Vec<String>)>,
     /// (connections, paths, watches) of the data-watch table (`wchs`).
@@ -52,6 +84,12 @@ pub struct ServerSnapshot {
     pub watches_by_session: Vec<(i64, Vec<String>)>,
     /// Path -> session ids (`wchp`).
     pub watches_by_path: Vec<(String, Vec<i64>)>,
+    /// Connections refused by the accept loop (`connection_rejected`);
+    /// counted by the listener, filled in by `report::snapshot`.
+    pub connections_rejected: u64,
+    /// Bytes of client packets received (`bytes_received_count`); counted
+    /// by the connections, filled in by `report::snapshot`.
+    pub bytes_received: u64,
 }
 
 impl Processor {
@@ -68,6 +106,64 @@ impl Processor {
                 }
                 AdminAnswer::Done
             }
+            AdminQuery::FourLetterWord => {
+                self.stats.packets_received += 1;
+                AdminAnswer::Done
+            }
+            AdminQuery::FourLetterOutput { packets } => {
+                self.stats.packets_sent += packets;
+                AdminAnswer::Done
+            }
+            AdminQuery::Ping => AdminAnswer::Done,
+        }
+    }
+
+    /// Per-namespace read statistics of a read that succeeded
+    /// (`DataTree.getData`, `statNode`, `getChildren`): the data, nothing,
+    /// or the child names.
+    pub(super) fn record_read_stats(&mut self, request: &Request) {
+        let reads: Vec<(&str, Read)> = match request {
+            Request::GetData(r) => vec![(&r.path, Read::Data)],
+            Request::Exists(r) => vec![(&r.path, Read::Stat)],
+            Request::GetChildren(r) | Request::GetChildren2(r) => vec![(&r.path, Read::Children)],
+            Request::MultiRead(ops) => ops
+                .iter()
+                .map(|op| match op {
+                    MultiReadOp::GetData(r) => (r.path.as_str(), Read::Data),
+                    MultiReadOp::GetChildren(r) => (r.path.as_str(), Read::Children),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (path, read) in reads {
+            let Some(node) = self.tree.node(path) else {
+                continue;
+            };
+            let bytes = match read {
+                Read::Data => node.data.as_ref().map_or(0, Vec::len),
+                Read::Stat => 0,
+                Read::Children => node.children.iter().map(|c| c.encode_utf16().count()).sum(),
+            };
+            self.stats.record_read(path, bytes);
+        }
+    }
+
+    /// Per-namespace write statistics of an applied transaction
+    /// (`DataTree.createNode`, `setData`, `deleteNode`).
+    pub(super) fn record_write_stats(&mut self, changes: &[Change]) {
+        for change in changes {
+            let (path, bytes) = match change {
+                Change::Created { path, .. } | Change::DataChanged { path, .. } => {
+                    let bytes = self
+                        .tree
+                        .node(path)
+                        .and_then(|n| n.data.as_ref())
+                        .map_or(0, Vec::len);
+                    (path, bytes)
+                }
+                Change::Deleted { path, .. } => (path, 0),
+            };
+            self.stats.record_write(path, bytes);
         }
     }
 
@@ -84,6 +180,7 @@ impl Processor {
                 remote: c.remote,
                 session_id: c.session_id,
                 timeout_ms: c.timeout_ms,
+                interest_ops: 1,
                 stats: c.stats.clone(),
             })
             .collect();
@@ -107,9 +204,11 @@ impl Processor {
             ephemerals_count: self.tree.ephemeral_count(),
             approximate_data_size: self.tree.approximate_data_size(),
             uptime_ms: self.now_ms(),
+            wall_clock_ms: wall_clock_ms(),
             stats: self.stats.clone(),
             connections,
             sessions: self.sessions.all(),
+            session_expiries: self.sessions.expiries(),
             ephemerals: self
                 .tree
                 .ephemerals_by_session()
@@ -119,6 +218,8 @@ impl Processor {
             watch_summary: self.watches.data_summary(),
             watches_by_session,
             watches_by_path,
+            connections_rejected: 0,
+            bytes_received: 0,
         }
     }
 }

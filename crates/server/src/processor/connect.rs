@@ -22,6 +22,7 @@ impl Processor {
         outbound: OutboundTx,
     ) {
         self.stats.packets_received += 1;
+        self.stats.connection_requests += 1;
         if request.last_zxid_seen > self.tree.last_zxid() {
             tracing::info!(
                 %remote,
@@ -74,6 +75,8 @@ impl Processor {
         let txn = prepare(&self.tree, &WriteRequest::CreateSession { timeout_ms, password: password.clone() }, &ctx);
         apply(&mut self.tree, &txn);
         self.stats.commit_count += 1;
+        // createSession is a transaction answered as soon as it is applied.
+        self.stats.record_request(0, true);
         let now = self.now_ms();
         self.sessions.track(session_id, timeout_ms, Some(conn_id), now);
         if let Some(conn) = self.conns.get_mut(&conn_id) {

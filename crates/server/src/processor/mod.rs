@@ -194,6 +194,9 @@ impl Processor {
             request if writes::is_write(&request) => self.write(conn_id, header, request, received),
             request => {
                 let (err, response) = self.read(conn_id, &request);
+                if err == ErrorCode::Ok {
+                    self.record_read_stats(&request);
+                }
                 let zxid = self.tree.last_zxid();
                 self.reply(conn_id, header.xid, zxid, err, &response, op, received);
             }
@@ -274,8 +277,16 @@ impl Processor {
         conn.stats.last_latency_ms = latency_ms;
         conn.stats.latency.record(latency_ms);
         self.stats.packets_sent += 1;
-        self.stats.latency.record(latency_ms);
-        self.stats.record_response_size(frame.len());
+        let size = frame.len().saturating_sub(proto::frame::LENGTH_PREFIX);
+        if matches!(op, OpCode::Auth | OpCode::Sasl) {
+            // ZooKeeper answers these outside its request pipeline: they
+            // count in neither the latencies nor `response_bytes`.
+            self.stats.client_response.record(size);
+        } else {
+            let update = writes::is_write_op(op) || op == OpCode::CreateSession;
+            self.stats.record_request(latency_ms, update);
+            self.stats.record_reply(size);
+        }
         let _ = conn.outbound.send(Outgoing::Reply(frame));
     }
 

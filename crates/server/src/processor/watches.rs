@@ -17,7 +17,9 @@ impl Processor {
     /// present in Debian's ZooKeeper 3.8).
     pub(super) fn deliver(&mut self, changes: &[Change]) {
         for change in changes {
-            for n in self.watches.trigger(change) {
+            let fired = self.watches.trigger(change);
+            self.stats.record_watchers_fired(fired.iter().map(|n| n.event_type));
+            for n in fired {
                 let Some(conn) = self.conns.get(&n.watcher) else { continue };
                 if tree::acl::check(&n.acl, perms::READ, &conn.auth, self.config.skip_acl).is_err() {
                     continue;
@@ -30,6 +32,7 @@ impl Processor {
     fn notify(&mut self, conn_id: ConnId, event_type: EventType, path: &str) {
         let mut frame = Vec::new();
         proto::encode_notification(&mut frame, event_type, path);
+        self.stats.record_notification(frame.len().saturating_sub(proto::frame::LENGTH_PREFIX));
         self.send_frame(conn_id, frame);
     }
 

@@ -106,6 +106,7 @@ impl Processor {
     pub(super) fn commit(&mut self, txn: &Txn) -> Outcome {
         let applied = apply(&mut self.tree, txn);
         self.stats.commit_count += 1;
+        self.record_write_stats(&applied.changes);
         self.deliver(&applied.changes);
         applied.outcome
     }
