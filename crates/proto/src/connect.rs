@@ -30,7 +30,11 @@ impl ConnectRequest {
         let timeout_ms = r.read_i32()?;
         let session_id = r.read_i64()?;
         let password = r.read_buffer()?.unwrap_or_default();
-        let read_only = if r.is_empty() { None } else { Some(r.read_bool()?) };
+        let read_only = if r.is_empty() {
+            None
+        } else {
+            Some(r.read_bool()?)
+        };
         Ok(ConnectRequest {
             protocol_version,
             last_zxid_seen,
@@ -92,8 +96,18 @@ impl ConnectResponse {
         let timeout_ms = r.read_i32()?;
         let session_id = r.read_i64()?;
         let password = r.read_buffer()?.unwrap_or_default();
-        let read_only = if r.is_empty() { None } else { Some(r.read_bool()?) };
-        Ok(ConnectResponse { protocol_version, timeout_ms, session_id, password, read_only })
+        let read_only = if r.is_empty() {
+            None
+        } else {
+            Some(r.read_bool()?)
+        };
+        Ok(ConnectResponse {
+            protocol_version,
+            timeout_ms,
+            session_id,
+            password,
+            read_only,
+        })
     }
 }
 

@@ -5,7 +5,11 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("truncated {what}: needed {needed} bytes, {available} available")]
-    Truncated { what: &'static str, needed: usize, available: usize },
+    Truncated {
+        what: &'static str,
+        needed: usize,
+        available: usize,
+    },
     #[error("negative {what} length {len}")]
     NegativeLength { what: &'static str, len: i32 },
     #[error("{extra} unexpected trailing bytes")]
@@ -14,6 +18,8 @@ pub enum DecodeError {
     BadMultiOp { op: i32 },
     #[error("op code {op} is an internal transaction type, not a request")]
     NotARequest { op: i32 },
+    #[error("null path")]
+    NullPath,
     #[error("unknown error code {code}")]
     UnknownErrorCode { code: i32 },
 }

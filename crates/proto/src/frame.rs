@@ -68,8 +68,14 @@ mod tests {
     fn oversized_and_negative_lengths_are_refused_from_the_prefix_alone() {
         assert_eq!(
             decode_frame(&1000i32.to_be_bytes(), 999),
-            Err(FrameError::TooLarge { len: 1000, max: 999 })
+            Err(FrameError::TooLarge {
+                len: 1000,
+                max: 999
+            })
         );
-        assert_eq!(decode_frame(&(-5i32).to_be_bytes(), 999), Err(FrameError::NegativeLength(-5)));
+        assert_eq!(
+            decode_frame(&(-5i32).to_be_bytes(), 999),
+            Err(FrameError::NegativeLength(-5))
+        );
     }
 }

@@ -48,7 +48,11 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, len: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < len {
-            return Err(DecodeError::Truncated { what, needed: len, available: self.remaining() });
+            return Err(DecodeError::Truncated {
+                what,
+                needed: len,
+                available: self.remaining(),
+            });
         }
         let out = &self.buf[self.pos..self.pos + len];
         self.pos += len;
@@ -85,7 +89,11 @@ impl<'a> Reader<'a> {
         }
         let len = usize::try_from(len).map_err(|_| DecodeError::NegativeLength { what, len })?;
         if len > self.remaining() {
-            return Err(DecodeError::Truncated { what, needed: len, available: self.remaining() });
+            return Err(DecodeError::Truncated {
+                what,
+                needed: len,
+                available: self.remaining(),
+            });
         }
         Ok(Some(len))
     }
@@ -348,7 +356,10 @@ mod tests {
         let mut bytes = Vec::new();
         write_i32(&mut bytes, i32::MAX);
         let err = Vec::<String>::decode(&mut Reader::new(&bytes)).unwrap_err();
-        assert!(matches!(err, DecodeError::Truncated { what: "vector", .. }), "{err:?}");
+        assert!(
+            matches!(err, DecodeError::Truncated { what: "vector", .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -356,7 +367,13 @@ mod tests {
         let mut bytes = Vec::new();
         write_i32(&mut bytes, -2);
         let err = Reader::new(&bytes).read_buffer().unwrap_err();
-        assert_eq!(err, DecodeError::NegativeLength { what: "buffer", len: -2 });
+        assert_eq!(
+            err,
+            DecodeError::NegativeLength {
+                what: "buffer",
+                len: -2
+            }
+        );
     }
 
     #[test]

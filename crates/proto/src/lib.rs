@@ -34,17 +34,54 @@ pub const DEFAULT_MAX_BUFFER: usize = 0xfffff;
 /// when `err` is Ok.
 pub fn encode_reply(out: &mut Vec<u8>, xid: i32, zxid: i64, err: ErrorCode, body: &Response) {
     frame::encode_frame(out, |o| {
-        jute::Jute::encode(&ReplyHeader { xid, zxid, err: err.code() }, o);
+        jute::Jute::encode(
+            &ReplyHeader {
+                xid,
+                zxid,
+                err: err.code(),
+            },
+            o,
+        );
         if err == ErrorCode::Ok {
             body.encode(o);
         }
     });
 }
 
+/// Encodes a reply frame that carries a body despite an error. ZooKeeper
+/// sends a body after an error only when a multiRead is refused midway: the
+/// results gathered so far go out with MarshallingError.
+pub fn encode_reply_with_body(
+    out: &mut Vec<u8>,
+    xid: i32,
+    zxid: i64,
+    err: ErrorCode,
+    body: &Response,
+) {
+    frame::encode_frame(out, |o| {
+        jute::Jute::encode(
+            &ReplyHeader {
+                xid,
+                zxid,
+                err: err.code(),
+            },
+            o,
+        );
+        body.encode(o);
+    });
+}
+
 /// Encodes a watch notification frame (xid -1). ZooKeeper 3.8 sends zxid -1.
 pub fn encode_notification(out: &mut Vec<u8>, event_type: EventType, path: &str) {
     frame::encode_frame(out, |o| {
-        jute::Jute::encode(&ReplyHeader { xid: xid::NOTIFICATION, zxid: -1, err: 0 }, o);
+        jute::Jute::encode(
+            &ReplyHeader {
+                xid: xid::NOTIFICATION,
+                zxid: -1,
+                err: 0,
+            },
+            o,
+        );
         jute::Jute::encode(
             &WatcherEvent {
                 event_type: event_type.code(),

@@ -30,7 +30,10 @@ record! {
 
 impl Id {
     pub fn new(scheme: impl Into<String>, id: impl Into<String>) -> Self {
-        Id { scheme: scheme.into(), id: id.into() }
+        Id {
+            scheme: scheme.into(),
+            id: id.into(),
+        }
     }
 }
 
@@ -43,7 +46,10 @@ record! {
 
 impl Acl {
     pub fn new(perms: i32, scheme: &str, id: &str) -> Self {
-        Acl { perms, id: Id::new(scheme, id) }
+        Acl {
+            perms,
+            id: Id::new(scheme, id),
+        }
     }
 
     /// `ZooDefs.Ids.OPEN_ACL_UNSAFE`.
@@ -313,5 +319,9 @@ record! {
 }
 
 impl MultiHeader {
-    pub const END: MultiHeader = MultiHeader { op: -1, done: true, err: -1 };
+    pub const END: MultiHeader = MultiHeader {
+        op: -1,
+        done: true,
+        err: -1,
+    };
 }

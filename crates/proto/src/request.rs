@@ -24,6 +24,10 @@ pub enum MultiOp {
 pub enum MultiReadOp {
     GetChildren(PathWatchRequest),
     GetData(PathWatchRequest),
+    /// A write op in a multiRead. ZooKeeper's `MultiOperationRecord` decodes
+    /// it (only mixing reads and writes is a decoding error) and the server
+    /// then refuses it with MarshallingError while answering.
+    Write(MultiOp),
 }
 
 /// A decoded client request, one variant per op code.
@@ -85,9 +89,7 @@ impl RequestError {
     pub fn error_code(&self) -> ErrorCode {
         match self {
             RequestError::UnknownOp(_) => ErrorCode::Unimplemented,
-            RequestError::Malformed { .. } | RequestError::Header(_) => {
-                ErrorCode::MarshallingError
-            }
+            RequestError::Malformed { .. } | RequestError::Header(_) => ErrorCode::MarshallingError,
         }
     }
 }
@@ -96,7 +98,9 @@ impl Request {
     /// Splits a frame into its header and decodes the body the op code names.
     /// On a body error the header is still returned so the reply can echo
     /// its xid.
-    pub fn decode(frame: &[u8]) -> Result<(RequestHeader, Request), (Option<RequestHeader>, RequestError)> {
+    pub fn decode(
+        frame: &[u8],
+    ) -> Result<(RequestHeader, Request), (Option<RequestHeader>, RequestError)> {
         let mut r = Reader::new(frame);
         let header = RequestHeader::decode(&mut r).map_err(|e| (None, RequestError::Header(e)))?;
         let Some(op) = OpCode::from_code(header.op) else {
@@ -116,7 +120,15 @@ impl Request {
             OpCode::CreateContainer => Request::CreateContainer(Jute::decode(r)?),
             OpCode::CreateTtl => Request::CreateTtl(Jute::decode(r)?),
             OpCode::Delete => Request::Delete(Jute::decode(r)?),
-            OpCode::Exists => Request::Exists(Jute::decode(r)?),
+            // ZooKeeper fails a null exists path with MarshallingError (its
+            // NUL check dereferences it); other reads treat null as absent.
+            OpCode::Exists => {
+                let path = r.read_ustring()?.ok_or(DecodeError::NullPath)?;
+                Request::Exists(PathWatchRequest {
+                    path,
+                    watch: r.read_bool()?,
+                })
+            }
             OpCode::GetData => Request::GetData(Jute::decode(r)?),
             OpCode::SetData => Request::SetData(Jute::decode(r)?),
             OpCode::GetAcl => Request::GetAcl(Jute::decode(r)?),
@@ -133,9 +145,9 @@ impl Request {
             OpCode::RemoveWatches => Request::RemoveWatches(Jute::decode(r)?),
             // deleteContainer's body is the raw UTF-8 path, not a record
             // (`PrepRequestProcessor`: `new String(request.request.array())`).
-            OpCode::DeleteContainer => {
-                Request::DeleteContainer(DeleteContainerRequest { path: Some(r.take_rest().to_vec()) })
-            }
+            OpCode::DeleteContainer => Request::DeleteContainer(DeleteContainerRequest {
+                path: Some(r.take_rest().to_vec()),
+            }),
             OpCode::Auth => Request::Auth(Jute::decode(r)?),
             OpCode::SetWatches => Request::SetWatches(Jute::decode(r)?),
             OpCode::SetWatches2 => Request::SetWatches2(Jute::decode(r)?),
@@ -222,7 +234,11 @@ impl Request {
 
     /// Header plus body, without the frame length.
     pub fn encode(&self, xid: i32, out: &mut Vec<u8>) {
-        RequestHeader { xid, op: self.op().code() }.encode(out);
+        RequestHeader {
+            xid,
+            op: self.op().code(),
+        }
+        .encode(out);
         self.encode_body(out);
     }
 }
@@ -234,21 +250,29 @@ fn decode_multi(r: &mut Reader<'_>) -> Result<Vec<MultiOp>, DecodeError> {
         if header.done {
             return Ok(ops);
         }
-        let op = OpCode::from_code(header.op).ok_or(DecodeError::BadMultiOp { op: header.op })?;
-        ops.push(match op {
-            OpCode::Create | OpCode::Create2 | OpCode::CreateContainer => {
-                MultiOp::Create { op, request: Jute::decode(r)? }
-            }
-            OpCode::CreateTtl => MultiOp::CreateTtl(Jute::decode(r)?),
-            OpCode::Delete => MultiOp::Delete(Jute::decode(r)?),
-            OpCode::SetData => MultiOp::SetData(Jute::decode(r)?),
-            OpCode::Check => MultiOp::Check(Jute::decode(r)?),
-            // Reads in a write multi: "Mixing different kind of ops".
-            _ => return Err(DecodeError::BadMultiOp { op: header.op }),
-        });
+        // Reads in a write multi: "Mixing different kind of ops", or a
+        // read-only multi that ZooKeeper cannot prepare either.
+        ops.push(decode_multi_write_op(header.op, r)?);
     }
 }
 
+fn decode_multi_write_op(op: i32, r: &mut Reader<'_>) -> Result<MultiOp, DecodeError> {
+    let code = OpCode::from_code(op).ok_or(DecodeError::BadMultiOp { op })?;
+    Ok(match code {
+        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer => MultiOp::Create {
+            op: code,
+            request: Jute::decode(r)?,
+        },
+        OpCode::CreateTtl => MultiOp::CreateTtl(Jute::decode(r)?),
+        OpCode::Delete => MultiOp::Delete(Jute::decode(r)?),
+        OpCode::SetData => MultiOp::SetData(Jute::decode(r)?),
+        OpCode::Check => MultiOp::Check(Jute::decode(r)?),
+        _ => return Err(DecodeError::BadMultiOp { op }),
+    })
+}
+
+/// A multiRead may hold only reads or only writes (the writes are refused
+/// later); mixing the two is a decoding error, as in ZooKeeper.
 fn decode_multi_read(r: &mut Reader<'_>) -> Result<Vec<MultiReadOp>, DecodeError> {
     let mut ops = Vec::new();
     loop {
@@ -256,33 +280,50 @@ fn decode_multi_read(r: &mut Reader<'_>) -> Result<Vec<MultiReadOp>, DecodeError
         if header.done {
             return Ok(ops);
         }
-        ops.push(match OpCode::from_code(header.op) {
+        let op = match OpCode::from_code(header.op) {
             Some(OpCode::GetChildren) => MultiReadOp::GetChildren(Jute::decode(r)?),
             Some(OpCode::GetData) => MultiReadOp::GetData(Jute::decode(r)?),
-            _ => return Err(DecodeError::BadMultiOp { op: header.op }),
-        });
+            _ => MultiReadOp::Write(decode_multi_write_op(header.op, r)?),
+        };
+        let is_write = matches!(op, MultiReadOp::Write(_));
+        if ops
+            .first()
+            .is_some_and(|first| matches!(first, MultiReadOp::Write(_)) != is_write)
+        {
+            return Err(DecodeError::BadMultiOp { op: header.op });
+        }
+        ops.push(op);
     }
 }
 
 fn encode_multi(ops: &[MultiOp], out: &mut Vec<u8>) {
     for op in ops {
-        let code = match op {
-            MultiOp::Create { op, .. } => *op,
-            MultiOp::CreateTtl(_) => OpCode::CreateTtl,
-            MultiOp::Delete(_) => OpCode::Delete,
-            MultiOp::SetData(_) => OpCode::SetData,
-            MultiOp::Check(_) => OpCode::Check,
-        };
-        MultiHeader { op: code.code(), done: false, err: -1 }.encode(out);
-        match op {
-            MultiOp::Create { request, .. } => request.encode(out),
-            MultiOp::CreateTtl(x) => x.encode(out),
-            MultiOp::Delete(x) => x.encode(out),
-            MultiOp::SetData(x) => x.encode(out),
-            MultiOp::Check(x) => x.encode(out),
-        }
+        encode_multi_write_op(op, out);
     }
     MultiHeader::END.encode(out);
+}
+
+fn encode_multi_write_op(op: &MultiOp, out: &mut Vec<u8>) {
+    let code = match op {
+        MultiOp::Create { op, .. } => *op,
+        MultiOp::CreateTtl(_) => OpCode::CreateTtl,
+        MultiOp::Delete(_) => OpCode::Delete,
+        MultiOp::SetData(_) => OpCode::SetData,
+        MultiOp::Check(_) => OpCode::Check,
+    };
+    MultiHeader {
+        op: code.code(),
+        done: false,
+        err: -1,
+    }
+    .encode(out);
+    match op {
+        MultiOp::Create { request, .. } => request.encode(out),
+        MultiOp::CreateTtl(x) => x.encode(out),
+        MultiOp::Delete(x) => x.encode(out),
+        MultiOp::SetData(x) => x.encode(out),
+        MultiOp::Check(x) => x.encode(out),
+    }
 }
 
 fn encode_multi_read(ops: &[MultiReadOp], out: &mut Vec<u8>) {
@@ -290,8 +331,17 @@ fn encode_multi_read(ops: &[MultiReadOp], out: &mut Vec<u8>) {
         let (code, body) = match op {
             MultiReadOp::GetChildren(x) => (OpCode::GetChildren, x),
             MultiReadOp::GetData(x) => (OpCode::GetData, x),
+            MultiReadOp::Write(write) => {
+                encode_multi_write_op(write, out);
+                continue;
+            }
         };
-        MultiHeader { op: code.code(), done: false, err: -1 }.encode(out);
+        MultiHeader {
+            op: code.code(),
+            done: false,
+            err: -1,
+        }
+        .encode(out);
         body.encode(out);
     }
     MultiHeader::END.encode(out);

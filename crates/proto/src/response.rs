@@ -11,14 +11,26 @@ use crate::{DecodeError, ErrorCode};
 pub enum MultiResult {
     /// A create without Stat (type 1): every plain create of a multi,
     /// including ones sent as create2.
-    Create { path: String },
+    Create {
+        path: String,
+    },
     /// A create with Stat (type 15): createContainer and createTTL.
-    Create2 { path: String, stat: Stat },
+    Create2 {
+        path: String,
+        stat: Stat,
+    },
     Delete,
-    SetData { stat: Stat },
+    SetData {
+        stat: Stat,
+    },
     Check,
-    GetChildren { children: Vec<String> },
-    GetData { data: Option<Vec<u8>>, stat: Stat },
+    GetChildren {
+        children: Vec<String>,
+    },
+    GetData {
+        data: Option<Vec<u8>>,
+        stat: Stat,
+    },
     /// A failed op, or with `Ok` an op before the failing one of a failed multi.
     Error(ErrorCode),
 }
@@ -119,12 +131,19 @@ fn encode_multi_results(results: &[MultiResult], out: &mut Vec<u8>) {
             MultiResult::Error(code) => code.code(),
             _ => 0,
         };
-        MultiHeader { op: result.op(), done: false, err }.encode(out);
+        MultiHeader {
+            op: result.op(),
+            done: false,
+            err,
+        }
+        .encode(out);
         match result {
             MultiResult::Create { path } => CreateResponse { path: path.clone() }.encode(out),
-            MultiResult::Create2 { path, stat } => {
-                Create2Response { path: path.clone(), stat: stat.clone() }.encode(out)
+            MultiResult::Create2 { path, stat } => Create2Response {
+                path: path.clone(),
+                stat: stat.clone(),
             }
+            .encode(out),
             MultiResult::Delete | MultiResult::Check => {}
             MultiResult::SetData { stat } => stat.encode(out),
             MultiResult::GetChildren { children } => children.encode(out),
@@ -146,18 +165,30 @@ fn decode_multi_results(r: &mut Reader<'_>) -> Result<Vec<MultiResult>, DecodeEr
             return Ok(results);
         }
         let result = match OpCode::from_code(header.op) {
-            Some(OpCode::Create) => MultiResult::Create { path: Jute::decode(r)? },
+            Some(OpCode::Create) => MultiResult::Create {
+                path: Jute::decode(r)?,
+            },
             Some(OpCode::Create2) => {
                 let x = Create2Response::decode(r)?;
-                MultiResult::Create2 { path: x.path, stat: x.stat }
+                MultiResult::Create2 {
+                    path: x.path,
+                    stat: x.stat,
+                }
             }
             Some(OpCode::Delete) => MultiResult::Delete,
             Some(OpCode::Check) => MultiResult::Check,
-            Some(OpCode::SetData) => MultiResult::SetData { stat: Jute::decode(r)? },
-            Some(OpCode::GetChildren) => MultiResult::GetChildren { children: Jute::decode(r)? },
+            Some(OpCode::SetData) => MultiResult::SetData {
+                stat: Jute::decode(r)?,
+            },
+            Some(OpCode::GetChildren) => MultiResult::GetChildren {
+                children: Jute::decode(r)?,
+            },
             Some(OpCode::GetData) => {
                 let x = GetDataResponse::decode(r)?;
-                MultiResult::GetData { data: x.data, stat: x.stat }
+                MultiResult::GetData {
+                    data: x.data,
+                    stat: x.stat,
+                }
             }
             Some(OpCode::Error) => {
                 let body = ErrorResponse::decode(r)?;

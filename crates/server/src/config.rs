@@ -17,7 +17,11 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{key}: invalid value {value:?}: {reason}")]
-    BadValue { key: String, value: String, reason: String },
+    BadValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -188,17 +192,24 @@ fn parse_ip(key: &str, value: &str) -> Result<IpAddr, ConfigError> {
     if value == "localhost" {
         return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
-    value.trim_matches(['[', ']']).parse().map_err(|e: std::net::AddrParseError| {
-        ConfigError::BadValue { key: key.to_owned(), value: value.to_owned(), reason: e.to_string() }
-    })
+    value
+        .trim_matches(['[', ']'])
+        .parse()
+        .map_err(|e: std::net::AddrParseError| ConfigError::BadValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 impl Config {
     /// Reads a zoo.cfg file; relative paths in it are taken as given (Java
     /// resolves them against the working directory too).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let mut config = Config::from_properties(&parse_properties(&text))?;
         config.config_file = Some(path.to_owned());
         Ok(config)
@@ -207,7 +218,10 @@ impl Config {
     /// Builds a configuration from parsed properties.
     pub fn from_properties(props: &[(String, String)]) -> Result<Config, ConfigError> {
         let mut c = Config::default();
-        let map: BTreeMap<&str, &str> = props.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let map: BTreeMap<&str, &str> = props
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let get = |k: &str| map.get(k).copied();
 
         if let Some(v) = get("tickTime") {
@@ -269,14 +283,19 @@ impl Config {
                 "znode.container.checkIntervalMs" => {
                     c.container_check_interval = Duration::from_millis(parse_num(key, value)?)
                 }
-                "znode.container.maxPerMinute" => c.container_max_per_minute = parse_num(key, value)?,
+                "znode.container.maxPerMinute" => {
+                    c.container_max_per_minute = parse_num(key, value)?
+                }
                 "znode.container.maxNeverUsedIntervalMs" => {
                     c.container_max_never_used_ms = parse_num(key, value)?
                 }
                 "globalOutstandingLimit" => c.global_outstanding_limit = parse_num(key, value)?,
                 k if k.starts_with("server.") => {
                     let id = parse_num(key, &k["server.".len()..])?;
-                    c.servers.push(ServerLine { id, spec: value.to_owned() });
+                    c.servers.push(ServerLine {
+                        id,
+                        spec: value.to_owned(),
+                    });
                 }
                 k if IGNORED_KEYS.contains(&k)
                     || k.starts_with("ssl.")
@@ -351,8 +370,11 @@ impl Config {
 
 /// `4lw.commands.whitelist`: comma-separated, `*` for all.
 fn parse_whitelist(value: &str) -> Option<Vec<String>> {
-    let names: Vec<String> =
-        value.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+    let names: Vec<String> = value
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
     if names.iter().any(|n| n == "*") {
         return None;
     }
@@ -390,7 +412,13 @@ mod tests {
         let c = Config::from_properties(&props("initLimit=5\nfoo.bar=1\nserver.1=h:2888:3888"))
             .unwrap();
         assert_eq!(c.ignored_keys, ["initLimit", "foo.bar"]);
-        assert_eq!(c.servers, [ServerLine { id: 1, spec: "h:2888:3888".into() }]);
+        assert_eq!(
+            c.servers,
+            [ServerLine {
+                id: 1,
+                spec: "h:2888:3888".into()
+            }]
+        );
     }
 
     #[test]

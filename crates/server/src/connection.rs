@@ -83,15 +83,27 @@ async fn serve_inner(
     // Replies count against the in-flight limit: we stop reading requests
     // while this many are unanswered, so one client cannot queue unbounded
     // work or unbounded replies.
-    let in_flight = Arc::new(Semaphore::new(shared.config.global_outstanding_limit.max(1)));
+    let in_flight = Arc::new(Semaphore::new(
+        shared.config.global_outstanding_limit.max(1),
+    ));
     let closed_by_server = Arc::new(Notify::new());
     let (outbound, outgoing) = mpsc::unbounded_channel();
     shared
         .commands
-        .send(Command::Connect { conn, remote, request: connect, outbound })
+        .send(Command::Connect {
+            conn,
+            remote,
+            request: connect,
+            outbound,
+        })
         .await
         .map_err(|_| ConnectionError::ShuttingDown)?;
-    let writer_task = tokio::spawn(write_loop(writer, outgoing, in_flight.clone(), closed_by_server.clone()));
+    let writer_task = tokio::spawn(write_loop(
+        writer,
+        outgoing,
+        in_flight.clone(),
+        closed_by_server.clone(),
+    ));
 
     let result = async {
         loop {
@@ -109,8 +121,18 @@ async fn serve_inner(
             permit.forget();
             let received = Instant::now();
             let command = match Request::decode(&frame) {
-                Ok((header, request)) => Command::Request { conn, header, request, received },
-                Err((Some(header), error)) => Command::Undecodable { conn, header, error, received },
+                Ok((header, request)) => Command::Request {
+                    conn,
+                    header,
+                    request,
+                    received,
+                },
+                Err((Some(header), error)) => Command::Undecodable {
+                    conn,
+                    header,
+                    error,
+                    received,
+                },
                 Err((None, error)) => return Err(ConnectionError::Header(error)),
             };
             if shared.commands.send(command).await.is_err() {
@@ -127,15 +149,25 @@ async fn serve_inner(
 /// `bytes_received_count` does.
 fn count_received(shared: &Shared, frame: &[u8]) {
     let bytes = (frame.len() + proto::frame::LENGTH_PREFIX) as u64;
-    shared.bytes_received.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    shared
+        .bytes_received
+        .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Reads until `buf` holds at least `n` bytes; false on a clean EOF before
 /// any byte.
-async fn fill(reader: &mut OwnedReadHalf, buf: &mut BytesMut, n: usize) -> Result<bool, ConnectionError> {
+async fn fill(
+    reader: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    n: usize,
+) -> Result<bool, ConnectionError> {
     while buf.len() < n {
         if reader.read_buf(buf).await? == 0 {
-            return if buf.is_empty() { Ok(false) } else { Err(ConnectionError::Truncated) };
+            return if buf.is_empty() {
+                Ok(false)
+            } else {
+                Err(ConnectionError::Truncated)
+            };
         }
     }
     Ok(true)
@@ -155,7 +187,11 @@ async fn next_frame(
             return Ok(Some(frame));
         }
         if reader.read_buf(buf).await? == 0 {
-            return if buf.is_empty() { Ok(None) } else { Err(ConnectionError::Truncated) };
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(ConnectionError::Truncated)
+            };
         }
     }
 }
@@ -180,12 +216,17 @@ async fn write_loop(
                     in_flight.add_permits(1);
                 }
                 Outgoing::Frame(frame) => batch.extend_from_slice(&frame),
+                Outgoing::NoReply => in_flight.add_permits(1),
                 Outgoing::Close => {
                     close = true;
                     break;
                 }
             }
-            next = if batch.len() < 256 * 1024 { outgoing.try_recv().ok() } else { None };
+            next = if batch.len() < 256 * 1024 {
+                outgoing.try_recv().ok()
+            } else {
+                None
+            };
         }
         if !batch.is_empty() && writer.write_all(&batch).await.is_err() {
             break 'outer;

@@ -34,7 +34,9 @@ fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let mut config = match &args.config {
-        Some(path) => Config::from_file(path).with_context(|| format!("reading {}", path.display()))?,
+        Some(path) => {
+            Config::from_file(path).with_context(|| format!("reading {}", path.display()))?
+        }
         None => Config::default(),
     };
     if let Some(dir) = args.data_dir {
@@ -57,9 +59,12 @@ fn main() -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
-        let (client, admin) = server::server::bind(&config)
-            .await
-            .with_context(|| format!("binding {} / admin {}", config.client_addr, config.admin_addr))?;
+        let (client, admin) = server::server::bind(&config).await.with_context(|| {
+            format!(
+                "binding {} / admin {}",
+                config.client_addr, config.admin_addr
+            )
+        })?;
         tracing::info!(
             client = %client.local_addr()?,
             admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()),

@@ -40,7 +40,11 @@ struct AddressSlot {
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
-        let mut map = self.shared.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self
+            .shared
+            .per_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(n) = map.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -79,11 +83,16 @@ impl Shared {
         let per_ip = self.config.max_client_cnxns;
         let count = map.get(&ip).copied().unwrap_or(0);
         let total: u32 = map.values().sum();
-        if (per_ip > 0 && count >= per_ip) || (self.config.max_cnxns > 0 && total >= self.config.max_cnxns) {
+        if (per_ip > 0 && count >= per_ip)
+            || (self.config.max_cnxns > 0 && total >= self.config.max_cnxns)
+        {
             return None;
         }
         *map.entry(ip).or_insert(0) += 1;
-        Some(AddressSlot { shared: self.clone(), ip })
+        Some(AddressSlot {
+            shared: self.clone(),
+            ip,
+        })
     }
 }
 
@@ -97,7 +106,11 @@ pub struct Bound {
 /// Binds the client and admin ports from `config`.
 pub async fn bind(config: &Config) -> std::io::Result<(TcpListener, Option<TcpListener>)> {
     let client = TcpListener::bind(config.client_addr).await?;
-    let admin = if config.admin_enabled { Some(TcpListener::bind(config.admin_addr).await?) } else { None };
+    let admin = if config.admin_enabled {
+        Some(TcpListener::bind(config.admin_addr).await?)
+    } else {
+        None
+    };
     Ok((client, admin))
 }
 
@@ -112,7 +125,8 @@ pub async fn run(
     let processor = Processor::new(config.clone());
     let processor_task = tokio::spawn(processor.run(command_rx));
     let shared = Arc::new(Shared::new(config.clone(), commands));
-    let admin_task = admin.map(|listener| tokio::spawn(admin_http::serve(listener, shared.clone())));
+    let admin_task =
+        admin.map(|listener| tokio::spawn(admin_http::serve(listener, shared.clone())));
 
     tokio::select! {
         () = accept_loop(client, shared.clone()) => {}

@@ -34,7 +34,11 @@ impl SessionTracker {
         if next_id == tree::node::owner::CONTAINER {
             next_id += 1;
         }
-        SessionTracker { tick_ms: u64::from(tick_ms.max(1)), next_id, sessions: HashMap::new() }
+        SessionTracker {
+            tick_ms: u64::from(tick_ms.max(1)),
+            next_id,
+            sessions: HashMap::new(),
+        }
     }
 
     fn expiry(&self, now_ms: u64, timeout_ms: i32) -> u64 {
@@ -53,7 +57,14 @@ impl SessionTracker {
     /// recovery).
     pub fn track(&mut self, session_id: i64, timeout_ms: i32, owner: Option<ConnId>, now_ms: u64) {
         let expires_at_ms = self.expiry(now_ms, timeout_ms);
-        self.sessions.insert(session_id, Tracked { timeout_ms, expires_at_ms, owner });
+        self.sessions.insert(
+            session_id,
+            Tracked {
+                timeout_ms,
+                expires_at_ms,
+                owner,
+            },
+        );
     }
 
     /// `touchSession`: pushes expiry out; false if the session is gone.
@@ -70,7 +81,13 @@ impl SessionTracker {
     }
 
     /// Re-open on a new connection with a newly negotiated timeout.
-    pub fn reattach(&mut self, session_id: i64, timeout_ms: i32, owner: ConnId, now_ms: u64) -> bool {
+    pub fn reattach(
+        &mut self,
+        session_id: i64,
+        timeout_ms: i32,
+        owner: ConnId,
+        now_ms: u64,
+    ) -> bool {
         if !self.sessions.contains_key(&session_id) {
             return false;
         }
@@ -106,8 +123,12 @@ impl SessionTracker {
 
     /// Sessions whose deadline has passed, in id order.
     pub fn expired(&self, now_ms: u64) -> Vec<i64> {
-        let mut out: Vec<i64> =
-            self.sessions.iter().filter(|(_, s)| s.expires_at_ms <= now_ms).map(|(id, _)| *id).collect();
+        let mut out: Vec<i64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.expires_at_ms <= now_ms)
+            .map(|(id, _)| *id)
+            .collect();
         out.sort_unstable();
         out
     }
@@ -122,14 +143,22 @@ impl SessionTracker {
 
     /// (id, timeout) of every session, for `dump`.
     pub fn all(&self) -> Vec<(i64, i32)> {
-        let mut out: Vec<(i64, i32)> = self.sessions.iter().map(|(id, s)| (*id, s.timeout_ms)).collect();
+        let mut out: Vec<(i64, i32)> = self
+            .sessions
+            .iter()
+            .map(|(id, s)| (*id, s.timeout_ms))
+            .collect();
         out.sort_unstable();
         out
     }
 
     /// (id, expiry in monotonic ms) of every session, for `dump`.
     pub fn expiries(&self) -> Vec<(i64, u64)> {
-        let mut out: Vec<(i64, u64)> = self.sessions.iter().map(|(id, s)| (*id, s.expires_at_ms)).collect();
+        let mut out: Vec<(i64, u64)> = self
+            .sessions
+            .iter()
+            .map(|(id, s)| (*id, s.expires_at_ms))
+            .collect();
         out.sort_unstable();
         out
     }

@@ -121,12 +121,9 @@ impl WatchTable {
         }
     }
 
-    /// Does `watcher` hold a watch on `path` here (directly, or through a
-    /// recursive watch it holds on the path)?
-    fn contains(&self, path: &str, watcher: WatcherId) -> bool {
-        self.by_path
-            .get(path)
-            .is_some_and(|w| w.contains_key(&watcher))
+    /// Does any watcher hold a watch on `path` here?
+    fn watched(&self, path: &str) -> bool {
+        self.by_path.get(path).is_some_and(|w| !w.is_empty())
     }
 
     /// `triggerWatch`: the watchers to notify; standard watches at the path
@@ -210,13 +207,15 @@ impl WatchManager {
         self.child.add(path, watcher, mode);
     }
 
-    /// checkWatches. ZooKeeper 3.8 answers "present" when any connection
-    /// watches the path; Conclave answers for the asking connection only.
-    pub fn contains(&self, path: &str, table: Table, watcher: WatcherId) -> bool {
+    /// checkWatches, as ZooKeeper 3.8 answers it (`WatchManager.containsWatcher`):
+    /// "present" when any connection watches the path in that table, not
+    /// only the asking one. removeWatches, by contrast, removes only the
+    /// asker's own watch.
+    pub fn contains(&self, path: &str, table: Table) -> bool {
         match table {
-            Table::Data => self.data.contains(path, watcher),
-            Table::Child => self.child.contains(path, watcher),
-            Table::Any => self.data.contains(path, watcher) || self.child.contains(path, watcher),
+            Table::Data => self.data.watched(path),
+            Table::Child => self.child.watched(path),
+            Table::Any => self.data.watched(path) || self.child.watched(path),
         }
     }
 

@@ -736,11 +736,14 @@ fn multis() -> Vec<Case> {
                     .err(E::MarshallingError),
                 Gone("/a"),
                 // Not reached after an earlier failure.
-                w(multi(vec![m::delete("/missing", -1), m::create("/b", flags::TTL)]))
-                    .expect(X::Multi(vec![
-                        X::Err(E::NoNode),
-                        X::Err(E::RuntimeInconsistency),
-                    ])),
+                w(multi(vec![
+                    m::delete("/missing", -1),
+                    m::create("/b", flags::TTL),
+                ]))
+                .expect(X::Multi(vec![
+                    X::Err(E::NoNode),
+                    X::Err(E::RuntimeInconsistency),
+                ])),
                 Zxid(5),
             ],
         )

@@ -128,9 +128,10 @@ impl Processor {
             Request::GetChildren(r) | Request::GetChildren2(r) => vec![(&r.path, Read::Children)],
             Request::MultiRead(ops) => ops
                 .iter()
-                .map(|op| match op {
-                    MultiReadOp::GetData(r) => (r.path.as_str(), Read::Data),
-                    MultiReadOp::GetChildren(r) => (r.path.as_str(), Read::Children),
+                .filter_map(|op| match op {
+                    MultiReadOp::GetData(r) => Some((r.path.as_str(), Read::Data)),
+                    MultiReadOp::GetChildren(r) => Some((r.path.as_str(), Read::Children)),
+                    MultiReadOp::Write(_) => None,
                 })
                 .collect(),
             _ => Vec::new(),

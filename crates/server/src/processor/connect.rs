@@ -72,18 +72,36 @@ impl Processor {
             auth: &[],
             features: &self.features,
         };
-        let txn = prepare(&self.tree, &WriteRequest::CreateSession { timeout_ms, password: password.clone() }, &ctx);
+        let txn = prepare(
+            &self.tree,
+            &WriteRequest::CreateSession {
+                timeout_ms,
+                password: password.clone(),
+            },
+            &ctx,
+        );
         apply(&mut self.tree, &txn);
         self.stats.commit_count += 1;
         // createSession is a transaction answered as soon as it is applied.
         self.stats.record_request(0, true);
         let now = self.now_ms();
-        self.sessions.track(session_id, timeout_ms, Some(conn_id), now);
+        self.sessions
+            .track(session_id, timeout_ms, Some(conn_id), now);
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.session_id = session_id;
         }
-        tracing::debug!(session = format_args!("0x{session_id:x}"), timeout_ms, "session created");
-        let response = ConnectResponse { protocol_version: 0, timeout_ms, session_id, password, read_only: read_only.map(|_| false) };
+        tracing::debug!(
+            session = format_args!("0x{session_id:x}"),
+            timeout_ms,
+            "session created"
+        );
+        let response = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id,
+            password,
+            read_only: read_only.map(|_| false),
+        };
         self.send_connect_response(conn_id, &response);
     }
 
@@ -101,22 +119,38 @@ impl Processor {
         for other in others {
             self.close(other);
         }
-        let valid = self.tree.session(session_id).is_some_and(|s| s.password == request.password)
+        let valid = self
+            .tree
+            .session(session_id)
+            .is_some_and(|s| s.password == request.password)
             && self.sessions.is_alive(session_id);
         let read_only = request.read_only.map(|_| false);
         if !valid {
-            tracing::info!(session = format_args!("0x{session_id:x}"), "invalid session re-open (expired or wrong password)");
+            tracing::info!(
+                session = format_args!("0x{session_id:x}"),
+                "invalid session re-open (expired or wrong password)"
+            );
             self.send_connect_response(conn_id, &ConnectResponse::expired(read_only));
             self.close(conn_id);
             return;
         }
         let now = self.now_ms();
         self.sessions.reattach(session_id, timeout_ms, conn_id, now);
-        let password = self.tree.session(session_id).map(|s| s.password.clone()).unwrap_or_default();
+        let password = self
+            .tree
+            .session(session_id)
+            .map(|s| s.password.clone())
+            .unwrap_or_default();
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.session_id = session_id;
         }
-        let response = ConnectResponse { protocol_version: 0, timeout_ms, session_id, password, read_only };
+        let response = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id,
+            password,
+            read_only,
+        };
         self.send_connect_response(conn_id, &response);
     }
 

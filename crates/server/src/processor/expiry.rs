@@ -14,7 +14,10 @@ impl Processor {
     pub(super) fn expire_sessions(&mut self) {
         let now = self.now_ms();
         for session_id in self.sessions.expired(now) {
-            tracing::info!(session = format_args!("0x{session_id:x}"), "session expired");
+            tracing::info!(
+                session = format_args!("0x{session_id:x}"),
+                "session expired"
+            );
             let owner = self.sessions.owner(session_id);
             self.sessions.remove(session_id);
             self.commit_internal(session_id, &WriteRequest::CloseSession);
@@ -31,8 +34,12 @@ impl Processor {
             .tree
             .reap_candidates(wall_clock_ms(), self.config.container_max_never_used_ms);
         let interval_ms = self.config.container_check_interval.as_millis().max(1);
-        let budget = (u128::from(self.config.container_max_per_minute) * interval_ms / 60_000).max(1);
-        for path in candidates.into_iter().take(usize::try_from(budget).unwrap_or(usize::MAX)) {
+        let budget =
+            (u128::from(self.config.container_max_per_minute) * interval_ms / 60_000).max(1);
+        for path in candidates
+            .into_iter()
+            .take(usize::try_from(budget).unwrap_or(usize::MAX))
+        {
             match self.commit_internal(0, &WriteRequest::DeleteContainer(path.clone())) {
                 Outcome::Deleted => tracing::debug!(%path, "reaped container or TTL node"),
                 other => tracing::debug!(%path, ?other, "container reaping skipped"),

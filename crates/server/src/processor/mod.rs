@@ -27,7 +27,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use proto::{ConnectRequest, ErrorCode, Id, OpCode, Request, RequestError, RequestHeader, Response};
+use proto::{
+    ConnectRequest, ErrorCode, Id, OpCode, Request, RequestError, RequestHeader, Response,
+};
 use tokio::sync::{mpsc, oneshot};
 use tree::{DataTree, Features, WatchManager};
 
@@ -44,6 +46,8 @@ pub enum Outgoing {
     Reply(Vec<u8>),
     /// A notification or handshake frame.
     Frame(Vec<u8>),
+    /// A request that gets no reply: frees its in-flight slot.
+    NoReply,
     /// Flush what was queued, then close the connection.
     Close,
 }
@@ -53,12 +57,29 @@ pub type OutboundTx = mpsc::UnboundedSender<Outgoing>;
 /// Messages into the processor.
 #[derive(Debug)]
 pub enum Command {
-    Connect { conn: ConnId, remote: SocketAddr, request: ConnectRequest, outbound: OutboundTx },
-    Request { conn: ConnId, header: RequestHeader, request: Request, received: Instant },
+    Connect {
+        conn: ConnId,
+        remote: SocketAddr,
+        request: ConnectRequest,
+        outbound: OutboundTx,
+    },
+    Request {
+        conn: ConnId,
+        header: RequestHeader,
+        request: Request,
+        received: Instant,
+    },
     /// A frame whose header parsed but whose op or body did not.
-    Undecodable { conn: ConnId, header: RequestHeader, error: RequestError, received: Instant },
+    Undecodable {
+        conn: ConnId,
+        header: RequestHeader,
+        error: RequestError,
+        received: Instant,
+    },
     /// The connection's socket is gone.
-    Closed { conn: ConnId },
+    Closed {
+        conn: ConnId,
+    },
     Admin(AdminQuery, oneshot::Sender<AdminAnswer>),
 }
 
@@ -92,7 +113,9 @@ pub struct Processor {
 
 impl std::fmt::Debug for Processor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Processor").field("connections", &self.conns.len()).finish_non_exhaustive()
+        f.debug_struct("Processor")
+            .field("connections", &self.conns.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,10 +147,15 @@ impl Processor {
 
     /// Runs until every command sender is dropped.
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let tick = std::time::Duration::from_millis(u64::from(self.config.tick_time_ms.clamp(10, 1000)));
+        let tick =
+            std::time::Duration::from_millis(u64::from(self.config.tick_time_ms.clamp(10, 1000)));
         let mut expiry_timer = tokio::time::interval(tick);
         expiry_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut reaper_timer = tokio::time::interval(self.config.container_check_interval.max(std::time::Duration::from_millis(10)));
+        let mut reaper_timer = tokio::time::interval(
+            self.config
+                .container_check_interval
+                .max(std::time::Duration::from_millis(10)),
+        );
         reaper_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reaper_timer.tick().await;
         loop {
@@ -146,15 +174,24 @@ impl Processor {
     /// without sockets.
     pub fn handle(&mut self, command: Command) {
         match command {
-            Command::Connect { conn, remote, request, outbound } => {
-                self.connect(conn, remote, request, outbound)
-            }
-            Command::Request { conn, header, request, received } => {
-                self.request(conn, header, request, received)
-            }
-            Command::Undecodable { conn, header, error, received } => {
-                self.undecodable(conn, header, error, received)
-            }
+            Command::Connect {
+                conn,
+                remote,
+                request,
+                outbound,
+            } => self.connect(conn, remote, request, outbound),
+            Command::Request {
+                conn,
+                header,
+                request,
+                received,
+            } => self.request(conn, header, request, received),
+            Command::Undecodable {
+                conn,
+                header,
+                error,
+                received,
+            } => self.undecodable(conn, header, error, received),
             Command::Closed { conn } => self.closed(conn),
             Command::Admin(query, reply) => {
                 let answer = self.admin(query);
@@ -168,9 +205,17 @@ impl Processor {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn request(&mut self, conn_id: ConnId, header: RequestHeader, request: Request, received: Instant) {
+    fn request(
+        &mut self,
+        conn_id: ConnId,
+        header: RequestHeader,
+        request: Request,
+        received: Instant,
+    ) {
         let now = self.now_ms();
-        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
         if conn.closing || conn.session_id == 0 {
             return;
         }
@@ -180,15 +225,44 @@ impl Processor {
         self.sessions.touch(session_id, now);
         let op = request.op();
         match request {
+            // A ping is answered with the ping xid whatever xid it carried.
             Request::Ping => {
                 let zxid = self.tree.last_zxid();
-                self.reply(conn_id, header.xid, zxid, ErrorCode::Ok, &Response::Empty, op, received);
+                self.reply(
+                    conn_id,
+                    proto::xid::PING,
+                    zxid,
+                    ErrorCode::Ok,
+                    &Response::Empty,
+                    op,
+                    received,
+                );
+            }
+            // A multiRead of writes: ZooKeeper decodes it, starts an empty
+            // response, refuses the first op, and sends that empty response
+            // with MarshallingError.
+            Request::MultiRead(ops)
+                if matches!(ops.first(), Some(proto::MultiReadOp::Write(_))) =>
+            {
+                let mut frame = Vec::new();
+                let zxid = self.tree.last_zxid();
+                let (err, body) = (ErrorCode::MarshallingError, Response::Multi(Vec::new()));
+                proto::encode_reply_with_body(&mut frame, header.xid, zxid, err, &body);
+                self.send_reply(conn_id, frame, header.xid, zxid, op, received);
             }
             Request::Auth(packet) => self.auth(conn_id, header.xid, &packet, received),
             Request::Sasl(_) => {
                 // No SASL provider is configured: refuse like an unknown
                 // auth scheme.
-                self.reply(conn_id, header.xid, 0, ErrorCode::AuthFailed, &Response::Empty, op, received);
+                self.reply(
+                    conn_id,
+                    header.xid,
+                    0,
+                    ErrorCode::AuthFailed,
+                    &Response::Empty,
+                    op,
+                    received,
+                );
                 self.close(conn_id);
             }
             request if writes::is_write(&request) => self.write(conn_id, header, request, received),
@@ -207,15 +281,31 @@ impl Processor {
     /// and the connection closed. A body that does not parse is
     /// MarshallingError; for a write ZooKeeper had already assigned a zxid,
     /// so the failure is committed as an error transaction.
-    fn undecodable(&mut self, conn_id: ConnId, header: RequestHeader, error: RequestError, received: Instant) {
-        let Some(conn) = self.conns.get(&conn_id) else { return };
+    fn undecodable(
+        &mut self,
+        conn_id: ConnId,
+        header: RequestHeader,
+        error: RequestError,
+        received: Instant,
+    ) {
+        let Some(conn) = self.conns.get(&conn_id) else {
+            return;
+        };
         if conn.closing || conn.session_id == 0 {
             return;
         }
         tracing::info!(conn = conn_id, remote = %conn.remote, %error, "undecodable request");
         match error {
             RequestError::UnknownOp(_) | RequestError::Header(_) => {
-                self.reply(conn_id, header.xid, -1, ErrorCode::Unimplemented, &Response::Empty, OpCode::Error, received);
+                self.reply(
+                    conn_id,
+                    header.xid,
+                    -1,
+                    ErrorCode::Unimplemented,
+                    &Response::Empty,
+                    OpCode::Error,
+                    received,
+                );
                 self.close(conn_id);
             }
             RequestError::Malformed { op, .. } => {
@@ -224,28 +314,59 @@ impl Processor {
                 } else {
                     self.tree.last_zxid()
                 };
-                self.reply(conn_id, header.xid, zxid, ErrorCode::MarshallingError, &Response::Empty, op, received);
+                self.reply(
+                    conn_id,
+                    header.xid,
+                    zxid,
+                    ErrorCode::MarshallingError,
+                    &Response::Empty,
+                    op,
+                    received,
+                );
             }
         }
     }
 
     fn auth(&mut self, conn_id: ConnId, xid: i32, packet: &proto::AuthPacket, received: Instant) {
-        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
         let ip = conn.remote.ip().to_string();
         let auth = packet.auth.as_deref().unwrap_or_default();
-        match tree::acl::authenticate(&packet.scheme, auth, &ip, self.config.super_digest.as_deref()) {
+        match tree::acl::authenticate(
+            &packet.scheme,
+            auth,
+            &ip,
+            self.config.super_digest.as_deref(),
+        ) {
             Ok(ids) => {
                 for id in ids {
                     if !conn.auth.contains(&id) {
                         conn.auth.push(id);
                     }
                 }
-                self.reply(conn_id, xid, 0, ErrorCode::Ok, &Response::Empty, OpCode::Auth, received);
+                self.reply(
+                    conn_id,
+                    xid,
+                    0,
+                    ErrorCode::Ok,
+                    &Response::Empty,
+                    OpCode::Auth,
+                    received,
+                );
             }
             Err(code) => {
                 tracing::warn!(conn = conn_id, scheme = %packet.scheme, "authentication failed");
                 self.stats.auth_failed += 1;
-                self.reply(conn_id, xid, 0, code, &Response::Empty, OpCode::Auth, received);
+                self.reply(
+                    conn_id,
+                    xid,
+                    0,
+                    code,
+                    &Response::Empty,
+                    OpCode::Auth,
+                    received,
+                );
                 self.close(conn_id);
             }
         }
@@ -263,9 +384,24 @@ impl Processor {
         op: OpCode,
         received: Instant,
     ) {
-        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
         let mut frame = Vec::new();
         proto::encode_reply(&mut frame, xid, zxid, err, body);
+        self.send_reply(conn_id, frame, xid, zxid, op, received);
+    }
+
+    /// Queues an encoded reply and accounts for it.
+    fn send_reply(
+        &mut self,
+        conn_id: ConnId,
+        frame: Vec<u8>,
+        xid: i32,
+        zxid: i64,
+        op: OpCode,
+        received: Instant,
+    ) {
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
         let latency_ms = u64::try_from(received.elapsed().as_millis()).unwrap_or(u64::MAX);
         conn.stats.packets_sent += 1;
         conn.stats.last_op = last_op_name(op);
@@ -302,7 +438,9 @@ impl Processor {
     /// Flushes and closes a connection; its watches go now, its session
     /// stays until it expires or is closed.
     fn close(&mut self, conn_id: ConnId) {
-        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
         if conn.closing {
             return;
         }

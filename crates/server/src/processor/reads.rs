@@ -5,7 +5,7 @@
 use proto::{
     ClientInfo, ErrorCode, GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response,
     GetChildrenResponse, GetDataResponse, GetEphemeralsResponse, MultiReadOp, MultiResult,
-    PathResponse, Request, Response, StatResponse, WhoAmIResponse, WatcherType, perms,
+    PathResponse, Request, Response, StatResponse, WatcherType, WhoAmIResponse, perms,
 };
 use tree::{Node, Table};
 
@@ -27,8 +27,17 @@ impl Processor {
         Ok(node)
     }
 
-    pub(super) fn check_acl(&self, conn_id: ConnId, node: &Node, perm: i32) -> Result<(), ErrorCode> {
-        let auth = self.conns.get(&conn_id).map(|c| c.auth.as_slice()).unwrap_or_default();
+    pub(super) fn check_acl(
+        &self,
+        conn_id: ConnId,
+        node: &Node,
+        perm: i32,
+    ) -> Result<(), ErrorCode> {
+        let auth = self
+            .conns
+            .get(&conn_id)
+            .map(|c| c.auth.as_slice())
+            .unwrap_or_default();
         tree::acl::check(&node.acl, perm, auth, self.config.skip_acl)
     }
 
@@ -48,7 +57,10 @@ impl Processor {
             }
             Request::GetData(r) => {
                 let node = self.readable(conn_id, &r.path)?;
-                let response = GetDataResponse { data: node.data.clone(), stat: node.stat() };
+                let response = GetDataResponse {
+                    data: node.data.clone(),
+                    stat: node.stat(),
+                };
                 if r.watch {
                     self.watches.watch_data(&r.path, conn_id);
                 }
@@ -82,7 +94,10 @@ impl Processor {
                 } else {
                     tree::acl::redact(&node.acl)
                 };
-                Response::GetAcl(GetAclResponse { acl, stat: node.stat() })
+                Response::GetAcl(GetAclResponse {
+                    acl,
+                    stat: node.stat(),
+                })
             }
             Request::GetAllChildrenNumber(r) => {
                 self.readable(conn_id, &r.path)?;
@@ -105,16 +120,29 @@ impl Processor {
             }
             // sync echoes its path; on a single server every write a client
             // was told about is already applied.
-            Request::Sync(r) => Response::Sync(PathResponse { path: r.path.clone() }),
+            Request::Sync(r) => Response::Sync(PathResponse {
+                path: r.path.clone(),
+            }),
             Request::WhoAmI => {
-                let auth = self.conns.get(&conn_id).map(|c| c.auth.clone()).unwrap_or_default();
+                let auth = self
+                    .conns
+                    .get(&conn_id)
+                    .map(|c| c.auth.clone())
+                    .unwrap_or_default();
                 let client_info = auth
                     .iter()
-                    .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: tree::acl::user_name(id) })
+                    .map(|id| ClientInfo {
+                        auth_scheme: id.scheme.clone(),
+                        user: tree::acl::user_name(id),
+                    })
                     .collect();
                 Response::WhoAmI(WhoAmIResponse { client_info })
             }
-            Request::MultiRead(ops) => Response::Multi(ops.iter().map(|op| self.multi_read_op(conn_id, op)).collect()),
+            Request::MultiRead(ops) => Response::Multi(
+                ops.iter()
+                    .map(|op| self.multi_read_op(conn_id, op))
+                    .collect(),
+            ),
             Request::AddWatch(r) => {
                 let recursive = match r.mode {
                     0 => false,
@@ -126,7 +154,7 @@ impl Processor {
             }
             Request::CheckWatches(r) => {
                 let table = watcher_table(r.watcher_type)?;
-                if !self.watches.contains(&r.path, table, conn_id) {
+                if !self.watches.contains(&r.path, table) {
                     return Err(ErrorCode::NoWatcher);
                 }
                 Response::Empty
@@ -139,7 +167,15 @@ impl Processor {
                 Response::Empty
             }
             Request::SetWatches(r) => {
-                self.set_watches(conn_id, r.relative_zxid, &r.data_watches, &r.exist_watches, &r.child_watches, &[], &[]);
+                self.set_watches(
+                    conn_id,
+                    r.relative_zxid,
+                    &r.data_watches,
+                    &r.exist_watches,
+                    &r.child_watches,
+                    &[],
+                    &[],
+                );
                 Response::Empty
             }
             Request::SetWatches2(r) => {
@@ -163,12 +199,21 @@ impl Processor {
     /// Watch flags are ignored.
     fn multi_read_op(&self, conn_id: ConnId, op: &MultiReadOp) -> MultiResult {
         let result = match op {
-            MultiReadOp::GetChildren(r) => self
-                .readable(conn_id, &r.path)
-                .map(|n| MultiResult::GetChildren { children: n.children.iter().cloned().collect() }),
-            MultiReadOp::GetData(r) => self
-                .readable(conn_id, &r.path)
-                .map(|n| MultiResult::GetData { data: n.data.clone(), stat: n.stat() }),
+            MultiReadOp::GetChildren(r) => {
+                self.readable(conn_id, &r.path)
+                    .map(|n| MultiResult::GetChildren {
+                        children: n.children.iter().cloned().collect(),
+                    })
+            }
+            MultiReadOp::GetData(r) => {
+                self.readable(conn_id, &r.path)
+                    .map(|n| MultiResult::GetData {
+                        data: n.data.clone(),
+                        stat: n.stat(),
+                    })
+            }
+            // Refused before any op runs (see `Processor::request`).
+            MultiReadOp::Write(_) => Err(ErrorCode::MarshallingError),
         };
         result.unwrap_or_else(MultiResult::Error)
     }

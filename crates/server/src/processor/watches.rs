@@ -18,10 +18,14 @@ impl Processor {
     pub(super) fn deliver(&mut self, changes: &[Change]) {
         for change in changes {
             let fired = self.watches.trigger(change);
-            self.stats.record_watchers_fired(fired.iter().map(|n| n.event_type));
+            self.stats
+                .record_watchers_fired(fired.iter().map(|n| n.event_type));
             for n in fired {
-                let Some(conn) = self.conns.get(&n.watcher) else { continue };
-                if tree::acl::check(&n.acl, perms::READ, &conn.auth, self.config.skip_acl).is_err() {
+                let Some(conn) = self.conns.get(&n.watcher) else {
+                    continue;
+                };
+                if tree::acl::check(&n.acl, perms::READ, &conn.auth, self.config.skip_acl).is_err()
+                {
                     continue;
                 }
                 self.notify(n.watcher, n.event_type, &n.path);
@@ -32,7 +36,8 @@ impl Processor {
     fn notify(&mut self, conn_id: ConnId, event_type: EventType, path: &str) {
         let mut frame = Vec::new();
         proto::encode_notification(&mut frame, event_type, path);
-        self.stats.record_notification(frame.len().saturating_sub(proto::frame::LENGTH_PREFIX));
+        self.stats
+            .record_notification(frame.len().saturating_sub(proto::frame::LENGTH_PREFIX));
         self.send_frame(conn_id, frame);
     }
 

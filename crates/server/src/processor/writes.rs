@@ -43,17 +43,26 @@ pub(super) fn is_write_op(op: OpCode) -> bool {
 fn write_request(request: Request) -> Option<WriteRequest> {
     let create = |op, r: proto::CreateRequest| WriteRequest::Create {
         op,
-        request: CreateTtlRequest { path: r.path, data: r.data, acl: r.acl, flags: r.flags, ttl: -1 },
+        request: CreateTtlRequest {
+            path: r.path,
+            data: r.data,
+            acl: r.acl,
+            flags: r.flags,
+            ttl: -1,
+        },
     };
     Some(match request {
         Request::Create(r) => create(OpCode::Create, r),
         Request::Create2(r) => create(OpCode::Create2, r),
         Request::CreateContainer(r) => create(OpCode::CreateContainer, r),
-        Request::CreateTtl(r) => WriteRequest::Create { op: OpCode::CreateTtl, request: r },
+        Request::CreateTtl(r) => WriteRequest::Create {
+            op: OpCode::CreateTtl,
+            request: r,
+        },
         Request::Delete(r) => WriteRequest::Delete(r),
-        Request::DeleteContainer(r) => {
-            WriteRequest::DeleteContainer(String::from_utf8_lossy(r.path.as_deref().unwrap_or_default()).into_owned())
-        }
+        Request::DeleteContainer(r) => WriteRequest::DeleteContainer(
+            String::from_utf8_lossy(r.path.as_deref().unwrap_or_default()).into_owned(),
+        ),
         Request::SetData(r) => WriteRequest::SetData(r),
         Request::SetAcl(r) => WriteRequest::SetAcl(r),
         Request::Check(r) => WriteRequest::Check(r),
@@ -65,9 +74,17 @@ fn write_request(request: Request) -> Option<WriteRequest> {
 }
 
 impl Processor {
-    pub(super) fn write(&mut self, conn_id: ConnId, header: proto::RequestHeader, request: Request, received: Instant) {
+    pub(super) fn write(
+        &mut self,
+        conn_id: ConnId,
+        header: proto::RequestHeader,
+        request: Request,
+        received: Instant,
+    ) {
         let op = request.op();
-        let Some(write) = write_request(request) else { return };
+        let Some(write) = write_request(request) else {
+            return;
+        };
         let session_id = self.conns.get(&conn_id).map_or(0, |c| c.session_id);
         let txn = self.prepare_txn(conn_id, session_id, header.xid, &write);
         let outcome = self.commit(&txn);
@@ -75,13 +92,26 @@ impl Processor {
         match (op, outcome) {
             (OpCode::CloseSession, _) => {
                 self.sessions.remove(session_id);
-                self.reply(conn_id, header.xid, zxid, ErrorCode::Ok, &Response::Empty, op, received);
+                self.reply(
+                    conn_id,
+                    header.xid,
+                    zxid,
+                    ErrorCode::Ok,
+                    &Response::Empty,
+                    op,
+                    received,
+                );
                 self.close(conn_id);
             }
-            // A top-level check that succeeds has no reply in ZooKeeper 3.8
-            // (building it fails on the server and the connection drops);
-            // a failing one is answered normally.
-            (OpCode::Check, Outcome::Checked) => self.close(conn_id),
+            // A top-level check that succeeds is committed but never
+            // answered by ZooKeeper 3.8 (building the reply fails on the
+            // server; the connection stays open); a failing one is answered
+            // normally.
+            (OpCode::Check, Outcome::Checked) => {
+                if let Some(conn) = self.conns.get(&conn_id) {
+                    let _ = conn.outbound.send(super::Outgoing::NoReply);
+                }
+            }
             (op, outcome) => {
                 let (err, body) = response(op, outcome);
                 self.reply(conn_id, header.xid, zxid, err, &body, op, received);
@@ -89,8 +119,18 @@ impl Processor {
         }
     }
 
-    fn prepare_txn(&self, conn_id: ConnId, session_id: i64, cxid: i32, write: &WriteRequest) -> Txn {
-        let auth = self.conns.get(&conn_id).map(|c| c.auth.as_slice()).unwrap_or_default();
+    fn prepare_txn(
+        &self,
+        conn_id: ConnId,
+        session_id: i64,
+        cxid: i32,
+        write: &WriteRequest,
+    ) -> Txn {
+        let auth = self
+            .conns
+            .get(&conn_id)
+            .map(|c| c.auth.as_slice())
+            .unwrap_or_default();
         let ctx = Context {
             session_id,
             cxid,
@@ -147,32 +187,42 @@ fn response(op: OpCode, outcome: Outcome) -> (ErrorCode, Response) {
         Outcome::Error(code) => (code, Response::Empty),
         Outcome::Created { path, stat, .. } => match op {
             OpCode::Create => (ErrorCode::Ok, Response::Create(CreateResponse { path })),
-            _ => (ErrorCode::Ok, Response::Create2(Create2Response { path, stat })),
+            _ => (
+                ErrorCode::Ok,
+                Response::Create2(Create2Response { path, stat }),
+            ),
         },
         Outcome::DataSet { stat } | Outcome::AclSet { stat } => {
             (ErrorCode::Ok, Response::Stat(StatResponse { stat }))
         }
         // A failed multi still answers Ok in the header; the error is in the
         // results.
-        Outcome::Multi(results) => (ErrorCode::Ok, Response::Multi(results.into_iter().map(multi_result).collect())),
-        Outcome::Deleted
-        | Outcome::Checked
-        | Outcome::SessionCreated
-        | Outcome::SessionClosed => (ErrorCode::Ok, Response::Empty),
+        Outcome::Multi(results) => (
+            ErrorCode::Ok,
+            Response::Multi(results.into_iter().map(multi_result).collect()),
+        ),
+        Outcome::Deleted | Outcome::Checked | Outcome::SessionCreated | Outcome::SessionClosed => {
+            (ErrorCode::Ok, Response::Empty)
+        }
     }
 }
 
 fn multi_result(outcome: Outcome) -> MultiResult {
     match outcome {
-        Outcome::Created { path, stat, with_stat: true } => MultiResult::Create2 { path, stat },
+        Outcome::Created {
+            path,
+            stat,
+            with_stat: true,
+        } => MultiResult::Create2 { path, stat },
         Outcome::Created { path, .. } => MultiResult::Create { path },
         Outcome::Deleted => MultiResult::Delete,
         Outcome::DataSet { stat } => MultiResult::SetData { stat },
         Outcome::Checked => MultiResult::Check,
         Outcome::Error(code) => MultiResult::Error(code),
         // Not produced inside a multi.
-        Outcome::AclSet { .. } | Outcome::SessionCreated | Outcome::SessionClosed | Outcome::Multi(_) => {
-            MultiResult::Error(ErrorCode::MarshallingError)
-        }
+        Outcome::AclSet { .. }
+        | Outcome::SessionCreated
+        | Outcome::SessionClosed
+        | Outcome::Multi(_) => MultiResult::Error(ErrorCode::MarshallingError),
     }
 }

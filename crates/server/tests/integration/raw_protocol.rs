@@ -27,8 +27,13 @@ fn connect(server: &TestServer) -> TcpStream {
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut body = Vec::new();
-    ConnectRequest { timeout_ms: 10_000, password: vec![0; 16], read_only: Some(false), ..Default::default() }
-        .encode(&mut body);
+    ConnectRequest {
+        timeout_ms: 10_000,
+        password: vec![0; 16],
+        read_only: Some(false),
+        ..Default::default()
+    }
+    .encode(&mut body);
     s.write_all(&frame(&body)).unwrap();
     let response = ConnectResponse::decode(&read_frame(&mut s).unwrap()).unwrap();
     assert!(response.session_id != 0);
@@ -43,7 +48,8 @@ fn closed(s: &mut TcpStream) -> bool {
 fn sync_works(s: &mut TcpStream) -> bool {
     let mut body = Vec::new();
     Request::Sync(PathRequest { path: "/".into() }).encode(7, &mut body);
-    s.write_all(&frame(&body)).is_ok() && read_frame(s).is_some_and(|r| r[..4] == 7i32.to_be_bytes())
+    s.write_all(&frame(&body)).is_ok()
+        && read_frame(s).is_some_and(|r| r[..4] == 7i32.to_be_bytes())
 }
 
 #[test]
@@ -54,7 +60,10 @@ fn garbage_closes_only_the_offending_connection() {
     // An oversized frame: refused from its length alone.
     let mut big = connect(&server);
     big.write_all(&(1_000_000i32).to_be_bytes()).unwrap();
-    assert!(closed(&mut big), "oversized frame must close the connection");
+    assert!(
+        closed(&mut big),
+        "oversized frame must close the connection"
+    );
 
     // A negative length.
     let mut negative = connect(&server);
@@ -68,7 +77,9 @@ fn garbage_closes_only_the_offending_connection() {
 
     // A malformed connect request.
     let mut bad_connect = TcpStream::connect(server.addr).unwrap();
-    bad_connect.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    bad_connect
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     bad_connect.write_all(&frame(&[0xff; 10])).unwrap();
     assert!(closed(&mut bad_connect));
 
@@ -78,7 +89,10 @@ fn garbage_closes_only_the_offending_connection() {
     body.extend_from_slice(&999i32.to_be_bytes());
     unknown.write_all(&frame(&body)).unwrap();
     let reply = read_frame(&mut unknown).unwrap();
-    assert_eq!(i32::from_be_bytes(reply[12..16].try_into().unwrap()), ErrorCode::Unimplemented.code());
+    assert_eq!(
+        i32::from_be_bytes(reply[12..16].try_into().unwrap()),
+        ErrorCode::Unimplemented.code()
+    );
     assert!(closed(&mut unknown));
 
     // A body that does not parse: MarshallingError, connection stays.
@@ -88,17 +102,29 @@ fn garbage_closes_only_the_offending_connection() {
     body.extend_from_slice(&100i32.to_be_bytes()); // path length beyond the frame
     malformed.write_all(&frame(&body)).unwrap();
     let reply = read_frame(&mut malformed).unwrap();
-    assert_eq!(i32::from_be_bytes(reply[12..16].try_into().unwrap()), ErrorCode::MarshallingError.code());
+    assert_eq!(
+        i32::from_be_bytes(reply[12..16].try_into().unwrap()),
+        ErrorCode::MarshallingError.code()
+    );
     assert!(sync_works(&mut malformed));
 
     // Arbitrary bytes instead of a handshake.
     let mut noise = TcpStream::connect(server.addr).unwrap();
-    noise.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    noise
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     noise.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
     assert!(closed(&mut noise));
 
-    assert!(sync_works(&mut bystander), "the well-behaved client keeps being served");
-    assert!(four_letter(server.addr, "srvr").unwrap().contains("Mode: standalone"));
+    assert!(
+        sync_works(&mut bystander),
+        "the well-behaved client keeps being served"
+    );
+    assert!(
+        four_letter(server.addr, "srvr")
+            .unwrap()
+            .contains("Mode: standalone")
+    );
 }
 
 #[test]
@@ -108,6 +134,9 @@ fn max_client_cnxns_limits_connections_per_address() {
     let mut b = connect(&server);
     let mut c = TcpStream::connect(server.addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    assert!(closed(&mut c), "the third connection from one address is closed");
+    assert!(
+        closed(&mut c),
+        "the third connection from one address is closed"
+    );
     assert!(sync_works(&mut a) && sync_works(&mut b));
 }

@@ -32,13 +32,18 @@ impl Drop for TestServer {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn temp_dir(kind: Kind) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("conclave-test-{}-{kind:?}-{n}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("conclave-test-{}-{kind:?}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("data")).unwrap();
     dir
@@ -87,7 +92,12 @@ impl TestServer {
                 .expect("start Apache ZooKeeper (install Debian's zookeeper package and a JRE)"),
         };
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut server = TestServer { kind, addr, child, dir };
+        let mut server = TestServer {
+            kind,
+            addr,
+            child,
+            dir,
+        };
         server.wait_ready();
         server
     }
@@ -133,5 +143,8 @@ fn zookeeper_command(dir: &Path, cfg: &Path) -> Command {
 
 /// Starts one server of each kind with the same configuration.
 pub fn pair(extra_cfg: &[&str]) -> (TestServer, TestServer) {
-    (TestServer::start(Kind::ZooKeeper, extra_cfg), TestServer::start(Kind::Conclave, extra_cfg))
+    (
+        TestServer::start(Kind::ZooKeeper, extra_cfg),
+        TestServer::start(Kind::Conclave, extra_cfg),
+    )
 }

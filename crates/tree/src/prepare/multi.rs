@@ -69,7 +69,13 @@ fn as_write_request(op: &MultiOp) -> Result<WriteRequest, ErrorCode> {
                 Some(m) if m.is_container() => (OpCode::CreateContainer, -1),
                 _ => (OpCode::Create, -1),
             };
-            WriteRequest::Create { op, request: CreateTtlRequest { ttl, ..request.clone() } }
+            WriteRequest::Create {
+                op,
+                request: CreateTtlRequest {
+                    ttl,
+                    ..request.clone()
+                },
+            }
         }
         MultiOp::Delete(r) => WriteRequest::Delete(r.clone()),
         MultiOp::SetData(r) => WriteRequest::SetData(r.clone()),

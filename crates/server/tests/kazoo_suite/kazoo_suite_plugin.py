@@ -1,0 +1,588 @@
+"""pytest plugin: run kazoo's own test suite against ONE standalone server.
+
+kazoo's harness (``kazoo.testing.harness``) normally builds a 3-node
+ZooKeeper ensemble itself.  This plugin replaces
+``kazoo.testing.harness.get_global_cluster`` with a one-server "cluster"
+whose only member is either
+
+* ``zookeeper``: Debian's Apache ZooKeeper 3.8 (``ZooKeeperServerMain``), or
+* ``conclave``: the Conclave binary (``$CONCLAVE_BIN`` or
+  ``${CARGO_TARGET_DIR:-<repo>/target}/debug/conclave-server``),
+
+chosen with ``--server=conclave|zookeeper`` (or ``$KAZOO_SUITE_SERVER``).
+
+Both kinds get the very same ``zoo.cfg`` -- the file kazoo's own harness
+writes for ZooKeeper >= 3.5 (Netty connection factory, a TLS
+``secureClientPort`` with a generated keystore/truststore, SASL auth
+provider, ``4lw.commands.whitelist=*``, ``reconfigEnabled=true``, super
+digest for password "test"), minus the quorum lines.  Settings that only
+exist as JVM system properties for ZooKeeper (``SYSPROP_KEYS``) are passed
+to the JVM as ``-D`` flags and are written into ``zoo.cfg`` as well (where
+ZooKeeper's parser would otherwise turn them into ``zookeeper.<key>``
+properties, so they are left out of ZooKeeper's copy).  The JAAS file that
+kazoo's SASL tests ask for (``ZOOKEEPER_JAAS_AUTH=digest``) is written for
+both, but only a JVM can read it.
+
+Every server keeps its ports for the life of the cluster object so that
+``stop()``/``run()`` inside a test brings it back on the same address, as
+kazoo's tests expect.  ``run()`` waits until a client session can be
+established (kazoo's harness instead sleeps 2 s).
+
+Unexpected server exits (crashes) are recorded and shown at the end of the
+run and written to ``--crash-log`` if given.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+from collections import namedtuple
+
+import pytest
+
+log = logging.getLogger("kazoo_suite")
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parents[3]
+
+ZK_VERSION = "3.8.0"
+
+ZK_CLASSPATH = ":".join(
+    [
+        "/usr/share/java/zookeeper.jar",
+        # Debian's zookeeper.jar manifest leaves these out; the Netty
+        # connection factory (needed for the TLS port) wants them.
+        "/usr/share/java/netty-codec.jar",
+        "/usr/share/java/netty-resolver.jar",
+        "/usr/share/java/netty-transport-native-unix-common.jar",
+        # Jetty (admin server) needs the servlet API, also not in the manifest.
+        "/usr/share/java/servlet-api.jar",
+        # a logging backend (stderr, redirected to the server's log file)
+        "/usr/share/java/slf4j-simple.jar",
+    ]
+)
+ZK_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
+JVM_FLAGS = [
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+UseSerialGC",
+    "-Xms64m",
+    "-Xmx512m",
+    "-Xshare:auto",
+    "-Djava.net.preferIPv4Stack=true",
+    # the JVM-only flags kazoo's harness passes
+    "-Dfile.encoding=UTF-8",
+    "-Djava.awt.headless=true",
+    "-Dorg.slf4j.simpleLogger.showDateTime=true",
+    "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSS",
+]
+
+# zoo.cfg keys that ZooKeeper only reads as JVM system properties.
+SYSPROP_KEYS = {"readonlymode.enabled"}
+
+SUPER_DIGEST = "super:D/InIHSb7yEEbrWz8b9l71RjZJU="  # password "test"
+
+JAAS_DIGEST = """
+Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_super="super_secret"
+    user_jaasuser="jaas_password";
+};"""
+
+ServerInfo = namedtuple(
+    "ServerInfo", "server_id client_port secure_client_port admin_port"
+)
+
+# --------------------------------------------------------------------------
+# state shared with the pytest hooks
+_KIND = None
+_CRASHES: list[str] = []
+_CURRENT_TEST = {"nodeid": None}
+
+
+def conclave_bin() -> pathlib.Path:
+    env = os.environ.get("CONCLAVE_BIN")
+    if env:
+        return pathlib.Path(env)
+    target = os.environ.get("CARGO_TARGET_DIR") or str(REPO / "target")
+    return pathlib.Path(target) / "debug" / "conclave-server"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerStartError(RuntimeError):
+    pass
+
+
+class ManagedServer:
+    """One standalone server with the interface of kazoo's ManagedZooKeeper."""
+
+    def __init__(self, kind, server_info, config, jaas_config, ssl_configuration):
+        assert kind in ("zookeeper", "conclave"), kind
+        self.kind = kind
+        self.server_info = server_info
+        self.host = "127.0.0.1"
+        self.config = dict(config)
+        self.jaas_config = jaas_config
+        self.ssl_configuration = ssl_configuration
+        self.working_path = tempfile.mkdtemp(prefix=f"kazoo-{kind}-")
+        self.process = None
+        self._running = False
+        self._log_handle = None
+        self.starts = 0
+
+    # -- kazoo's ManagedZooKeeper interface --------------------------------
+    @property
+    def address(self):
+        return "%s:%s" % (self.host, self.client_port)
+
+    @property
+    def secure_address(self):
+        return "%s:%s" % (self.host, self.secure_client_port)
+
+    @property
+    def client_port(self):
+        return self.server_info.client_port
+
+    @property
+    def secure_client_port(self):
+        return self.server_info.secure_client_port
+
+    @property
+    def running(self):
+        if self._running and self.process is not None and self.process.poll() is not None:
+            # died behind our back: record it, and let setup_zookeeper()
+            # start a fresh one instead of failing every later test.
+            self._note_crash()
+            self._running = False
+            self._close_log()
+        return self._running
+
+    def run(self):
+        if self.running:
+            return
+        wp = pathlib.Path(self.working_path)
+        data = wp / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        (data / "myid").write_text(str(self.server_info.server_id))
+        truststore = wp / "truststore.jks"
+        keystore = wp / "keystore.jks"
+        self.ssl_configuration["truststore"].save(str(truststore), "apassword")
+        self.ssl_configuration["keystore"].save(str(keystore), "apassword")
+        jaas = wp / "jaas.conf"
+        jaas.write_text(self.jaas_config or "")
+
+        lines = [
+            "tickTime=2000",
+            f"dataDir={data}",
+            f"clientPort={self.server_info.client_port}",
+            f"secureClientPort={self.server_info.secure_client_port}",
+            "maxClientCnxns=0",
+            f"admin.serverPort={self.server_info.admin_port}",
+            "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+            f"ssl.keyStore.location={keystore}",
+            "ssl.keyStore.password=apassword",
+            f"ssl.trustStore.location={truststore}",
+            "ssl.trustStore.password=apassword",
+        ]
+        for k, v in self.config.items():
+            if self.kind == "zookeeper" and k in SYSPROP_KEYS:
+                continue
+            lines.append(f"{k}={v}")
+        cfg = wp / "zoo.cfg"
+        cfg.write_text("\n".join(lines) + "\n")
+
+        if self.kind == "zookeeper":
+            props = [f"-D{k}={v}" for k, v in self.config.items() if k in SYSPROP_KEYS]
+            cmd = (
+                ["java"]
+                + JVM_FLAGS
+                + [
+                    "-cp",
+                    ZK_CLASSPATH,
+                    f"-Dzookeeper.log.dir={wp}",
+                    f"-Djava.security.auth.login.config={jaas}",
+                ]
+                + props
+                + [ZK_MAIN, str(cfg)]
+            )
+        else:
+            binary = conclave_bin()
+            if not binary.exists():
+                raise ServerStartError(
+                    f"Conclave binary not found at {binary}: build it with "
+                    "`cargo build -p server` or set CONCLAVE_BIN"
+                )
+            cmd = [str(binary), "--config", str(cfg)]
+
+        self._log_handle = open(wp / "zookeeper.log", "ab")
+        self._log_handle.write(
+            f"\n===== start #{self.starts + 1} ({time.strftime('%H:%M:%S')}, "
+            f"test {_CURRENT_TEST['nodeid']}) =====\n".encode()
+        )
+        self._log_handle.flush()
+        env = dict(os.environ)
+        env.setdefault("RUST_LOG", "info")
+        self.process = subprocess.Popen(
+            cmd,
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=wp,
+            env=env,
+            start_new_session=True,
+        )
+        self.starts += 1
+        self._running = True
+        log.info("started %s pid %s on %s", self.kind, self.process.pid, self.address)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                rc = self.process.returncode
+                self._running = False
+                self._close_log()
+                raise ServerStartError(
+                    f"{self.kind} exited with {rc} during startup\n" + self.log_tail()
+                )
+            try:
+                if _probe_session(self.host, self.client_port):
+                    return
+            except OSError as e:
+                last = e
+            time.sleep(0.1)
+        raise ServerStartError(
+            f"{self.kind} not ready after {timeout}s ({last})\n" + self.log_tail()
+        )
+
+    def reset(self):
+        self.stop()
+        data = pathlib.Path(self.working_path, "data")
+        shutil.rmtree(data, True)
+        data.mkdir(parents=True)
+        (data / "myid").write_text(str(self.server_info.server_id))
+
+    def stop(self):
+        if not self.running:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            log.warning("%s pid %s ignored SIGTERM; killing", self.kind, self.process.pid)
+            self.process.kill()
+            self.process.wait(10)
+        self._running = False
+        self._close_log()
+
+    def destroy(self):
+        self.stop()
+        keep = os.environ.get("KAZOO_SUITE_KEEP_DIRS")
+        if keep:
+            dest = pathlib.Path(keep)
+            dest.mkdir(parents=True, exist_ok=True)
+            src = pathlib.Path(self.working_path, "zookeeper.log")
+            if src.exists():
+                with open(dest / f"{self.kind}-server.log", "ab") as out:
+                    out.write(src.read_bytes())
+        shutil.rmtree(self.working_path, True)
+
+    def get_logs(self, num_lines=100):
+        p = pathlib.Path(self.working_path, "zookeeper.log")
+        if p.exists():
+            return p.read_text(errors="replace").splitlines(True)[-num_lines:]
+        return []
+
+    # -- helpers -----------------------------------------------------------
+    def log_tail(self, n=40):
+        return "".join(self.get_logs(n))
+
+    def _close_log(self):
+        if self._log_handle:
+            self._log_handle.close()
+            self._log_handle = None
+
+    def _note_crash(self):
+        rc = self.process.returncode
+        msg = (
+            f"{self.kind} server (pid {self.process.pid}) exited unexpectedly with "
+            f"status {rc}; noticed at/after test {_CURRENT_TEST['nodeid']}"
+        )
+        log.error(msg)
+        _CRASHES.append(msg + "\n" + self.log_tail(30))
+
+
+class SingleServerCluster:
+    """Stand-in for kazoo.testing.common.ZookeeperCluster with one server."""
+
+    def __init__(self, kind, config, jaas_config):
+        from kazoo.testing.common import ZookeeperCluster
+
+        self._ssl_configuration = {}
+        # reuse kazoo's own CA/server/client certificate generation
+        ZookeeperCluster.perform_ssl_certs_generation(self)
+        info = ServerInfo(1, free_port(), free_port(), free_port())
+        self._servers = [
+            ManagedServer(kind, info, config, jaas_config, dict(self._ssl_configuration))
+        ]
+
+    def __getitem__(self, k):
+        return self._servers[k]
+
+    def __iter__(self):
+        return iter(self._servers)
+
+    def __len__(self):
+        return len(self._servers)
+
+    def start(self):
+        for server in self:
+            server.run()
+
+    def stop(self):
+        for server in self:
+            server.stop()
+
+    def terminate(self):
+        for server in self:
+            server.destroy()
+
+    def reset(self):
+        for server in self:
+            server.reset()
+
+    def get_logs(self):
+        logs = []
+        for server in self:
+            logs += server.get_logs()
+        return logs
+
+    def get_ssl_client_configuration(self):
+        from kazoo.testing.common import ZookeeperCluster
+
+        return ZookeeperCluster.get_ssl_client_configuration(self)
+
+
+_CLUSTER = None
+_CLUSTER_CONF = None
+
+
+def get_global_cluster():
+    """Replacement for kazoo.testing.harness.get_global_cluster."""
+    global _CLUSTER, _CLUSTER_CONF
+    conf = {
+        k: os.environ.get(k)
+        for k in ("ZOOKEEPER_JAAS_AUTH", "ZOOKEEPER_LOCAL_SESSION_RO")
+    }
+    if _CLUSTER is not None:
+        if conf == _CLUSTER_CONF:
+            return _CLUSTER
+        log.info("config change detected, reconfiguring cluster")
+        _CLUSTER.terminate()
+        _CLUSTER = None
+
+    local_ro = conf["ZOOKEEPER_LOCAL_SESSION_RO"] or "false"
+    config = {
+        "4lw.commands.whitelist": "*",
+        "reconfigEnabled": "true",
+        "localSessionsEnabled": local_ro,
+        "localSessionsUpgradingEnabled": local_ro,
+        "DigestAuthenticationProvider.superDigest": SUPER_DIGEST,
+        "readonlymode.enabled": "true",
+    }
+    jaas = None
+    if conf["ZOOKEEPER_JAAS_AUTH"] == "digest":
+        jaas = JAAS_DIGEST
+    elif conf["ZOOKEEPER_JAAS_AUTH"]:
+        # gssapi needs a KDC (KRB5_TEST_ENV); kazoo skips those tests first.
+        raise RuntimeError("unsupported ZOOKEEPER_JAAS_AUTH=%r" % conf["ZOOKEEPER_JAAS_AUTH"])
+    _CLUSTER = SingleServerCluster(_KIND, config, jaas)
+    _CLUSTER_CONF = conf
+    # backstop: servers run in their own session, so make sure none outlive us
+    atexit.register(lambda c: [s.stop() for s in c], _CLUSTER)
+    return _CLUSTER
+
+
+# --------------------------------------------------------------------------
+# probe: a session can be created (and is closed again)
+def _probe_session(host, port):
+    with socket.create_connection((host, port), timeout=2) as s:
+        s.settimeout(5)
+        body = struct.pack(">iqiq", 0, 0, 30000, 0) + struct.pack(">i", 16) + b"\0" * 16 + b"\0"
+        s.sendall(struct.pack(">i", len(body)) + body)
+        hdr = _recv_exact(s, 4)
+        if hdr is None:
+            return False
+        (n,) = struct.unpack(">i", hdr)
+        resp = _recv_exact(s, n)
+        if resp is None or n < 20:
+            return False
+        _, timeout, sid = struct.unpack(">iiq", resp[:16])
+        if sid == 0 or timeout <= 0:
+            return False
+        s.sendall(struct.pack(">iii", 8, 1, -11))  # closeSession
+        hdr = _recv_exact(s, 4)
+        if hdr is not None:
+            (n,) = struct.unpack(">i", hdr)
+            _recv_exact(s, n)
+        return True
+
+
+def _recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        try:
+            b = s.recv(n - len(buf))
+        except (ConnectionResetError, socket.timeout):
+            return None
+        if not b:
+            return None
+        buf += b
+    return buf
+
+
+# --------------------------------------------------------------------------
+# pytest hooks
+def pytest_addoption(parser):
+    group = parser.getgroup("kazoo_suite")
+    group.addoption(
+        "--server",
+        action="store",
+        default=os.environ.get("KAZOO_SUITE_SERVER", "conclave"),
+        choices=("conclave", "zookeeper"),
+        help="which server kazoo's tests run against (default: $KAZOO_SUITE_SERVER or conclave)",
+    )
+    group.addoption(
+        "--outcomes-json",
+        action="store",
+        default=None,
+        help="file to write one outcome (and failure message) per test to",
+    )
+    group.addoption(
+        "--crash-log",
+        action="store",
+        default=None,
+        help="file to write unexpected server exits to",
+    )
+
+
+def pytest_configure(config):
+    global _KIND
+    _KIND = config.getoption("--server")
+    os.environ.setdefault("ZOOKEEPER_VERSION", ZK_VERSION)
+    if _KIND == "conclave" and not conclave_bin().exists():
+        raise pytest.UsageError(
+            f"Conclave binary not found at {conclave_bin()}: run `cargo build -p server` "
+            "or set CONCLAVE_BIN"
+        )
+    import kazoo.testing.harness as harness
+
+    harness.get_global_cluster = get_global_cluster
+
+
+def pytest_report_header(config):
+    what = str(conclave_bin()) if _KIND == "conclave" else f"java {ZK_MAIN}"
+    return [f"kazoo_suite: server={_KIND} ({what}), one standalone server, "
+            f"ZOOKEEPER_VERSION={os.environ.get('ZOOKEEPER_VERSION')} CI={os.environ.get('CI')}"]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    _CURRENT_TEST["nodeid"] = item.nodeid
+
+
+# nodeid (normalised to "kazoo/tests/...") -> {"outcome", "when", "message", "longrepr", "duration"}
+_OUTCOMES: dict[str, dict] = {}
+
+
+def normalise_nodeid(nodeid: str) -> str:
+    i = nodeid.find("kazoo/tests/")
+    return nodeid[i:] if i >= 0 else nodeid
+
+
+def _crash_message(report) -> str:
+    lr = report.longrepr
+    if lr is None:
+        return ""
+    if isinstance(lr, tuple):  # skip: (path, lineno, reason)
+        return str(lr[2])
+    crash = getattr(lr, "reprcrash", None)
+    if crash is not None and crash.message:
+        return crash.message
+    return str(lr).strip().splitlines()[-1] if str(lr).strip() else ""
+
+
+_TB_ENTRY = re.compile(r"(\S*kazoo/tests/[\w/]+\.py):(\d+): in (\S+)\n[ \t]+(\S.*)")
+
+
+def _test_location(text: str) -> str:
+    """Innermost traceback entry inside kazoo/tests (with --tb=short)."""
+    found = _TB_ENTRY.findall(text or "")
+    if not found:
+        return ""
+    path, line, func, src = found[-1]
+    return f"{normalise_nodeid(path)}:{line} in {func}: {src.strip()}"
+
+
+def pytest_runtest_logreport(report):
+    nid = normalise_nodeid(report.nodeid)
+    rec = _OUTCOMES.setdefault(nid, {"outcome": "passed", "when": None, "message": "",
+                                     "longrepr": "", "duration": 0.0})
+    rec["duration"] += report.duration
+    if report.passed:
+        return
+    if report.skipped:
+        if rec["outcome"] == "passed":
+            rec.update(outcome="skipped", when=report.when, message=_crash_message(report))
+        return
+    # failed
+    if rec["outcome"] in ("failed", "error"):
+        rec["longrepr"] += f"\n\n--- {report.when} ---\n" + report.longreprtext
+        return
+    outcome = "failed" if report.when == "call" else "error"
+    rec.update(outcome=outcome, when=report.when, message=_crash_message(report),
+               location=_test_location(report.longreprtext), longrepr=report.longreprtext)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    global _CLUSTER
+    if _CLUSTER is not None:
+        # notice a crash in the very last test too
+        for s in _CLUSTER:
+            _ = s.running
+        _CLUSTER.terminate()
+        _CLUSTER = None
+    out = session.config.getoption("--outcomes-json")
+    if out:
+        import json
+
+        pathlib.Path(out).write_text(json.dumps(
+            {"server": _KIND, "exitstatus": int(exitstatus), "crashes": _CRASHES,
+             "tests": _OUTCOMES}, indent=1, sort_keys=True))
+    path = session.config.getoption("--crash-log")
+    if path:
+        pathlib.Path(path).write_text("\n\n".join(_CRASHES))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _CRASHES:
+        terminalreporter.section(f"{_KIND}: unexpected server exits")
+        for c in _CRASHES:
+            terminalreporter.write_line(c)
