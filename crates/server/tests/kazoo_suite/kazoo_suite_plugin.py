@@ -11,17 +11,23 @@ whose only member is either
 
 chosen with ``--server=conclave|zookeeper`` (or ``$KAZOO_SUITE_SERVER``).
 
+Writing ``zoo.cfg``, starting, probing and stopping a server is
+``../pylib/zkservers.py`` (shared with the differential suite); this plugin
+adds kazoo's cluster interface, the TLS key/trust stores, the JAAS file and
+the Netty connection factory.
+
 Both kinds get the very same ``zoo.cfg`` -- the file kazoo's own harness
 writes for ZooKeeper >= 3.5 (Netty connection factory, a TLS
 ``secureClientPort`` with a generated keystore/truststore, SASL auth
 provider, ``4lw.commands.whitelist=*``, ``reconfigEnabled=true``, super
 digest for password "test"), minus the quorum lines.  Settings that only
-exist as JVM system properties for ZooKeeper (``SYSPROP_KEYS``) are passed
-to the JVM as ``-D`` flags and are written into ``zoo.cfg`` as well (where
-ZooKeeper's parser would otherwise turn them into ``zookeeper.<key>``
-properties, so they are left out of ZooKeeper's copy).  The JAAS file that
-kazoo's SASL tests ask for (``ZOOKEEPER_JAAS_AUTH=digest``) is written for
-both, but only a JVM can read it.
+exist as JVM system properties for ZooKeeper (``zkservers.SYSPROP_KEYS``,
+here ``readonlymode.enabled``) are passed to the JVM as ``-D`` flags and are
+written into ``zoo.cfg`` as well (where ZooKeeper's parser would otherwise
+turn them into ``zookeeper.<key>`` properties, so they are left out of
+ZooKeeper's copy).  The JAAS file that kazoo's SASL tests ask for
+(``ZOOKEEPER_JAAS_AUTH=digest``) is written for both, but only a JVM can
+read it.
 
 Every server keeps its ports for the life of the cluster object so that
 ``stop()``/``run()`` inside a test brings it back on the same address, as
@@ -40,54 +46,22 @@ import os
 import pathlib
 import re
 import shutil
-import signal
-import socket
-import struct
-import subprocess
-import tempfile
+import sys
 import time
 from collections import namedtuple
 
 import pytest
 
+HERE = pathlib.Path(__file__).resolve().parent
+# The launcher shared with the differential suite: crates/server/tests/pylib/zkservers.py
+sys.path.insert(0, str(HERE.parent / "pylib"))
+
+import zkservers  # noqa: E402
+from zkservers import ZK_MAIN, conclave_bin, free_port  # noqa: E402
+
 log = logging.getLogger("kazoo_suite")
 
-HERE = pathlib.Path(__file__).resolve().parent
-REPO = HERE.parents[3]
-
 ZK_VERSION = "3.8.0"
-
-ZK_CLASSPATH = ":".join(
-    [
-        "/usr/share/java/zookeeper.jar",
-        # Debian's zookeeper.jar manifest leaves these out; the Netty
-        # connection factory (needed for the TLS port) wants them.
-        "/usr/share/java/netty-codec.jar",
-        "/usr/share/java/netty-resolver.jar",
-        "/usr/share/java/netty-transport-native-unix-common.jar",
-        # Jetty (admin server) needs the servlet API, also not in the manifest.
-        "/usr/share/java/servlet-api.jar",
-        # a logging backend (stderr, redirected to the server's log file)
-        "/usr/share/java/slf4j-simple.jar",
-    ]
-)
-ZK_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
-JVM_FLAGS = [
-    "-XX:TieredStopAtLevel=1",
-    "-XX:+UseSerialGC",
-    "-Xms64m",
-    "-Xmx512m",
-    "-Xshare:auto",
-    "-Djava.net.preferIPv4Stack=true",
-    # the JVM-only flags kazoo's harness passes
-    "-Dfile.encoding=UTF-8",
-    "-Djava.awt.headless=true",
-    "-Dorg.slf4j.simpleLogger.showDateTime=true",
-    "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSS",
-]
-
-# zoo.cfg keys that ZooKeeper only reads as JVM system properties.
-SYSPROP_KEYS = {"readonlymode.enabled"}
 
 SUPER_DIGEST = "super:D/InIHSb7yEEbrWz8b9l71RjZJU="  # password "test"
 
@@ -109,40 +83,28 @@ _CRASHES: list[str] = []
 _CURRENT_TEST = {"nodeid": None}
 
 
-def conclave_bin() -> pathlib.Path:
-    env = os.environ.get("CONCLAVE_BIN")
-    if env:
-        return pathlib.Path(env)
-    target = os.environ.get("CARGO_TARGET_DIR") or str(REPO / "target")
-    return pathlib.Path(target) / "debug" / "conclave-server"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerStartError(RuntimeError):
-    pass
-
-
-class ManagedServer:
+class ManagedServer(zkservers.ServerProcess):
     """One standalone server with the interface of kazoo's ManagedZooKeeper."""
 
+    heap = "512m"
+    # the Netty connection factory serves the TLS port
+    classpath = zkservers.ZK_CLASSPATH + zkservers.NETTY_JARS
+    # the JVM-only flags kazoo's harness passes
+    jvm_flags = [
+        "-Dfile.encoding=UTF-8",
+        "-Djava.awt.headless=true",
+        "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSS",
+    ]
+    log_name = "zookeeper.log"
+    log = logging.getLogger("kazoo_suite")
+
     def __init__(self, kind, server_info, config, jaas_config, ssl_configuration):
-        assert kind in ("zookeeper", "conclave"), kind
-        self.kind = kind
+        super().__init__(kind, server_info.client_port, dir_prefix="kazoo")
         self.server_info = server_info
-        self.host = "127.0.0.1"
         self.config = dict(config)
         self.jaas_config = jaas_config
         self.ssl_configuration = ssl_configuration
-        self.working_path = tempfile.mkdtemp(prefix=f"kazoo-{kind}-")
-        self.process = None
         self._running = False
-        self._log_handle = None
-        self.starts = 0
 
     # -- kazoo's ManagedZooKeeper interface --------------------------------
     @property
@@ -163,7 +125,7 @@ class ManagedServer:
 
     @property
     def running(self):
-        if self._running and self.process is not None and self.process.poll() is not None:
+        if self._running and not self.alive():
             # died behind our back: record it, and let setup_zookeeper()
             # start a fresh one instead of failing every later test.
             self._note_crash()
@@ -174,123 +136,53 @@ class ManagedServer:
     def run(self):
         if self.running:
             return
-        wp = pathlib.Path(self.working_path)
-        data = wp / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        (data / "myid").write_text(str(self.server_info.server_id))
+        wp = self.dir
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        (self.datadir / "myid").write_text(str(self.server_info.server_id))
         truststore = wp / "truststore.jks"
         keystore = wp / "keystore.jks"
         self.ssl_configuration["truststore"].save(str(truststore), "apassword")
         self.ssl_configuration["keystore"].save(str(keystore), "apassword")
-        jaas = wp / "jaas.conf"
-        jaas.write_text(self.jaas_config or "")
+        self.jaas_path = wp / "jaas.conf"
+        self.jaas_path.write_text(self.jaas_config or "")
 
-        lines = [
-            "tickTime=2000",
-            f"dataDir={data}",
-            f"clientPort={self.server_info.client_port}",
-            f"secureClientPort={self.server_info.secure_client_port}",
-            "maxClientCnxns=0",
-            f"admin.serverPort={self.server_info.admin_port}",
-            "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
-            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
-            f"ssl.keyStore.location={keystore}",
-            "ssl.keyStore.password=apassword",
-            f"ssl.trustStore.location={truststore}",
-            "ssl.trustStore.password=apassword",
-        ]
-        for k, v in self.config.items():
-            if self.kind == "zookeeper" and k in SYSPROP_KEYS:
-                continue
-            lines.append(f"{k}={v}")
-        cfg = wp / "zoo.cfg"
-        cfg.write_text("\n".join(lines) + "\n")
-
-        if self.kind == "zookeeper":
-            props = [f"-D{k}={v}" for k, v in self.config.items() if k in SYSPROP_KEYS]
-            cmd = (
-                ["java"]
-                + JVM_FLAGS
-                + [
-                    "-cp",
-                    ZK_CLASSPATH,
-                    f"-Dzookeeper.log.dir={wp}",
-                    f"-Djava.security.auth.login.config={jaas}",
-                ]
-                + props
-                + [ZK_MAIN, str(cfg)]
-            )
-        else:
-            binary = conclave_bin()
-            if not binary.exists():
-                raise ServerStartError(
-                    f"Conclave binary not found at {binary}: build it with "
-                    "`cargo build -p server` or set CONCLAVE_BIN"
-                )
-            cmd = [str(binary), "--config", str(cfg)]
-
-        self._log_handle = open(wp / "zookeeper.log", "ab")
-        self._log_handle.write(
-            f"\n===== start #{self.starts + 1} ({time.strftime('%H:%M:%S')}, "
-            f"test {_CURRENT_TEST['nodeid']}) =====\n".encode()
+        self.write_config(
+            [
+                ("tickTime", "2000"),
+                ("dataDir", self.datadir),
+                ("clientPort", self.server_info.client_port),
+                ("secureClientPort", self.server_info.secure_client_port),
+                ("maxClientCnxns", "0"),
+                ("admin.serverPort", self.server_info.admin_port),
+                ("serverCnxnFactory", "org.apache.zookeeper.server.NettyServerCnxnFactory"),
+                ("authProvider.1", "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"),
+                ("ssl.keyStore.location", keystore),
+                ("ssl.keyStore.password", "apassword"),
+                ("ssl.trustStore.location", truststore),
+                ("ssl.trustStore.password", "apassword"),
+            ]
+            + list(self.config.items())
         )
-        self._log_handle.flush()
-        env = dict(os.environ)
-        env.setdefault("RUST_LOG", "info")
-        self.process = subprocess.Popen(
-            cmd,
-            stdout=self._log_handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=wp,
-            env=env,
-            start_new_session=True,
-        )
-        self.starts += 1
+        self.spawn(note=f"{time.strftime('%H:%M:%S')}, test {_CURRENT_TEST['nodeid']}")
         self._running = True
-        log.info("started %s pid %s on %s", self.kind, self.process.pid, self.address)
-        self._wait_ready()
-
-    def _wait_ready(self, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                rc = self.process.returncode
+        try:
+            self.wait_ready(timeout=60.0)
+        except zkservers.ServerError:
+            if not self.alive():
                 self._running = False
-                self._close_log()
-                raise ServerStartError(
-                    f"{self.kind} exited with {rc} during startup\n" + self.log_tail()
-                )
-            try:
-                if _probe_session(self.host, self.client_port):
-                    return
-            except OSError as e:
-                last = e
-            time.sleep(0.1)
-        raise ServerStartError(
-            f"{self.kind} not ready after {timeout}s ({last})\n" + self.log_tail()
-        )
+            raise
 
     def reset(self):
         self.stop()
-        data = pathlib.Path(self.working_path, "data")
-        shutil.rmtree(data, True)
-        data.mkdir(parents=True)
-        (data / "myid").write_text(str(self.server_info.server_id))
+        shutil.rmtree(self.datadir, True)
+        self.datadir.mkdir(parents=True)
+        (self.datadir / "myid").write_text(str(self.server_info.server_id))
 
     def stop(self):
         if not self.running:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            log.warning("%s pid %s ignored SIGTERM; killing", self.kind, self.process.pid)
-            self.process.kill()
-            self.process.wait(10)
+        super().stop(grace=20)
         self._running = False
-        self._close_log()
 
     def destroy(self):
         self.stop()
@@ -298,31 +190,24 @@ class ManagedServer:
         if keep:
             dest = pathlib.Path(keep)
             dest.mkdir(parents=True, exist_ok=True)
-            src = pathlib.Path(self.working_path, "zookeeper.log")
-            if src.exists():
+            if self.log_path.exists():
                 with open(dest / f"{self.kind}-server.log", "ab") as out:
-                    out.write(src.read_bytes())
-        shutil.rmtree(self.working_path, True)
+                    out.write(self.log_path.read_bytes())
+        self.remove_dir()
 
     def get_logs(self, num_lines=100):
-        p = pathlib.Path(self.working_path, "zookeeper.log")
-        if p.exists():
-            return p.read_text(errors="replace").splitlines(True)[-num_lines:]
+        if self.log_path.exists():
+            return self.log_path.read_text(errors="replace").splitlines(True)[-num_lines:]
         return []
 
     # -- helpers -----------------------------------------------------------
     def log_tail(self, n=40):
         return "".join(self.get_logs(n))
 
-    def _close_log(self):
-        if self._log_handle:
-            self._log_handle.close()
-            self._log_handle = None
-
     def _note_crash(self):
-        rc = self.process.returncode
+        rc = self.proc.returncode
         msg = (
-            f"{self.kind} server (pid {self.process.pid}) exited unexpectedly with "
+            f"{self.kind} server (pid {self.proc.pid}) exited unexpectedly with "
             f"status {rc}; noticed at/after test {_CURRENT_TEST['nodeid']}"
         )
         log.error(msg)
@@ -418,44 +303,6 @@ def get_global_cluster():
     # backstop: servers run in their own session, so make sure none outlive us
     atexit.register(lambda c: [s.stop() for s in c], _CLUSTER)
     return _CLUSTER
-
-
-# --------------------------------------------------------------------------
-# probe: a session can be created (and is closed again)
-def _probe_session(host, port):
-    with socket.create_connection((host, port), timeout=2) as s:
-        s.settimeout(5)
-        body = struct.pack(">iqiq", 0, 0, 30000, 0) + struct.pack(">i", 16) + b"\0" * 16 + b"\0"
-        s.sendall(struct.pack(">i", len(body)) + body)
-        hdr = _recv_exact(s, 4)
-        if hdr is None:
-            return False
-        (n,) = struct.unpack(">i", hdr)
-        resp = _recv_exact(s, n)
-        if resp is None or n < 20:
-            return False
-        _, timeout, sid = struct.unpack(">iiq", resp[:16])
-        if sid == 0 or timeout <= 0:
-            return False
-        s.sendall(struct.pack(">iii", 8, 1, -11))  # closeSession
-        hdr = _recv_exact(s, 4)
-        if hdr is not None:
-            (n,) = struct.unpack(">i", hdr)
-            _recv_exact(s, n)
-        return True
-
-
-def _recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        try:
-            b = s.recv(n - len(buf))
-        except (ConnectionResetError, socket.timeout):
-            return None
-        if not b:
-            return None
-        buf += b
-    return buf
 
 
 # --------------------------------------------------------------------------
