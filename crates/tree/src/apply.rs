@@ -64,6 +64,11 @@ pub struct Applied {
     pub outcome: Outcome,
     /// In the order ZooKeeper triggers them.
     pub changes: Vec<Change>,
+    /// Paths whose stored record changed (created, deleted, or Stat/data/ACL
+    /// updated, parents included), sorted: what a durable store must write.
+    pub dirty_nodes: Vec<String>,
+    /// Sessions created or closed by this transaction.
+    pub dirty_sessions: Vec<i64>,
 }
 
 /// Applies one committed transaction.
@@ -86,7 +91,31 @@ pub fn apply(tree: &mut DataTree, txn: &Txn) -> Applied {
         op => apply_op(tree, txn, op, &mut changes),
     };
     tree.set_last_zxid(txn.zxid);
-    Applied { outcome, changes }
+    let mut dirty = std::collections::BTreeSet::new();
+    for change in &changes {
+        match change {
+            Change::Created { path, parent, .. } | Change::Deleted { path, parent, .. } => {
+                dirty.insert(path.clone());
+                dirty.insert(parent.clone());
+            }
+            Change::DataChanged { path, .. } => {
+                dirty.insert(path.clone());
+            }
+        }
+    }
+    if let (TxnOp::SetAcl { path, .. }, Outcome::AclSet { .. }) = (&txn.op, &outcome) {
+        dirty.insert(path::normalize(path).to_owned());
+    }
+    let dirty_sessions = match txn.op {
+        TxnOp::CreateSession { .. } | TxnOp::CloseSession { .. } => vec![txn.session_id],
+        _ => Vec::new(),
+    };
+    Applied {
+        outcome,
+        changes,
+        dirty_nodes: dirty.into_iter().collect(),
+        dirty_sessions,
+    }
 }
 
 fn apply_op(tree: &mut DataTree, txn: &Txn, op: &TxnOp, changes: &mut Vec<Change>) -> Outcome {

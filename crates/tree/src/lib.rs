@@ -25,7 +25,7 @@ pub mod watch;
 
 pub use apply::{Applied, Change, Outcome, apply};
 pub use node::{Node, StatPersisted};
-pub use prepare::{Context, Features, WriteRequest, prepare};
-pub use tree::{CONFIG, DataTree, QUOTA, SessionRecord, ZOOKEEPER};
+pub use prepare::{Context, Features, Pending, WriteRequest, prepare};
+pub use tree::{CONFIG, DataTree, QUOTA, RestoreError, SessionRecord, ZOOKEEPER};
 pub use txn::{CreateTxn, Txn, TxnOp};
 pub use watch::{Notification, Table, WatchManager, WatchMode, WatcherId};

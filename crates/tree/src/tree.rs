@@ -24,6 +24,15 @@ pub struct SessionRecord {
     pub password: Vec<u8>,
 }
 
+/// Why stored records do not form a tree.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    #[error("the root node is missing")]
+    MissingRoot,
+    #[error("node {0} has no parent")]
+    Orphan(String),
+}
+
 /// The replicated state: znodes and sessions, and the last zxid applied.
 #[derive(Debug, Clone)]
 pub struct DataTree {
@@ -81,6 +90,49 @@ impl DataTree {
             tree.insert_node(p.to_owned(), node);
         }
         tree
+    }
+
+    /// Rebuilds a tree from stored node records (what a durable store
+    /// loads): children and the ephemeral/container/TTL indexes are derived
+    /// from the paths and owners. Refuses a set of records that is not a
+    /// tree, naming the first orphan.
+    pub fn restore(
+        nodes: impl IntoIterator<Item = (String, Node)>,
+        sessions: impl IntoIterator<Item = (i64, SessionRecord)>,
+        last_zxid: i64,
+    ) -> Result<DataTree, RestoreError> {
+        let mut tree = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: BTreeMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            sessions: sessions.into_iter().collect(),
+            last_zxid,
+            data_size: 0,
+        };
+        let mut paths = Vec::new();
+        for (path, mut node) in nodes {
+            node.children.clear();
+            paths.push(path.clone());
+            tree.insert_node(path, node);
+        }
+        if !tree.nodes.contains_key("/") {
+            return Err(RestoreError::MissingRoot);
+        }
+        for p in paths {
+            if p == "/" {
+                continue;
+            }
+            let parent = path::parent_of(&p).map(path::normalize).unwrap_or("");
+            let name = path::name_of(&p).to_owned();
+            match tree.nodes.get_mut(parent) {
+                Some(parent_node) => {
+                    parent_node.children.insert(name);
+                }
+                None => return Err(RestoreError::Orphan(p)),
+            }
+        }
+        Ok(tree)
     }
 
     pub fn node(&self, path: &str) -> Option<&Node> {

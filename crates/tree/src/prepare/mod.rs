@@ -74,13 +74,36 @@ pub enum WriteRequest {
     CloseSession,
 }
 
-/// Turns `request` into the transaction that will be committed for it.
-pub fn prepare(tree: &DataTree, request: &WriteRequest, ctx: &Context<'_>) -> Txn {
-    let mut view = View::new(tree);
+/// Turns `request` into the transaction that will be committed for it,
+/// judged against the tree plus every change prepared before it and not yet
+/// applied (`pending`), which it then joins.
+pub fn prepare(
+    tree: &DataTree,
+    pending: &mut Pending,
+    request: &WriteRequest,
+    ctx: &Context<'_>,
+) -> Txn {
+    let mut view = View::new(tree, pending);
     let op = match request {
         WriteRequest::Multi(ops) => multi::prepare(&mut view, ops, ctx),
         single => prepare_one(&mut view, single, ctx).unwrap_or_else(TxnOp::Error),
     };
+    let succeeded = !matches!(op, TxnOp::Error(_)) && !op.is_failed_multi();
+    let changes = std::mem::take(&mut view.changes);
+    if succeeded {
+        for (path, record) in changes {
+            pending.records.insert(path, (ctx.zxid, record));
+        }
+        match op {
+            TxnOp::CreateSession { .. } => {
+                pending.sessions.insert(ctx.session_id, (ctx.zxid, true));
+            }
+            TxnOp::CloseSession { .. } => {
+                pending.sessions.insert(ctx.session_id, (ctx.zxid, false));
+            }
+            _ => {}
+        }
+    }
     Txn {
         session_id: ctx.session_id,
         cxid: ctx.cxid,
@@ -121,16 +144,59 @@ pub(crate) struct Record {
     pub acl: Arc<Vec<Acl>>,
 }
 
+/// Changes prepared but not yet applied, across requests (ZooKeeper's
+/// `outstandingChanges`): with a log between prepare and apply, a write must
+/// be judged against the writes before it even while they wait to become
+/// durable. Each record carries the zxid of the transaction that made it.
+#[derive(Debug, Default)]
+pub struct Pending {
+    records: HashMap<String, (i64, Option<Record>)>,
+    /// Sessions created (`true`) or closed (`false`) by pending
+    /// transactions: a closing session's later requests fail at once, as
+    /// ZooKeeper's `setSessionClosing` makes them.
+    sessions: HashMap<i64, (i64, bool)>,
+}
+
+impl Pending {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The tree now reflects every transaction up to `zxid`: their records
+    /// are no longer needed. (Transactions are applied in zxid order.)
+    pub fn applied(&mut self, zxid: i64) {
+        self.records.retain(|_, (z, _)| *z > zxid);
+        self.sessions.retain(|_, (z, _)| *z > zxid);
+    }
+
+    /// Forgets everything (prepared transactions were dropped).
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.sessions.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.sessions.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+}
+
 pub(crate) struct View<'a> {
     tree: &'a DataTree,
-    /// `None` marks a node deleted by an earlier op.
+    pending: &'a Pending,
+    /// This request's own changes; `None` marks a node deleted by an
+    /// earlier op of the same multi.
     changes: HashMap<String, Option<Record>>,
 }
 
 impl<'a> View<'a> {
-    fn new(tree: &'a DataTree) -> Self {
+    fn new(tree: &'a DataTree, pending: &'a Pending) -> Self {
         View {
             tree,
+            pending,
             changes: HashMap::new(),
         }
     }
@@ -139,10 +205,30 @@ impl<'a> View<'a> {
         self.tree
     }
 
+    /// The ephemerals `session` owns as prepare sees them: committed ones,
+    /// minus pending deletions, plus pending creations, sorted.
+    pub(crate) fn ephemerals_of(&self, session: i64) -> Vec<String> {
+        let mut out: std::collections::BTreeSet<String> =
+            self.tree.ephemerals_of(session).cloned().collect();
+        for (path, (_, record)) in &self.pending.records {
+            match record {
+                Some(r) if r.stat.ephemeral_owner == session => {
+                    out.insert(path.clone());
+                }
+                None => {
+                    out.remove(path);
+                }
+                Some(_) => {}
+            }
+        }
+        out.into_iter().collect()
+    }
+
     /// `getRecordForPath`: the node or NoNode.
     pub(crate) fn get(&self, p: &str) -> Result<Record, ErrorCode> {
         let p = path::normalize(p);
-        match self.changes.get(p) {
+        let change = self.changes.get(p).or_else(|| self.pending.records.get(p).map(|(_, r)| r));
+        match change {
             Some(Some(record)) => Ok(record.clone()),
             Some(None) => Err(ErrorCode::NoNode),
             None => self
@@ -169,7 +255,11 @@ impl<'a> View<'a> {
 
 /// `sessionTracker.checkSession`: the session must be live.
 pub(crate) fn check_session(view: &View<'_>, ctx: &Context<'_>) -> Result<(), ErrorCode> {
-    if view.tree().session(ctx.session_id).is_some() {
+    let alive = match view.pending.sessions.get(&ctx.session_id) {
+        Some((_, alive)) => *alive,
+        None => view.tree().session(ctx.session_id).is_some(),
+    };
+    if alive {
         Ok(())
     } else {
         Err(ErrorCode::SessionExpired)

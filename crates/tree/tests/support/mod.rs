@@ -320,10 +320,12 @@ impl Harness {
             auth: &auth,
             features: &self.features,
         };
-        let txn = tree::prepare(&self.tree, request, &ctx);
+        // Applied at once, so nothing stays pending between writes; a
+        // fresh `Pending` each time also checks that prepare is pure.
+        let txn = tree::prepare(&self.tree, &mut tree::Pending::new(), request, &ctx);
         assert_eq!(
             txn,
-            tree::prepare(&self.tree, request, &ctx),
+            tree::prepare(&self.tree, &mut tree::Pending::new(), request, &ctx),
             "prepare must be pure"
         );
         assert_eq!(
