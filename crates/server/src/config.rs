@@ -57,6 +57,9 @@ pub struct Config {
     pub container_max_per_minute: u32,
     pub container_max_never_used_ms: i64,
     pub global_outstanding_limit: usize,
+    /// Log entries kept behind the applied index for lagging replicas and
+    /// inspection (`snapCount`, ZooKeeper's transactions per snapshot).
+    pub log_retention_entries: u64,
     pub max_cnxns: u32,
     pub server_id: Option<u64>,
     pub servers: Vec<ServerLine>,
@@ -90,6 +93,7 @@ impl Default for Config {
             container_max_per_minute: 10_000,
             container_max_never_used_ms: 0,
             global_outstanding_limit: 1000,
+            log_retention_entries: 100_000,
             max_cnxns: 0,
             server_id: None,
             servers: Vec::new(),
@@ -113,7 +117,6 @@ const IGNORED_KEYS: &[&str] = &[
     "localSessionsUpgradingEnabled",
     "autopurge.snapRetainCount",
     "autopurge.purgeInterval",
-    "snapCount",
     "preAllocSize",
     "forceSync",
     "leaderServes",
@@ -290,6 +293,7 @@ impl Config {
                     c.container_max_never_used_ms = parse_num(key, value)?
                 }
                 "globalOutstandingLimit" => c.global_outstanding_limit = parse_num(key, value)?,
+                "snapCount" => c.log_retention_entries = parse_num(key, value)?,
                 k if k.starts_with("server.") => {
                     let id = parse_num(key, &k["server.".len()..])?;
                     c.servers.push(ServerLine {
@@ -340,6 +344,12 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The store's directory: `store` under dataLogDir (which defaults to
+    /// dataDir), so the log can live on its own disk as in ZooKeeper.
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_log_dir.join("store")
     }
 
     /// Reads `dataDir/myid` if present (one integer, as ZooKeeper writes it).

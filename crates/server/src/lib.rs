@@ -10,7 +10,10 @@
 pub mod admin_http;
 pub mod config;
 pub mod connection;
+pub mod durability;
 pub mod four_letter;
+pub mod inspect;
+pub mod persistence;
 pub mod processor;
 pub mod report;
 pub mod server;

@@ -1,21 +1,23 @@
-//! The `conclave-server` binary: parse flags, read zoo.cfg, serve.
+//! The `conclave-server` binary: parse flags, read zoo.cfg, open the data
+//! directory, serve. `conclave-server inspect` reads a data directory.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use server::Config;
+use storage::rocks::RocksStore;
 
 /// A ZooKeeper-compatible coordination server.
 #[derive(Debug, Parser)]
 #[command(name = "conclave-server", version)]
 struct Args {
     /// A ZooKeeper zoo.cfg file.
-    #[arg(long, short = 'c')]
+    #[arg(long, short = 'c', global = true)]
     config: Option<PathBuf>,
-    /// Data directory (overrides dataDir); default ./conclave-data.
-    #[arg(long)]
+    /// Data directory (overrides dataDir and dataLogDir); default ./conclave-data.
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// Client port (overrides clientPort); default 2181.
     #[arg(long, short = 'p')]
@@ -23,6 +25,24 @@ struct Args {
     /// Admin HTTP port (overrides admin.serverPort); default 8080.
     #[arg(long)]
     admin_port: Option<u16>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print what a data directory holds (the server must not be running on it).
+    Inspect {
+        /// Also print the log as text.
+        #[arg(long)]
+        log: bool,
+        /// First log index to print.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Most log entries to print.
+        #[arg(long, default_value_t = u64::MAX)]
+        limit: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,15 +53,23 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let config = configure(&args)?;
+    match args.command {
+        Some(Command::Inspect { log, from, limit }) => inspect(&config, log, from, limit),
+        None => serve(config),
+    }
+}
+
+fn configure(args: &Args) -> anyhow::Result<Config> {
     let mut config = match &args.config {
         Some(path) => {
             Config::from_file(path).with_context(|| format!("reading {}", path.display()))?
         }
         None => Config::default(),
     };
-    if let Some(dir) = args.data_dir {
+    if let Some(dir) = &args.data_dir {
         config.data_log_dir = dir.clone();
-        config.data_dir = dir;
+        config.data_dir = dir.clone();
     }
     if let Some(port) = args.port {
         config.client_addr.set_port(port);
@@ -50,12 +78,44 @@ fn main() -> anyhow::Result<()> {
         config.admin_addr.set_port(port);
     }
     config.validate()?;
+    Ok(config)
+}
+
+fn open_store(config: &Config) -> anyhow::Result<RocksStore> {
+    let dir = config.store_dir();
+    RocksStore::open(&dir).with_context(|| format!("opening the store in {}", dir.display()))
+}
+
+fn inspect(config: &Config, log: bool, from: u64, limit: u64) -> anyhow::Result<()> {
+    let dir = config.store_dir();
+    if !dir.exists() {
+        anyhow::bail!("{} holds no Conclave store", dir.display());
+    }
+    let store = open_store(config)?;
+    print!("{}", server::inspect::summary(&store)?);
+    if log {
+        print!("{}", server::inspect::log_text(&store, from, limit)?);
+    }
+    Ok(())
+}
+
+fn serve(mut config: Config) -> anyhow::Result<()> {
     for key in &config.ignored_keys {
         tracing::warn!(key = %key, "ignoring zoo.cfg key that Conclave does not use");
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     config.load_myid()?;
+    let store = open_store(&config)?;
+    let recovered = server::persistence::recover(Box::new(store))
+        .with_context(|| format!("recovering from {}", config.store_dir().display()))?;
+    tracing::info!(
+        zxid = format_args!("0x{:x}", recovered.tree.last_zxid()),
+        znodes = recovered.tree.node_count() - 1,
+        sessions = recovered.tree.sessions().len(),
+        replayed = recovered.replayed,
+        "recovered the data directory"
+    );
 
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
@@ -71,10 +131,30 @@ fn main() -> anyhow::Result<()> {
             data_dir = %config.data_dir.display(),
             "conclave-server serving"
         );
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        server::server::run(Arc::new(config), client, admin, shutdown).await?;
+        server::server::run(
+            Arc::new(config),
+            recovered,
+            client,
+            admin,
+            shutdown_signal(),
+        )
+        .await?;
         anyhow::Ok(())
     })
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }

@@ -13,7 +13,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::processor::{Command, Processor};
+use crate::persistence::Recovered;
+use crate::processor::{Command, Processor, ProcessorError};
 use crate::{admin_http, connection};
 
 /// What every connection task shares.
@@ -72,7 +73,7 @@ impl Shared {
     #[cfg(test)]
     pub(crate) fn with_processor(config: Arc<Config>) -> Arc<Shared> {
         let (commands, command_rx) = mpsc::channel(4096);
-        tokio::spawn(Processor::new(config.clone()).run(command_rx));
+        tokio::spawn(Processor::in_memory(config.clone()).run(command_rx));
         Arc::new(Shared::new(config, commands))
     }
 
@@ -114,30 +115,52 @@ pub async fn bind(config: &Config) -> std::io::Result<(TcpListener, Option<TcpLi
     Ok((client, admin))
 }
 
-/// Serves until `shutdown` completes.
+/// Why the server stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Processor(#[from] ProcessorError),
+    #[error("the request processor stopped unexpectedly")]
+    ProcessorGone,
+}
+
+/// Serves the recovered state until `shutdown` completes or the store
+/// fails (then nothing more can be acknowledged, so the server stops).
 pub async fn run(
     config: Arc<Config>,
+    recovered: Recovered,
     client: TcpListener,
     admin: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+) -> Result<(), ServerError> {
     let (commands, command_rx) = mpsc::channel(4096);
-    let processor = Processor::new(config.clone());
-    let processor_task = tokio::spawn(processor.run(command_rx));
+    let processor = Processor::new(config.clone(), recovered)?;
+    let mut processor_task = tokio::spawn(processor.run(command_rx));
     let shared = Arc::new(Shared::new(config.clone(), commands));
     let admin_task =
         admin.map(|listener| tokio::spawn(admin_http::serve(listener, shared.clone())));
 
-    tokio::select! {
-        () = accept_loop(client, shared.clone()) => {}
-        () = shutdown => tracing::info!("shutting down"),
-    }
+    let result = tokio::select! {
+        () = accept_loop(client, shared.clone()) => Ok(()),
+        () = shutdown => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+        stopped = &mut processor_task => match stopped {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ServerError::Processor(e)),
+            Err(_) => Err(ServerError::ProcessorGone),
+        },
+    };
     if let Some(task) = admin_task {
         task.abort();
     }
     drop(shared);
+    // Dropping the processor stops its log writer after everything already
+    // queued is written and synced.
     processor_task.abort();
-    Ok(())
+    let _ = processor_task.await;
+    result
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {

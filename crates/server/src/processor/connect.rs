@@ -7,11 +7,12 @@ use std::net::SocketAddr;
 
 use proto::{ConnectRequest, ConnectResponse, Id, PASSWORD_LEN};
 use rand::RngCore as _;
-use tree::{Context, WriteRequest, apply, prepare};
+use tree::WriteRequest;
 
+use super::pipeline::Waiter;
 use super::{Conn, OutboundTx, Outgoing, Processor};
 use crate::sessions::{ConnId, negotiate_timeout};
-use crate::stats::{ConnStats, wall_clock_ms};
+use crate::stats::ConnStats;
 
 impl Processor {
     pub(super) fn connect(
@@ -50,6 +51,9 @@ impl Processor {
                 auth: vec![Id::new("ip", remote.ip().to_string())],
                 stats,
                 closing: false,
+                establishing: false,
+                pending_writes: 0,
+                queue: std::collections::VecDeque::new(),
             },
         );
         if request.session_id == 0 {
@@ -59,50 +63,27 @@ impl Processor {
         }
     }
 
+    /// A new session is a createSession transaction; the connect response
+    /// goes out once it is applied (`pipeline`), and requests the client
+    /// pipelined behind its handshake wait until then.
     fn create_session(&mut self, conn_id: ConnId, timeout_ms: i32, read_only: Option<bool>) {
         let session_id = self.sessions.next_session_id();
         let mut password = vec![0u8; PASSWORD_LEN];
         rand::rng().fill_bytes(&mut password);
-        let zxid = self.tree.last_zxid() + 1;
-        let ctx = Context {
-            session_id,
-            cxid: 0,
-            zxid,
-            time_ms: wall_clock_ms(),
-            auth: &[],
-            features: &self.features,
-        };
-        let txn = prepare(
-            &self.tree,
-            &WriteRequest::CreateSession {
-                timeout_ms,
-                password: password.clone(),
-            },
-            &ctx,
-        );
-        apply(&mut self.tree, &txn);
-        self.stats.commit_count += 1;
-        // createSession is a transaction answered as soon as it is applied.
-        self.stats.record_request(0, true);
-        let now = self.now_ms();
-        self.sessions
-            .track(session_id, timeout_ms, Some(conn_id), now);
         if let Some(conn) = self.conns.get_mut(&conn_id) {
-            conn.session_id = session_id;
+            conn.establishing = true;
         }
-        tracing::debug!(
-            session = format_args!("0x{session_id:x}"),
+        let write = WriteRequest::CreateSession {
             timeout_ms,
-            "session created"
-        );
-        let response = ConnectResponse {
-            protocol_version: 0,
-            timeout_ms,
-            session_id,
-            password,
-            read_only: read_only.map(|_| false),
+            password: password.clone(),
         };
-        self.send_connect_response(conn_id, &response);
+        let waiter = Waiter::NewSession {
+            conn: conn_id,
+            timeout_ms,
+            read_only,
+            password,
+        };
+        self.submit(&write, session_id, 0, None, waiter);
     }
 
     /// Re-open: the password must match the one the session was created
@@ -154,7 +135,7 @@ impl Processor {
         self.send_connect_response(conn_id, &response);
     }
 
-    fn send_connect_response(&mut self, conn_id: ConnId, response: &ConnectResponse) {
+    pub(super) fn send_connect_response(&mut self, conn_id: ConnId, response: &ConnectResponse) {
         let mut frame = Vec::new();
         proto::frame::encode_frame(&mut frame, |out| response.encode(out));
         self.send_frame(conn_id, frame);

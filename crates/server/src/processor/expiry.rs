@@ -1,16 +1,19 @@
 //! Time-driven writes: expiring sessions (the leader's job in an ensemble)
 //! and reaping empty containers and expired TTL nodes
-//! (`SessionTrackerImpl.run`, `ContainerManager`).
+//! (`SessionTrackerImpl.run`, `ContainerManager`). Both go through the log
+//! like any write.
 
-use tree::{Outcome, WriteRequest};
+use tree::WriteRequest;
 
 use super::Processor;
+use super::pipeline::Waiter;
 use crate::stats::wall_clock_ms;
 
 impl Processor {
     /// Closes every session past its deadline: a closeSession transaction
-    /// deletes its ephemerals (their watches fire), and the connection still
-    /// attached to it is closed without a reply.
+    /// deletes its ephemerals (their watches fire), and once it is applied
+    /// the connection still attached to the session is closed without a
+    /// reply.
     pub(super) fn expire_sessions(&mut self) {
         let now = self.now_ms();
         for session_id in self.sessions.expired(now) {
@@ -20,15 +23,20 @@ impl Processor {
             );
             let owner = self.sessions.owner(session_id);
             self.sessions.remove(session_id);
-            self.commit_internal(session_id, &WriteRequest::CloseSession);
-            if let Some(conn) = owner {
-                self.close(conn);
-            }
+            self.submit(
+                &WriteRequest::CloseSession,
+                session_id,
+                0,
+                None,
+                Waiter::Expired { owner },
+            );
         }
     }
 
     /// Deletes containers that have become empty and TTL nodes past their
     /// TTL, at most `znode.container.maxPerMinute` per minute of interval.
+    /// Candidates come from the applied tree; one whose deletion is still
+    /// in flight from the last round fails harmlessly (NoNode).
     pub(super) fn reap_containers(&mut self) {
         let candidates = self
             .tree
@@ -40,10 +48,14 @@ impl Processor {
             .into_iter()
             .take(usize::try_from(budget).unwrap_or(usize::MAX))
         {
-            match self.commit_internal(0, &WriteRequest::DeleteContainer(path.clone())) {
-                Outcome::Deleted => tracing::debug!(%path, "reaped container or TTL node"),
-                other => tracing::debug!(%path, ?other, "container reaping skipped"),
-            }
+            tracing::debug!(%path, "reaping container or TTL node");
+            self.submit(
+                &WriteRequest::DeleteContainer(path),
+                0,
+                0,
+                None,
+                Waiter::Internal,
+            );
         }
     }
 }

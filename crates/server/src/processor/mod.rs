@@ -10,7 +10,11 @@
 //! event before it sees the changed data. The tree needs no lock because
 //! nothing else touches it.
 //!
+//! Writes are prepared here but applied only once the log writer
+//! (`crate::durability`) reports them durable: see `pipeline`.
+//!
 //! Files: `connect` (the handshake and session creation), `reads`, `writes`,
+//! `pipeline` (prepare → log → apply → answer, and per-connection order),
 //! `watches` (registration, setWatches, delivery), `admin` (the state that
 //! four-letter words and the admin API report), `expiry` (sessions and
 //! container/TTL reaping).
@@ -18,11 +22,12 @@
 mod admin;
 mod connect;
 mod expiry;
+mod pipeline;
 mod reads;
 mod watches;
 mod writes;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,13 +36,16 @@ use proto::{
     ConnectRequest, ErrorCode, Id, OpCode, Request, RequestError, RequestHeader, Response,
 };
 use tokio::sync::{mpsc, oneshot};
-use tree::{DataTree, Features, WatchManager};
+use tree::{DataTree, Features, Pending, WatchManager};
 
 pub use admin::{AdminAnswer, AdminQuery, ConnectionInfo, ServerSnapshot};
 
 use crate::config::Config;
+use crate::durability::{LogWriter, WriterEvent};
+use crate::persistence::Recovered;
 use crate::sessions::{ConnId, SessionTracker};
 use crate::stats::{ConnStats, ServerStats, wall_clock_ms};
+use pipeline::{InFlight, Queued};
 
 /// What a connection's writer task sends to its socket.
 #[derive(Debug)]
@@ -97,6 +105,21 @@ pub(crate) struct Conn {
     /// Set once the processor decided to close it; later requests are
     /// dropped unanswered.
     closing: bool,
+    /// Its createSession is in flight: requests wait.
+    establishing: bool,
+    /// Its writes prepared and not yet applied.
+    pending_writes: usize,
+    /// Requests waiting for earlier ones (see `pipeline`).
+    queue: VecDeque<Queued>,
+}
+
+/// Why the processor stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    #[error("the store failed: {0}")]
+    Storage(#[from] storage::StorageError),
+    #[error("could not start the log writer: {0}")]
+    Writer(#[from] std::io::Error),
 }
 
 /// The processor's state.
@@ -109,6 +132,16 @@ pub struct Processor {
     conns: HashMap<ConnId, Conn>,
     stats: ServerStats,
     started: Instant,
+    /// Changes prepared and not yet applied.
+    pending: Pending,
+    /// Transactions in the log and not yet applied, in log order.
+    inflight: VecDeque<InFlight>,
+    writer: LogWriter,
+    writer_events: Option<mpsc::UnboundedReceiver<WriterEvent>>,
+    /// Index (and, standalone, zxid) of the next log entry.
+    next_index: u64,
+    /// Log entries up to here were dropped by retention.
+    compacted_through: u64,
 }
 
 impl std::fmt::Debug for Processor {
@@ -120,7 +153,9 @@ impl std::fmt::Debug for Processor {
 }
 
 impl Processor {
-    pub fn new(config: Arc<Config>) -> Self {
+    /// A processor serving the recovered state; its store goes to the log
+    /// writer thread.
+    pub fn new(config: Arc<Config>, recovered: Recovered) -> Result<Self, ProcessorError> {
         let features = Features {
             extended_types: config.extended_types_enabled,
             skip_acl: config.skip_acl,
@@ -128,25 +163,51 @@ impl Processor {
         };
         // Standalone ZooKeeper uses server id 1 for session ids.
         let server_id = u8::try_from(config.server_id.unwrap_or(1)).unwrap_or(1);
-        let sessions = SessionTracker::new(
+        let mut sessions = SessionTracker::new(
             config.tick_time_ms,
             server_id,
             u64::try_from(wall_clock_ms()).unwrap_or(0),
         );
-        Processor {
+        // Sessions survive a restart: each gets its full timeout from now
+        // to reconnect, as with ZooKeeper.
+        for (id, record) in recovered.tree.sessions() {
+            sessions.track(*id, record.timeout_ms, None, 0);
+        }
+        let compacted_through = recovered.store.meta().compacted.0;
+        let (writer, events) = LogWriter::spawn(recovered.store)?;
+        Ok(Processor {
             features,
-            tree: DataTree::new(),
+            tree: recovered.tree,
             watches: WatchManager::new(),
             sessions,
             conns: HashMap::new(),
             stats: ServerStats::default(),
             started: Instant::now(),
+            pending: Pending::new(),
+            inflight: VecDeque::new(),
+            writer,
+            writer_events: Some(events),
+            next_index: recovered.next_index,
+            compacted_through,
             config,
-        }
+        })
     }
 
-    /// Runs until every command sender is dropped.
-    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    /// A processor on an in-memory store, for tests.
+    pub fn in_memory(config: Arc<Config>) -> Self {
+        let store = Box::new(storage::memory::MemoryStore::new());
+        let recovered = crate::persistence::recover(store).expect("a fresh memory store recovers");
+        Processor::new(config, recovered).expect("the log writer thread starts")
+    }
+
+    /// Runs until every command sender is dropped, or the store fails.
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+    ) -> Result<(), ProcessorError> {
+        let Some(mut events) = self.writer_events.take() else {
+            return Ok(());
+        };
         let tick =
             std::time::Duration::from_millis(u64::from(self.config.tick_time_ms.clamp(10, 1000)));
         let mut expiry_timer = tokio::time::interval(tick);
@@ -164,10 +225,16 @@ impl Processor {
                     Some(command) => self.handle(command),
                     None => break,
                 },
+                event = events.recv() => match event {
+                    Some(WriterEvent::Durable { index, sync }) => self.durable(index, sync),
+                    Some(WriterEvent::Failed(e)) => return Err(e.into()),
+                    None => break,
+                },
                 _ = expiry_timer.tick() => self.expire_sessions(),
                 _ = reaper_timer.tick() => self.reap_containers(),
             }
         }
+        Ok(())
     }
 
     /// Handles one command; public for tests that drive the processor
@@ -216,13 +283,38 @@ impl Processor {
         let Some(conn) = self.conns.get_mut(&conn_id) else {
             return;
         };
-        if conn.closing || conn.session_id == 0 {
+        if conn.closing {
             return;
         }
         conn.stats.packets_received += 1;
         self.stats.packets_received += 1;
         let session_id = conn.session_id;
         self.sessions.touch(session_id, now);
+        let item = Queued::Request {
+            header,
+            request,
+            received,
+        };
+        if self.must_queue(conn_id, &item) {
+            self.enqueue(conn_id, item);
+        } else if let Queued::Request {
+            header,
+            request,
+            received,
+        } = item
+        {
+            self.dispatch(conn_id, header, request, received);
+        }
+    }
+
+    /// Handles a request whose turn has come.
+    fn dispatch(
+        &mut self,
+        conn_id: ConnId,
+        header: RequestHeader,
+        request: Request,
+        received: Instant,
+    ) {
         let op = request.op();
         match request {
             // A ping is answered with the ping xid whatever xid it carried.
@@ -291,9 +383,36 @@ impl Processor {
         let Some(conn) = self.conns.get(&conn_id) else {
             return;
         };
-        if conn.closing || conn.session_id == 0 {
+        if conn.closing {
             return;
         }
+        let item = Queued::Undecodable {
+            header,
+            error,
+            received,
+        };
+        if self.must_queue(conn_id, &item) {
+            self.enqueue(conn_id, item);
+        } else if let Queued::Undecodable {
+            header,
+            error,
+            received,
+        } = item
+        {
+            self.dispatch_undecodable(conn_id, header, error, received);
+        }
+    }
+
+    fn dispatch_undecodable(
+        &mut self,
+        conn_id: ConnId,
+        header: RequestHeader,
+        error: RequestError,
+        received: Instant,
+    ) {
+        let Some(conn) = self.conns.get(&conn_id) else {
+            return;
+        };
         tracing::info!(conn = conn_id, remote = %conn.remote, %error, "undecodable request");
         match error {
             RequestError::UnknownOp(_) | RequestError::Header(_) => {
@@ -308,12 +427,21 @@ impl Processor {
                 );
                 self.close(conn_id);
             }
-            RequestError::Malformed { op, .. } => {
-                let zxid = if writes::is_write_op(op) {
-                    self.commit_error(conn_id, header.xid, ErrorCode::MarshallingError)
-                } else {
-                    self.tree.last_zxid()
+            // ZooKeeper had already given a write its zxid when the body
+            // failed to parse: the failure is committed as an error
+            // transaction and answered with that zxid.
+            RequestError::Malformed { op, .. } if writes::is_write_op(op) => {
+                let session_id = conn.session_id;
+                let waiter = pipeline::Waiter::Malformed {
+                    conn: conn_id,
+                    xid: header.xid,
+                    op,
+                    received,
                 };
+                self.submit_error(session_id, header.xid, ErrorCode::MarshallingError, waiter);
+            }
+            RequestError::Malformed { op, .. } => {
+                let zxid = self.tree.last_zxid();
                 self.reply(
                     conn_id,
                     header.xid,

@@ -1,9 +1,6 @@
-//! Writes: build the tree's write request, `prepare` it into a transaction
-//! with the next zxid and the current wall-clock time, `apply` it, fire the
-//! watches it triggers, and answer from the outcome.
-//!
-//! In this standalone server the transaction is applied as soon as it is
-//! prepared; the durable log and replication slot in between the two.
+//! Writes: which requests are writes, how a request becomes the tree's
+//! write request, and how a write's outcome becomes its reply. The journey
+//! in between (prepare, log, apply) is `pipeline`.
 
 use std::time::Instant;
 
@@ -11,11 +8,11 @@ use proto::{
     Create2Response, CreateResponse, CreateTtlRequest, ErrorCode, MultiResult, OpCode, Request,
     Response, StatResponse,
 };
-use tree::{Context, Outcome, Txn, TxnOp, WriteRequest, apply, prepare};
+use tree::{Outcome, WriteRequest};
 
 use super::Processor;
+use super::pipeline::Waiter;
 use crate::sessions::ConnId;
-use crate::stats::wall_clock_ms;
 
 /// Requests that go through prepare/apply and consume a zxid.
 pub(super) fn is_write(request: &Request) -> bool {
@@ -74,6 +71,8 @@ fn write_request(request: Request) -> Option<WriteRequest> {
 }
 
 impl Processor {
+    /// Prepares a client's write and sends it to the log; it is answered
+    /// when it has been applied (`pipeline`).
     pub(super) fn write(
         &mut self,
         conn_id: ConnId,
@@ -86,103 +85,22 @@ impl Processor {
             return;
         };
         let session_id = self.conns.get(&conn_id).map_or(0, |c| c.session_id);
-        let txn = self.prepare_txn(conn_id, session_id, header.xid, &write);
-        let outcome = self.commit(&txn);
-        let zxid = txn.zxid;
-        match (op, outcome) {
-            (OpCode::CloseSession, _) => {
-                self.sessions.remove(session_id);
-                self.reply(
-                    conn_id,
-                    header.xid,
-                    zxid,
-                    ErrorCode::Ok,
-                    &Response::Empty,
-                    op,
-                    received,
-                );
-                self.close(conn_id);
-            }
-            // A top-level check that succeeds is committed but never
-            // answered by ZooKeeper 3.8 (building the reply fails on the
-            // server; the connection stays open); a failing one is answered
-            // normally.
-            (OpCode::Check, Outcome::Checked) => {
-                if let Some(conn) = self.conns.get(&conn_id) {
-                    let _ = conn.outbound.send(super::Outgoing::NoReply);
-                }
-            }
-            (op, outcome) => {
-                let (err, body) = response(op, outcome);
-                self.reply(conn_id, header.xid, zxid, err, &body, op, received);
-            }
+        if op == OpCode::CloseSession {
+            // From now on the session cannot be re-opened or expire.
+            self.sessions.remove(session_id);
         }
-    }
-
-    fn prepare_txn(
-        &self,
-        conn_id: ConnId,
-        session_id: i64,
-        cxid: i32,
-        write: &WriteRequest,
-    ) -> Txn {
-        let auth = self
-            .conns
-            .get(&conn_id)
-            .map(|c| c.auth.as_slice())
-            .unwrap_or_default();
-        let ctx = Context {
-            session_id,
-            cxid,
-            zxid: self.tree.last_zxid() + 1,
-            time_ms: wall_clock_ms(),
-            auth,
-            features: &self.features,
+        let waiter = Waiter::Client {
+            conn: conn_id,
+            xid: header.xid,
+            op,
+            received,
         };
-        prepare(&self.tree, write, &ctx)
-    }
-
-    /// Applies a transaction and fires its watches; returns its outcome.
-    pub(super) fn commit(&mut self, txn: &Txn) -> Outcome {
-        let applied = apply(&mut self.tree, txn);
-        self.stats.commit_count += 1;
-        self.record_write_stats(&applied.changes);
-        self.deliver(&applied.changes);
-        applied.outcome
-    }
-
-    /// Commits a write that failed before it could be prepared (its body did
-    /// not parse); returns the zxid it consumed.
-    pub(super) fn commit_error(&mut self, conn_id: ConnId, cxid: i32, code: ErrorCode) -> i64 {
-        let session_id = self.conns.get(&conn_id).map_or(0, |c| c.session_id);
-        let txn = Txn {
-            session_id,
-            cxid,
-            zxid: self.tree.last_zxid() + 1,
-            time_ms: wall_clock_ms(),
-            op: TxnOp::Error(code),
-        };
-        self.commit(&txn);
-        txn.zxid
-    }
-
-    /// Commits a server-internal write (session expiry, container reaping).
-    pub(super) fn commit_internal(&mut self, session_id: i64, write: &WriteRequest) -> Outcome {
-        let ctx = Context {
-            session_id,
-            cxid: 0,
-            zxid: self.tree.last_zxid() + 1,
-            time_ms: wall_clock_ms(),
-            auth: &[],
-            features: &self.features,
-        };
-        let txn = prepare(&self.tree, write, &ctx);
-        self.commit(&txn)
+        self.submit(&write, session_id, header.xid, Some(conn_id), waiter);
     }
 }
 
 /// The reply for a write's outcome: the header error and the body.
-fn response(op: OpCode, outcome: Outcome) -> (ErrorCode, Response) {
+pub(super) fn response(op: OpCode, outcome: Outcome) -> (ErrorCode, Response) {
     match outcome {
         Outcome::Error(code) => (code, Response::Empty),
         Outcome::Created { path, stat, .. } => match op {

@@ -318,6 +318,11 @@ pub fn metrics(s: &ServerSnapshot) -> Vec<Metric> {
                 &st.node_children_watchers,
                 "Watchers fired per NodeChildrenChanged event",
             )),
+            "fsynctime" => Some((&st.fsync_time, "Time of each log sync in ms")),
+            "sync_processor_batch_size" => Some((
+                &st.sync_batch_size,
+                "Log entries made durable by one sync (group commit)",
+            )),
             _ => None,
         };
         out.push(match real {

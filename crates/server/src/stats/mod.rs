@@ -107,9 +107,22 @@ pub struct ServerStats {
     pub read_per_namespace: BTreeMap<String, Summary>,
     /// Bytes written per top-level namespace (`write_per_namespace`).
     pub write_per_namespace: BTreeMap<String, Summary>,
+    /// Time of each log sync, in ms (`fsynctime`).
+    pub fsync_time: Summary,
+    /// Log entries made durable by each sync: the group-commit batch
+    /// (`sync_processor_batch_size`).
+    pub sync_batch_size: Summary,
 }
 
 impl ServerStats {
+    /// One log sync made `entries` entries durable in `duration`.
+    pub fn record_sync(&mut self, entries: usize, duration: std::time::Duration) {
+        self.fsync_time
+            .record(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
+        self.sync_batch_size
+            .record(u64::try_from(entries).unwrap_or(u64::MAX));
+    }
+
     /// A request answered after `latency_ms`: `update` when it was a
     /// transaction (`ServerStats.updateLatency`).
     pub fn record_request(&mut self, latency_ms: u64, update: bool) {

@@ -1,11 +1,8 @@
 """Scenarios that need pristine servers: the initial tree, the reserved
 /zookeeper subtree, restart after SIGKILL, maxClientCnxns."""
 
-import os
 import socket
 import time
-
-import pytest
 
 from rawclient import OPEN_ACL_UNSAFE, Closed, Mode, Op, Perm, RawClient, path_only
 
@@ -54,14 +51,6 @@ def test_fresh_tree(fresh):
     d.check(scenario)
 
 
-# Conclave keeps its state in memory until the durable RocksDB store lands
-# (issue 4, "Durable storage"). Strict: once restarts keep state this test
-# passes, the xfail turns into a failure, and this marker must go.
-@pytest.mark.xfail(
-    os.environ.get("DIFF_OTHER", "conclave").strip().lower() == "conclave",
-    strict=True,
-    reason="state is in memory until the durable store (issue 4)",
-)
 def test_restart_after_sigkill(fresh):
     """Everything acknowledged survives SIGKILL + restart; zxids continue;
     sessions survive a restart and can be re-attached."""

@@ -1,0 +1,150 @@
+//! The log writer: one thread that owns the store, appends the entries the
+//! processor prepares, and tells it how far the log is durable.
+//!
+//! Group commit: the thread takes every command already queued, writes them
+//! all, then syncs once and reports the highest durable index. Entries that
+//! arrive while a sync runs wait for the next one, so under load one sync
+//! covers many writes, and with one client each write gets its own sync at
+//! once — no timer, no artificial delay.
+//!
+//! Why a thread and not a task: RocksDB calls block (an fsync takes
+//! 100–300 µs here), and the processor must keep serving reads meanwhile.
+//! The channels in both directions are unbounded; the processor bounds what
+//! it has in flight (`globalOutstandingLimit` per connection).
+
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use storage::{ApplyBatch, LogEntry, StorageError, Store};
+use tokio::sync::mpsc;
+
+/// What the processor asks of the log writer.
+#[derive(Debug)]
+pub enum WriterCommand {
+    /// Append (not yet durable).
+    Append(Vec<LogEntry>),
+    /// Write the effects of applied entries (atomic, not synced).
+    Apply(ApplyBatch),
+    /// Drop log entries up to this index (retention).
+    Compact(u64),
+}
+
+/// What the log writer reports back.
+#[derive(Debug)]
+pub enum WriterEvent {
+    /// Every entry up to `index` is durable.
+    Durable { index: u64, sync: SyncStats },
+    /// The store failed; nothing more will become durable.
+    Failed(StorageError),
+}
+
+/// One sync: how many entries it made durable and how long it took.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncStats {
+    pub entries: usize,
+    pub duration: Duration,
+}
+
+/// The processor's end of the log writer.
+#[derive(Debug)]
+pub struct LogWriter {
+    commands: std_mpsc::Sender<WriterCommand>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LogWriter {
+    /// Starts the writer thread; events arrive on the returned receiver.
+    pub fn spawn(
+        store: Box<dyn Store>,
+    ) -> std::io::Result<(LogWriter, mpsc::UnboundedReceiver<WriterEvent>)> {
+        let (commands, command_rx) = std_mpsc::channel();
+        let (event_tx, events) = mpsc::unbounded_channel();
+        let thread = std::thread::Builder::new()
+            .name("conclave-log".into())
+            .spawn(move || write_loop(store, &command_rx, &event_tx))?;
+        Ok((
+            LogWriter {
+                commands,
+                thread: Some(thread),
+            },
+            events,
+        ))
+    }
+
+    /// Queues a command; false once the writer has stopped.
+    pub fn send(&self, command: WriterCommand) -> bool {
+        self.commands.send(command).is_ok()
+    }
+}
+
+impl Drop for LogWriter {
+    /// Closing the channel stops the thread after it has written (and
+    /// synced) everything queued.
+    fn drop(&mut self) {
+        let (closed, _) = std_mpsc::channel();
+        drop(std::mem::replace(&mut self.commands, closed));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn write_loop(
+    mut store: Box<dyn Store>,
+    commands: &std_mpsc::Receiver<WriterCommand>,
+    events: &mpsc::UnboundedSender<WriterEvent>,
+) {
+    while let Ok(first) = commands.recv() {
+        let mut batch = vec![first];
+        batch.extend(commands.try_iter());
+        match write_batch(store.as_mut(), batch) {
+            Ok(Some(event)) => {
+                let _ = events.send(event);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "the store failed; no further write will be acknowledged");
+                let _ = events.send(WriterEvent::Failed(e));
+                return;
+            }
+        }
+    }
+    // The processor is gone: everything it queued has been written.
+    if let Err(e) = store.shutdown() {
+        tracing::error!(error = %e, "closing the store failed");
+    }
+}
+
+/// Writes one drained batch of commands; syncs if it appended anything.
+fn write_batch(
+    store: &mut dyn Store,
+    batch: Vec<WriterCommand>,
+) -> Result<Option<WriterEvent>, StorageError> {
+    let mut last_appended = None;
+    let mut entries = 0;
+    for command in batch {
+        match command {
+            WriterCommand::Append(new) => {
+                if let Some(last) = new.last() {
+                    last_appended = Some(last.index);
+                    entries += new.len();
+                }
+                store.append(&new)?;
+            }
+            WriterCommand::Apply(apply) => store.apply(&apply)?,
+            WriterCommand::Compact(through) => store.compact_prefix(through)?,
+        }
+    }
+    let Some(index) = last_appended else {
+        return Ok(None);
+    };
+    let started = Instant::now();
+    store.sync()?;
+    Ok(Some(WriterEvent::Durable {
+        index,
+        sync: SyncStats {
+            entries,
+            duration: started.elapsed(),
+        },
+    }))
+}

@@ -1,0 +1,139 @@
+//! Between the in-memory tree and the durable store: what applying a
+//! transaction must write, and how a server comes back from its store at
+//! start — load the tree as stored, then apply the logged entries that the
+//! stored tree does not reflect yet.
+
+use std::sync::Arc;
+
+use storage::{ApplyBatch, EntryKind, NodeRecord, StorageError, Store};
+use tree::{Applied, DataTree, Node, RestoreError};
+
+/// Why a server could not start from its data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the stored tree is inconsistent: {0}")]
+    Tree(#[from] RestoreError),
+    #[error("log entry {index} does not follow the applied state (zxid {zxid} <= {applied_zxid})")]
+    OutOfOrder {
+        index: u64,
+        zxid: i64,
+        applied_zxid: i64,
+    },
+}
+
+/// The stored form of a node.
+pub fn node_record(node: &Node) -> NodeRecord {
+    NodeRecord {
+        data: node.data.clone(),
+        acl: node.acl.as_ref().clone(),
+        stat: node.stat,
+    }
+}
+
+fn node_from_record(record: NodeRecord) -> Node {
+    Node::new(record.data, Arc::new(record.acl), record.stat)
+}
+
+/// Adds what one applied transaction changed to `batch`, reading the
+/// current records from the tree.
+pub fn record_effects(tree: &DataTree, applied: &Applied, batch: &mut ApplyBatch) {
+    for path in &applied.dirty_nodes {
+        batch
+            .nodes
+            .push((path.clone(), tree.node(path).map(node_record)));
+    }
+    for session in &applied.dirty_sessions {
+        batch
+            .sessions
+            .push((*session, tree.session(*session).cloned()));
+    }
+}
+
+/// A server's state as recovered from its store.
+pub struct Recovered {
+    pub tree: DataTree,
+    pub store: Box<dyn Store>,
+    /// Index the next log entry gets.
+    pub next_index: u64,
+    /// How many logged entries were applied during recovery.
+    pub replayed: usize,
+}
+
+impl std::fmt::Debug for Recovered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recovered")
+            .field("last_zxid", &self.tree.last_zxid())
+            .field("next_index", &self.next_index)
+            .field("replayed", &self.replayed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loads the tree from `store` and applies the logged entries after the
+/// applied marker. A fresh store gets the initial tree (`/`, `/zookeeper`
+/// and its children) written into it.
+pub fn recover(mut store: Box<dyn Store>) -> Result<Recovered, RecoveryError> {
+    let loaded = store.load()?;
+    let meta = loaded.meta;
+    let mut tree = if loaded.nodes.is_empty() && meta.applied_index == 0 {
+        let tree = DataTree::new();
+        let mut batch = ApplyBatch::default();
+        for path in ["/", tree::ZOOKEEPER, tree::QUOTA, tree::CONFIG] {
+            batch
+                .nodes
+                .push((path.to_owned(), tree.node(path).map(node_record)));
+        }
+        store.apply(&batch)?;
+        store.sync()?;
+        tree
+    } else {
+        DataTree::restore(
+            loaded
+                .nodes
+                .into_iter()
+                .map(|(path, record)| (path, node_from_record(record))),
+            loaded.sessions,
+            meta.applied_zxid,
+        )?
+    };
+
+    let mut replayed = 0;
+    let last = store.last_index();
+    let mut next = meta.applied_index + 1;
+    while next <= last {
+        let chunk = store.entries(next, (next + 1024).min(last + 1))?;
+        let mut batch = ApplyBatch::default();
+        for entry in &chunk {
+            batch.applied_index = entry.index;
+            batch.applied_zxid = tree.last_zxid();
+            if entry.kind != EntryKind::Txn {
+                continue;
+            }
+            let txn = storage::decode_txn(&entry.data)?;
+            if txn.zxid <= tree.last_zxid() {
+                return Err(RecoveryError::OutOfOrder {
+                    index: entry.index,
+                    zxid: txn.zxid,
+                    applied_zxid: tree.last_zxid(),
+                });
+            }
+            let applied = tree::apply(&mut tree, &txn);
+            record_effects(&tree, &applied, &mut batch);
+            batch.applied_zxid = tree.last_zxid();
+            replayed += 1;
+        }
+        next = chunk.last().map_or(last + 1, |e| e.index + 1);
+        store.apply(&batch)?;
+    }
+    if replayed > 0 {
+        store.sync()?;
+    }
+    Ok(Recovered {
+        next_index: last.max(meta.applied_index) + 1,
+        tree,
+        store,
+        replayed,
+    })
+}
