@@ -46,7 +46,10 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Logs go to stderr, so `inspect` output on stdout stays clean.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -83,6 +86,21 @@ fn configure(args: &Args) -> anyhow::Result<Config> {
 
 fn open_store(config: &Config) -> anyhow::Result<RocksStore> {
     let dir = config.store_dir();
+    // An Apache ZooKeeper data directory: its snapshots and logs are not a
+    // format Conclave reads, and serving an empty tree beside them without
+    // a word would look like data loss.
+    for candidate in [&config.data_dir, &config.data_log_dir] {
+        let zookeeper = candidate.join("version-2");
+        if zookeeper.is_dir() && !dir.exists() {
+            anyhow::bail!(
+                "{} holds an Apache ZooKeeper data directory ({}); Conclave cannot read ZooKeeper's \
+                 snapshots and logs. Point dataDir at a new directory, and copy the data over with a \
+                 client if you need it.",
+                candidate.display(),
+                zookeeper.display()
+            );
+        }
+    }
     RocksStore::open(&dir).with_context(|| format!("opening the store in {}", dir.display()))
 }
 

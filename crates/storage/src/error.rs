@@ -45,8 +45,8 @@ pub enum StorageError {
     )]
     Locked {
         path: PathBuf,
-        #[source]
-        source: rocksdb::Error,
+        /// What reported the lock: our own lock file or RocksDB's.
+        detail: String,
     },
 
     /// The directory holds files but is not a Conclave data directory, or

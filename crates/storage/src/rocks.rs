@@ -10,19 +10,27 @@
 //!
 //! # Options, for a small latency-sensitive store
 //!
-//! - `wal_recovery_mode = PointInTime` (RocksDB's default, set explicitly):
-//!   after a crash the store is the longest prefix of the WAL that reached
-//!   the disk intact. Unsynced writes may be lost; they were never
-//!   acknowledged. `AbsoluteConsistency` would refuse to start after any
-//!   crash that tore the last record, and `SkipAnyCorruptedRecords` would
-//!   silently drop records from the middle of the log, which we never want.
+//! - `wal_recovery_mode = TolerateCorruptedTailRecords`: after a crash the
+//!   store accepts an incomplete record at the end of the write-ahead log
+//!   (the write the crash interrupted, never acknowledged) and refuses a
+//!   damaged record anywhere before it. `PointInTime` would stop at a
+//!   damaged record in the middle and then delete the rest of the WAL,
+//!   silently losing acknowledged writes (the server's integration suite
+//!   flips one byte in the middle of a WAL to check this);
+//!   `AbsoluteConsistency` would refuse even the torn tail a power loss
+//!   leaves; `SkipAnyCorruptedRecords` would drop records silently.
 //! - `recycle_log_file_num` is **not** set, although reusing WAL files
 //!   would spare `fdatasync` the file-size and block-allocation metadata
-//!   updates: RocksDB silently resets it to 0 under `PointInTime` and
-//!   `AbsoluteConsistency` (a known hole-in-recovered-data bug, see
-//!   `SanitizeOptions` in `db_impl_open.cc`) and honours it only with
-//!   `SkipAnyCorruptedRecords`, which is the silent data loss ruled out
-//!   above. RocksDB preallocates WAL space (`allow_fallocate`) instead.
+//!   updates: RocksDB honours it only with `SkipAnyCorruptedRecords`, the
+//!   silent data loss ruled out above. RocksDB preallocates WAL space
+//!   (`allow_fallocate`) instead.
+//! - Opening checks everything (format version, metadata, every log entry,
+//!   every node and session record) through a read-only handle first,
+//!   whose info log goes to a temporary directory: a store that is refused
+//!   is never opened for writing, so nothing in it is rewritten. An
+//!   advisory lock (`flock`) on the directory itself is taken before
+//!   anything else, so a second server refused as `Locked` touches nothing
+//!   of the running one.
 //! - `track_and_verify_wals` (set through an option string; the rocksdb
 //!   crate does not wrap it) and `track_and_verify_wals_in_manifest`: each
 //!   WAL records its predecessor and closed WALs are recorded in the
@@ -83,6 +91,11 @@ pub struct RocksStore {
     /// Set by a failed write or sync: from then on nothing is known about
     /// what is durable, so the store refuses everything.
     failed: Option<String>,
+    /// The advisory lock on the store directory, held while it is open.
+    _lock: Option<std::fs::File>,
+    /// What the read-only validation loaded, handed out by the first
+    /// `load()` so a server start reads the tree once.
+    preloaded: std::sync::Mutex<Option<Loaded>>,
 }
 
 impl RocksStore {
@@ -101,10 +114,24 @@ impl RocksStore {
     /// Every log entry is read and checked here, so opening takes time in
     /// proportion to the uncompacted log.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        match inspect_dir(dir)? {
-            DirKind::Fresh => create(dir),
-            DirKind::Database => open_existing(dir),
-        }
+        // Our own lock first, so that a refused second server touches
+        // nothing of the running one's (RocksDB rotates its info log before
+        // it takes its own lock).
+        let lock = lock_store(dir)?;
+        let mut store = match inspect_dir(dir)? {
+            DirKind::Fresh => create(dir)?,
+            DirKind::Database => {
+                // Everything is checked through a read-only handle first:
+                // a store that is refused is never opened for writing, so
+                // RocksDB does not rewrite its manifest, WAL or options.
+                let loaded = validate_read_only(dir)?;
+                let mut store = open_existing(dir)?;
+                store.preloaded = std::sync::Mutex::new(loaded);
+                store
+            }
+        };
+        store._lock = Some(lock);
+        Ok(store)
     }
 
     /// The data directory.
@@ -445,33 +472,15 @@ impl Store for RocksStore {
 
     fn load(&self) -> Result<Loaded, StorageError> {
         self.check_usable()?;
-        let snapshot = self.db.snapshot();
-        let meta = read_meta(&self.dir, |key| {
-            snapshot
-                .get_cf(self.cf(CF_META)?, key)
-                .map_err(|e| StorageError::rocks("reading the metadata", e))
-        })?;
-        let mut nodes = Vec::new();
-        for item in snapshot.iterator_cf(self.cf(CF_TREE)?, IteratorMode::Start) {
-            let (key, value) = item.map_err(|e| StorageError::rocks("reading the tree", e))?;
-            let path = codec::decode_node_key(&key).map_err(|e| e.into_error("tree key"))?;
-            let node = codec::decode_node(&value)
-                .map_err(|e| e.into_error(format!("node record {path}")))?;
-            nodes.push((path, node));
+        let preloaded = self
+            .preloaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match preloaded {
+            Some(loaded) => Ok(loaded),
+            None => load_from(&self.db, &self.dir),
         }
-        let mut sessions = Vec::new();
-        for item in snapshot.iterator_cf(self.cf(CF_SESSIONS)?, IteratorMode::Start) {
-            let (key, value) = item.map_err(|e| StorageError::rocks("reading the sessions", e))?;
-            let id = codec::decode_session_key(&key).map_err(|e| e.into_error("session key"))?;
-            let session = codec::decode_session(&value)
-                .map_err(|e| e.into_error(format!("session record {id:#x}")))?;
-            sessions.push((id, session));
-        }
-        Ok(Loaded {
-            meta,
-            nodes,
-            sessions,
-        })
     }
 
     fn meta(&self) -> Meta {
@@ -548,9 +557,102 @@ fn inspect_dir(dir: &Path) -> Result<DirKind, StorageError> {
     })
 }
 
+/// Reads a consistent copy of everything from a snapshot of `db`.
+fn load_from(db: &DB, dir: &Path) -> Result<Loaded, StorageError> {
+    let cf = |name: &str| {
+        db.cf_handle(name)
+            .ok_or_else(|| StorageError::corrupt(format!("column family {name}"), "missing"))
+    };
+    let snapshot = db.snapshot();
+    let meta = read_meta(dir, |key| {
+        snapshot
+            .get_cf(cf(CF_META)?, key)
+            .map_err(|e| StorageError::rocks("reading the metadata", e))
+    })?;
+    let mut nodes = Vec::new();
+    for item in snapshot.iterator_cf(cf(CF_TREE)?, IteratorMode::Start) {
+        let (key, value) = item.map_err(|e| StorageError::rocks("reading the tree", e))?;
+        let path = codec::decode_node_key(&key).map_err(|e| e.into_error("tree key"))?;
+        let node =
+            codec::decode_node(&value).map_err(|e| e.into_error(format!("node record {path}")))?;
+        nodes.push((path, node));
+    }
+    let mut sessions = Vec::new();
+    for item in snapshot.iterator_cf(cf(CF_SESSIONS)?, IteratorMode::Start) {
+        let (key, value) = item.map_err(|e| StorageError::rocks("reading the sessions", e))?;
+        let id = codec::decode_session_key(&key).map_err(|e| e.into_error("session key"))?;
+        let session = codec::decode_session(&value)
+            .map_err(|e| e.into_error(format!("session record {id:#x}")))?;
+        sessions.push((id, session));
+    }
+    Ok(Loaded {
+        meta,
+        nodes,
+        sessions,
+    })
+}
+
+/// Takes an advisory lock (`flock`) on the store directory itself, creating
+/// the directory if it is missing, or reports the store locked. Nothing is
+/// written for it; it is released when the handle is closed (at the latest
+/// when the process ends).
+fn lock_store(dir: &Path) -> Result<std::fs::File, StorageError> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(io_error(format!(
+            "creating data directory {}",
+            dir.display()
+        )))?;
+    }
+    let handle = std::fs::File::open(dir)
+        .map_err(io_error(format!("opening {} to lock it", dir.display())))?;
+    match handle.try_lock() {
+        Ok(()) => Ok(handle),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StorageError::Locked {
+            path: dir.to_owned(),
+            detail: "the directory is locked by another process".to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(StorageError::Io {
+            context: format!("locking {}", dir.display()),
+            source: e,
+        }),
+    }
+}
+
+/// Opens the store read-only and runs every check `open_existing` runs,
+/// plus decoding the whole tree and the sessions. RocksDB's info log of
+/// this pass goes to a temporary directory, not into the store.
+fn validate_read_only(dir: &Path) -> Result<Option<Loaded>, StorageError> {
+    let log_dir = std::env::temp_dir().join(format!("conclave-validate-{}", std::process::id()));
+    let result = (|| {
+        let mut options = db_options()?;
+        options.set_db_log_dir(&log_dir);
+        let found = DB::list_cf(&options, dir).map_err(|e| open_error(dir, e))?;
+        check_column_families(dir, &found, false)?;
+        let db = DB::open_cf_descriptors_read_only(
+            &options,
+            dir,
+            descriptors(found.iter().map(String::as_str))?,
+            false,
+        )
+        .map_err(|e| open_error(dir, e))?;
+        let Some(()) = check_format_version(&db, dir)? else {
+            // An interrupted creation: `open_existing` decides, and may
+            // finish it (the only case that writes to an existing store).
+            return Ok(None);
+        };
+        check_column_families(dir, &found, true)?;
+        let meta = check_meta_and_log(&db, dir)?.0;
+        let loaded = load_from(&db, dir)?;
+        debug_assert_eq!(loaded.meta, meta);
+        Ok(Some(loaded))
+    })();
+    let _ = std::fs::remove_dir_all(&log_dir);
+    result
+}
+
 fn db_options() -> Result<Options, StorageError> {
     let mut o = Options::default();
-    o.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
+    o.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
     o.set_track_and_verify_wals_in_manifest(true);
     o.set_manual_wal_flush(false);
     o.set_use_fsync(false);
@@ -591,7 +693,7 @@ fn open_error(dir: &Path, e: rocksdb::Error) -> StorageError {
     if is_lock_error(&e) {
         return StorageError::Locked {
             path: dir.to_owned(),
-            source: e,
+            detail: e.into_string(),
         };
     }
     if e.kind() == ErrorKind::Corruption {
@@ -647,12 +749,48 @@ fn initialize(db: DB, dir: &Path) -> Result<RocksStore, StorageError> {
         },
         last_index: 0,
         failed: None,
+        _lock: None,
+        preloaded: std::sync::Mutex::new(None),
     })
 }
 
 fn open_existing(dir: &Path) -> Result<RocksStore, StorageError> {
     let options = db_options()?;
     let found = DB::list_cf(&options, dir).map_err(|e| open_error(dir, e))?;
+    check_column_families(dir, &found, false)?;
+    let db = DB::open_cf_descriptors(
+        &options,
+        dir,
+        descriptors(found.iter().map(String::as_str))?,
+    )
+    .map_err(|e| open_error(dir, e))?;
+    // The format version first: nothing else is decoded before it matches.
+    let Some(()) = check_format_version(&db, dir)? else {
+        return finish_interrupted_creation(db, dir, &found);
+    };
+    check_column_families(dir, &found, true)?;
+    let (meta, last_index) = check_meta_and_log(&db, dir)?;
+    tracing::info!(
+        dir = %dir.display(),
+        first_index = meta.compacted.0 + 1,
+        last_index,
+        applied_index = meta.applied_index,
+        "opened the store"
+    );
+    Ok(RocksStore {
+        db,
+        dir: dir.to_owned(),
+        meta,
+        last_index,
+        failed: None,
+        _lock: None,
+        preloaded: std::sync::Mutex::new(None),
+    })
+}
+
+/// The column families a store must have: Conclave's `meta` at least (else
+/// this is not a Conclave store); with `all`, exactly this format's set.
+fn check_column_families(dir: &Path, found: &[String], all: bool) -> Result<(), StorageError> {
     if !found.iter().any(|n| n == CF_META) {
         return Err(StorageError::NotAStore {
             path: dir.to_owned(),
@@ -662,31 +800,8 @@ fn open_existing(dir: &Path) -> Result<RocksStore, StorageError> {
             ),
         });
     }
-    let db = DB::open_cf_descriptors(
-        &options,
-        dir,
-        descriptors(found.iter().map(String::as_str))?,
-    )
-    .map_err(|e| open_error(dir, e))?;
-
-    // The format version first: nothing else is decoded before it matches.
-    let meta_cf = db
-        .cf_handle(CF_META)
-        .ok_or_else(|| StorageError::corrupt("column family meta", "missing"))?;
-    let version = db
-        .get_cf(meta_cf, meta_key::FORMAT_VERSION)
-        .map_err(|e| StorageError::rocks("reading the format version", e))?;
-    let Some(version) = version else {
-        return finish_interrupted_creation(db, dir, &found);
-    };
-    let version = codec::decode_format_version(&version)
-        .map_err(|e| e.into_error(format!("format version in {}", dir.display())))?;
-    if version != FORMAT_VERSION {
-        return Err(StorageError::UnknownFormatVersion {
-            path: dir.to_owned(),
-            found: version,
-            supported: FORMAT_VERSION,
-        });
+    if !all {
+        return Ok(());
     }
     for name in COLUMN_FAMILIES {
         if !found.iter().any(|n| n == name) {
@@ -705,12 +820,44 @@ fn open_existing(dir: &Path) -> Result<RocksStore, StorageError> {
             format!("column family `{extra}` is not part of format version {FORMAT_VERSION}"),
         ));
     }
+    Ok(())
+}
 
+/// `Some(())` when the store's format version is this build's, `None` when
+/// it has none yet (an interrupted creation).
+fn check_format_version(db: &DB, dir: &Path) -> Result<Option<()>, StorageError> {
+    let meta_cf = db
+        .cf_handle(CF_META)
+        .ok_or_else(|| StorageError::corrupt("column family meta", "missing"))?;
+    let version = db
+        .get_cf(meta_cf, meta_key::FORMAT_VERSION)
+        .map_err(|e| StorageError::rocks("reading the format version", e))?;
+    let Some(version) = version else {
+        return Ok(None);
+    };
+    let version = codec::decode_format_version(&version)
+        .map_err(|e| e.into_error(format!("format version in {}", dir.display())))?;
+    if version != FORMAT_VERSION {
+        return Err(StorageError::UnknownFormatVersion {
+            path: dir.to_owned(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(Some(()))
+}
+
+/// Decodes the metadata and checks every log entry; returns the metadata
+/// and the last log index.
+fn check_meta_and_log(db: &DB, dir: &Path) -> Result<(Meta, u64), StorageError> {
+    let meta_cf = db
+        .cf_handle(CF_META)
+        .ok_or_else(|| StorageError::corrupt("column family meta", "missing"))?;
     let meta = read_meta(dir, |key| {
         db.get_cf(meta_cf, key)
             .map_err(|e| StorageError::rocks("reading the metadata", e))
     })?;
-    let last_index = verify_log(&db, &meta)?;
+    let last_index = verify_log(db, &meta)?;
     if meta.applied_index > last_index {
         return Err(StorageError::corrupt(
             format!("log in {}", dir.display()),
@@ -729,20 +876,7 @@ fn open_existing(dir: &Path) -> Result<RocksStore, StorageError> {
             ),
         ));
     }
-    tracing::info!(
-        dir = %dir.display(),
-        first_index = meta.compacted.0 + 1,
-        last_index,
-        applied_index = meta.applied_index,
-        "opened the store"
-    );
-    Ok(RocksStore {
-        db,
-        dir: dir.to_owned(),
-        meta,
-        last_index,
-        failed: None,
-    })
+    Ok((meta, last_index))
 }
 
 /// A database with Conclave's `meta` column family but no format version:

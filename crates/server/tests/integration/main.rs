@@ -1,9 +1,15 @@
 //! Integration tests of the real `conclave-server` binary, in one test
 //! binary (each extra one costs a link). `support` starts Conclave and
 //! Apache ZooKeeper 3.8 (Debian's package) side by side; the differential
-//! tests run the same client scenario against both and compare.
+//! tests run the same client scenario against both and compare. The
+//! durability tests (`crash`, `restarts`, `bad_data_dirs`) run Conclave on
+//! a data directory that outlives the process: SIGKILL, restart, check.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod bad_data_dirs;
+mod crash;
+mod raw_client;
 mod raw_protocol;
+mod restarts;
 mod rust_client;
 mod support;

@@ -148,3 +148,312 @@ pub fn pair(extra_cfg: &[&str]) -> (TestServer, TestServer) {
         TestServer::start(Kind::Conclave, extra_cfg),
     )
 }
+
+// ------------------------------------------------ durable data directories
+
+/// A data directory that outlives server processes, for restart and crash
+/// tests: each `start` writes a zoo.cfg with fresh ports and runs
+/// `conclave-server` on the same store (`data/store`). Removed when dropped,
+/// unless the test is panicking: then it is kept and its path printed, so a
+/// failure can be inspected (`conclave-server inspect --config <dir>/zoo.cfg`).
+pub struct DataDir {
+    root: PathBuf,
+    starts: std::cell::Cell<u32>,
+}
+
+/// A `conclave-server` process on a [`DataDir`]; killed (SIGKILL) when
+/// dropped.
+pub struct Conclave {
+    pub addr: SocketAddr,
+    child: Child,
+    log: PathBuf,
+    exited: Option<std::process::ExitStatus>,
+}
+
+/// A server run that was expected to exit by itself.
+#[derive(Debug)]
+pub struct Exited {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+/// Every file under a directory with its contents, to prove that a refused
+/// start changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files(pub std::collections::BTreeMap<PathBuf, Vec<u8>>);
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "keeping data directory {} for inspection",
+                self.root.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+impl DataDir {
+    pub fn new(label: &str) -> DataDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let root = std::env::temp_dir().join(format!(
+            "conclave-durable-{}-{label}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("data")).unwrap();
+        DataDir {
+            root,
+            starts: std::cell::Cell::new(0),
+        }
+    }
+
+    /// `dataDir` (and `dataLogDir`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// The RocksDB store the server keeps under `dataLogDir`.
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir().join("store")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("zoo.cfg")
+    }
+
+    /// Writes zoo.cfg with fresh loopback ports and the extra lines.
+    fn write_config(&self, extra_cfg: &[&str]) -> SocketAddr {
+        let port = free_port();
+        let mut cfg = format!(
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n",
+            self.data_dir().display()
+        );
+        for line in extra_cfg {
+            cfg.push_str(line);
+            cfg.push('\n');
+        }
+        std::fs::write(self.config_path(), cfg).unwrap();
+        format!("127.0.0.1:{port}").parse().unwrap()
+    }
+
+    fn next_log(&self, what: &str) -> PathBuf {
+        let n = self.starts.get() + 1;
+        self.starts.set(n);
+        self.root.join(format!("{what}-{n}.log"))
+    }
+
+    /// Starts the server without waiting for it to serve.
+    pub fn spawn(&self, extra_cfg: &[&str]) -> Conclave {
+        let addr = self.write_config(extra_cfg);
+        let log = self.next_log("server");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_conclave-server"))
+            .arg("--config")
+            .arg(self.config_path())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start conclave-server");
+        Conclave {
+            addr,
+            child,
+            log,
+            exited: None,
+        }
+    }
+
+    /// Starts the server and waits until it answers `srvr`.
+    pub fn start(&self, extra_cfg: &[&str]) -> Conclave {
+        let mut server = self.spawn(extra_cfg);
+        server.wait_ready();
+        server
+    }
+
+    /// Runs the server expecting it to exit by itself within `limit`
+    /// (killed and reported otherwise); stdout and stderr apart.
+    pub fn run_to_exit(&self, extra_cfg: &[&str], limit: Duration) -> Exited {
+        self.write_config(extra_cfg);
+        self.run_command_to_exit(&["--config"], limit)
+    }
+
+    /// `conclave-server inspect --config zoo.cfg [--log]` on this directory
+    /// (with the zoo.cfg of the last start).
+    pub fn inspect(&self, log: bool) -> Exited {
+        let mut args = vec!["inspect", "--config"];
+        if log {
+            args.insert(1, "--log");
+        }
+        self.run_command_to_exit(&args, Duration::from_secs(60))
+    }
+
+    fn run_command_to_exit(&self, args: &[&str], limit: Duration) -> Exited {
+        let stdout_path = self.next_log("stdout");
+        let stderr_path = stdout_path.with_extension("stderr");
+        let started = Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_conclave-server"))
+            .args(args)
+            .arg(self.config_path())
+            // What an operator sees: no backtrace in the error report.
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout_path).unwrap())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .expect("start conclave-server");
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "conclave-server {args:?} did not exit within {limit:?}; stdout:\n{}\nstderr:\n{}",
+                    std::fs::read_to_string(&stdout_path).unwrap_or_default(),
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Exited {
+            status,
+            stdout: std::fs::read_to_string(&stdout_path).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&stderr_path).unwrap_or_default(),
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// Every file under the data directory, with its contents.
+    pub fn files(&self) -> Files {
+        fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let entry = entry.unwrap();
+                let path = entry.path();
+                let relative = path.strip_prefix(base).unwrap().to_owned();
+                if entry.file_type().unwrap().is_dir() {
+                    out.insert(relative.join(""), Vec::new());
+                    walk(base, &path, out);
+                } else {
+                    out.insert(relative, std::fs::read(&path).unwrap());
+                }
+            }
+        }
+        let mut out = std::collections::BTreeMap::new();
+        walk(&self.data_dir(), &self.data_dir(), &mut out);
+        Files(out)
+    }
+}
+
+impl Files {
+    /// Without RocksDB's diagnostic `LOG` and `LOG.old.*` files, which every
+    /// attempt to open a store rotates (even one refused for a held lock).
+    pub fn without_info_logs(mut self) -> Files {
+        self.0.retain(|path, _| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            name != "LOG" && !name.starts_with("LOG.old.")
+        });
+        self
+    }
+
+    /// What differs from `later`, one line per file; empty if nothing.
+    pub fn changes(&self, later: &Files) -> Vec<String> {
+        let mut out = Vec::new();
+        for (path, before) in &self.0 {
+            match later.0.get(path) {
+                None => out.push(format!("removed {}", path.display())),
+                Some(after) if after != before => out.push(format!(
+                    "changed {} ({} -> {} bytes)",
+                    path.display(),
+                    before.len(),
+                    after.len()
+                )),
+                Some(_) => {}
+            }
+        }
+        for path in later.0.keys() {
+            if !self.0.contains_key(path) {
+                out.push(format!("added {}", path.display()));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Conclave {
+    fn drop(&mut self) {
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Conclave {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until the server answers `srvr`; panics with its log if it
+    /// exits or takes longer than a minute.
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(out) = four_letter(self.addr, "srvr")
+                && out.contains("Mode:")
+            {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.exited = Some(status);
+                panic!("conclave-server exited with {status}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("conclave-server did not start; log:\n{}", self.log());
+    }
+
+    /// SIGKILL, and waits until the process is gone.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        self.exited = Some(self.child.wait().unwrap());
+    }
+
+    /// SIGTERM (an orderly shutdown); returns how the process exited.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.exited = Some(status);
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "conclave-server did not stop on SIGTERM; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
