@@ -58,7 +58,9 @@ pub struct Config {
     pub container_max_never_used_ms: i64,
     pub global_outstanding_limit: usize,
     /// Log entries kept behind the applied index for lagging replicas and
-    /// inspection (`snapCount`, ZooKeeper's transactions per snapshot).
+    /// inspection: `snapCount` (ZooKeeper's transactions per snapshot) ×
+    /// `autopurge.snapRetainCount` (snapshots ZooKeeper keeps, at least 3),
+    /// i.e. about the history a ZooKeeper with autopurge keeps.
     pub log_retention_entries: u64,
     pub max_cnxns: u32,
     pub server_id: Option<u64>,
@@ -93,7 +95,7 @@ impl Default for Config {
             container_max_per_minute: 10_000,
             container_max_never_used_ms: 0,
             global_outstanding_limit: 1000,
-            log_retention_entries: 100_000,
+            log_retention_entries: 300_000,
             max_cnxns: 0,
             server_id: None,
             servers: Vec::new(),
@@ -115,7 +117,6 @@ const IGNORED_KEYS: &[&str] = &[
     "syncEnabled",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
-    "autopurge.snapRetainCount",
     "autopurge.purgeInterval",
     "preAllocSize",
     "forceSync",
@@ -249,6 +250,8 @@ impl Config {
         let mut admin_port = c.admin_addr.port();
         let mut admin_ip = c.admin_addr.ip();
         let mut data_log_dir = None;
+        let mut snap_count: u64 = 100_000;
+        let mut snap_retain: u64 = 3;
 
         for (key, value) in props {
             let (key, value) = (key.as_str(), value.as_str());
@@ -293,7 +296,11 @@ impl Config {
                     c.container_max_never_used_ms = parse_num(key, value)?
                 }
                 "globalOutstandingLimit" => c.global_outstanding_limit = parse_num(key, value)?,
-                "snapCount" => c.log_retention_entries = parse_num(key, value)?,
+                "snapCount" => snap_count = parse_num(key, value)?,
+                // ZooKeeper raises values below 3 to 3.
+                "autopurge.snapRetainCount" => {
+                    snap_retain = parse_num::<u64>(key, value)?.max(3);
+                }
                 k if k.starts_with("server.") => {
                     let id = parse_num(key, &k["server.".len()..])?;
                     c.servers.push(ServerLine {
@@ -324,6 +331,7 @@ impl Config {
         );
         c.admin_addr = SocketAddr::new(admin_ip, admin_port);
         c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
+        c.log_retention_entries = snap_count.saturating_mul(snap_retain).max(1);
         c.validate()?;
         Ok(c)
     }
@@ -429,6 +437,18 @@ mod tests {
                 spec: "h:2888:3888".into()
             }]
         );
+    }
+
+    #[test]
+    fn retention_follows_snap_count_and_retain_count() {
+        let c = Config::from_properties(&props("snapCount=50")).unwrap();
+        assert_eq!(c.log_retention_entries, 150);
+        let c =
+            Config::from_properties(&props("snapCount=50\nautopurge.snapRetainCount=5")).unwrap();
+        assert_eq!(c.log_retention_entries, 250);
+        let c =
+            Config::from_properties(&props("snapCount=50\nautopurge.snapRetainCount=1")).unwrap();
+        assert_eq!(c.log_retention_entries, 150, "ZooKeeper keeps at least 3");
     }
 
     #[test]
