@@ -116,12 +116,16 @@ fn write_loop(
 }
 
 /// Writes one drained batch of commands; syncs if it appended anything.
+/// Consecutive appends are written as one (one write-ahead-log record), and
+/// commands keep their order: an apply batch never overtakes the entries
+/// it applies.
 fn write_batch(
     store: &mut dyn Store,
     batch: Vec<WriterCommand>,
 ) -> Result<Option<WriterEvent>, StorageError> {
     let mut last_appended = None;
     let mut entries = 0;
+    let mut appends: Vec<LogEntry> = Vec::new();
     for command in batch {
         match command {
             WriterCommand::Append(new) => {
@@ -129,12 +133,19 @@ fn write_batch(
                     last_appended = Some(last.index);
                     entries += new.len();
                 }
-                store.append(&new)?;
+                appends.extend(new);
             }
-            WriterCommand::Apply(apply) => store.apply(&apply)?,
-            WriterCommand::Compact(through) => store.compact_prefix(through)?,
+            WriterCommand::Apply(apply) => {
+                flush_appends(store, &mut appends)?;
+                store.apply(&apply)?;
+            }
+            WriterCommand::Compact(through) => {
+                flush_appends(store, &mut appends)?;
+                store.compact_prefix(through)?;
+            }
         }
     }
+    flush_appends(store, &mut appends)?;
     let Some(index) = last_appended else {
         return Ok(None);
     };
@@ -147,4 +158,12 @@ fn write_batch(
             duration: started.elapsed(),
         },
     }))
+}
+
+fn flush_appends(store: &mut dyn Store, appends: &mut Vec<LogEntry>) -> Result<(), StorageError> {
+    if !appends.is_empty() {
+        store.append(appends)?;
+        appends.clear();
+    }
+    Ok(())
 }

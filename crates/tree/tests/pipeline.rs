@@ -6,8 +6,7 @@
 
 use proptest::prelude::*;
 use proto::{
-    Acl, CheckVersionRequest, CreateTtlRequest, DeleteRequest, Id, MultiOp, OpCode,
-    SetDataRequest,
+    Acl, CheckVersionRequest, CreateTtlRequest, DeleteRequest, Id, MultiOp, OpCode, SetDataRequest,
 };
 use tree::{Context, DataTree, Features, Pending, Txn, WriteRequest, apply, prepare};
 
@@ -27,7 +26,10 @@ fn op() -> impl Strategy<Value = (usize, Op)> {
     let path = 0..PATHS.len();
     let version = prop_oneof![Just(-1), 0..3i32];
     let kind = prop_oneof![
-        (path.clone(), prop_oneof![Just(0), Just(1), Just(2), Just(3), Just(4)])
+        (
+            path.clone(),
+            prop_oneof![Just(0), Just(1), Just(2), Just(3), Just(4)]
+        )
             .prop_map(|(p, f)| Op::Create(p, f)),
         (path.clone(), version.clone()).prop_map(|(p, v)| Op::Delete(p, v)),
         (path.clone(), version).prop_map(|(p, v)| Op::Set(p, v)),
@@ -38,7 +40,11 @@ fn op() -> impl Strategy<Value = (usize, Op)> {
 }
 
 fn create(path: &str, flags: i32) -> WriteRequest {
-    let op = if flags == 4 { OpCode::CreateContainer } else { OpCode::Create2 };
+    let op = if flags == 4 {
+        OpCode::CreateContainer
+    } else {
+        OpCode::Create2
+    };
     WriteRequest::Create {
         op,
         request: CreateTtlRequest {
@@ -54,7 +60,10 @@ fn create(path: &str, flags: i32) -> WriteRequest {
 fn request(op: &Op) -> WriteRequest {
     match op {
         Op::Create(p, f) => create(PATHS[*p], *f),
-        Op::Delete(p, v) => WriteRequest::Delete(DeleteRequest { path: PATHS[*p].into(), version: *v }),
+        Op::Delete(p, v) => WriteRequest::Delete(DeleteRequest {
+            path: PATHS[*p].into(),
+            version: *v,
+        }),
         Op::Set(p, v) => WriteRequest::SetData(SetDataRequest {
             path: PATHS[*p].into(),
             data: Some(vec![1, 2]),
@@ -72,8 +81,14 @@ fn request(op: &Op) -> WriteRequest {
                             flags: 2,
                         },
                     },
-                    1 => MultiOp::Delete(DeleteRequest { path: PATHS[*p].into(), version: -1 }),
-                    _ => MultiOp::Check(CheckVersionRequest { path: PATHS[*p].into(), version: 0 }),
+                    1 => MultiOp::Delete(DeleteRequest {
+                        path: PATHS[*p].into(),
+                        version: -1,
+                    }),
+                    _ => MultiOp::Check(CheckVersionRequest {
+                        path: PATHS[*p].into(),
+                        version: 0,
+                    }),
                 })
                 .collect(),
         ),
@@ -82,16 +97,31 @@ fn request(op: &Op) -> WriteRequest {
 }
 
 fn ctx<'a>(session: i64, zxid: i64, auth: &'a [Id], features: &'a Features) -> Context<'a> {
-    Context { session_id: session, cxid: 1, zxid, time_ms: 1000 + zxid, auth, features }
+    Context {
+        session_id: session,
+        cxid: 1,
+        zxid,
+        time_ms: 1000 + zxid,
+        auth,
+        features,
+    }
 }
 
 fn start() -> DataTree {
     let mut tree = DataTree::new();
     let features = Features::default();
     for (i, session) in SESSIONS.iter().enumerate() {
-        let request = WriteRequest::CreateSession { timeout_ms: 30_000, password: vec![i as u8; 16] };
+        let request = WriteRequest::CreateSession {
+            timeout_ms: 30_000,
+            password: vec![i as u8; 16],
+        };
         let zxid = tree.last_zxid() + 1;
-        let txn = prepare(&tree, &mut Pending::new(), &request, &ctx(*session, zxid, &[], &features));
+        let txn = prepare(
+            &tree,
+            &mut Pending::new(),
+            &request,
+            &ctx(*session, zxid, &[], &features),
+        );
         apply(&mut tree, &txn);
     }
     tree

@@ -227,7 +227,10 @@ impl<'a> View<'a> {
     /// `getRecordForPath`: the node or NoNode.
     pub(crate) fn get(&self, p: &str) -> Result<Record, ErrorCode> {
         let p = path::normalize(p);
-        let change = self.changes.get(p).or_else(|| self.pending.records.get(p).map(|(_, r)| r));
+        let change = self
+            .changes
+            .get(p)
+            .or_else(|| self.pending.records.get(p).map(|(_, r)| r));
         match change {
             Some(Some(record)) => Ok(record.clone()),
             Some(None) => Err(ErrorCode::NoNode),
