@@ -124,9 +124,9 @@ impl RocksStore {
                 // Everything is checked through a read-only handle first:
                 // a store that is refused is never opened for writing, so
                 // RocksDB does not rewrite its manifest, WAL or options.
-                let loaded = validate_read_only(dir)?;
-                let mut store = open_existing(dir)?;
-                store.preloaded = std::sync::Mutex::new(loaded);
+                let validated = validate_read_only(dir)?;
+                let mut store = open_existing(dir, validated.as_ref().map(|(_, last)| *last))?;
+                store.preloaded = std::sync::Mutex::new(validated.map(|(loaded, _)| loaded));
                 store
             }
         };
@@ -621,7 +621,8 @@ fn lock_store(dir: &Path) -> Result<std::fs::File, StorageError> {
 /// Opens the store read-only and runs every check `open_existing` runs,
 /// plus decoding the whole tree and the sessions. RocksDB's info log of
 /// this pass goes to a temporary directory, not into the store.
-fn validate_read_only(dir: &Path) -> Result<Option<Loaded>, StorageError> {
+/// Returns what it loaded and the last log index.
+fn validate_read_only(dir: &Path) -> Result<Option<(Loaded, u64)>, StorageError> {
     let log_dir = std::env::temp_dir().join(format!("conclave-validate-{}", std::process::id()));
     let result = (|| {
         let mut options = db_options()?;
@@ -641,10 +642,10 @@ fn validate_read_only(dir: &Path) -> Result<Option<Loaded>, StorageError> {
             return Ok(None);
         };
         check_column_families(dir, &found, true)?;
-        let meta = check_meta_and_log(&db, dir)?.0;
+        let (meta, last_index) = check_meta_and_log(&db, dir)?;
         let loaded = load_from(&db, dir)?;
         debug_assert_eq!(loaded.meta, meta);
-        Ok(Some(loaded))
+        Ok(Some((loaded, last_index)))
     })();
     let _ = std::fs::remove_dir_all(&log_dir);
     result
@@ -754,7 +755,14 @@ fn initialize(db: DB, dir: &Path) -> Result<RocksStore, StorageError> {
     })
 }
 
-fn open_existing(dir: &Path) -> Result<RocksStore, StorageError> {
+/// Opens the store for writing. `validated_last_index` is the last log
+/// index a read-only validation of this same directory found (under our
+/// lock, so nothing else wrote in between): every entry was checked then,
+/// so only the metadata and the log's end are read again.
+fn open_existing(
+    dir: &Path,
+    validated_last_index: Option<u64>,
+) -> Result<RocksStore, StorageError> {
     let options = db_options()?;
     let found = DB::list_cf(&options, dir).map_err(|e| open_error(dir, e))?;
     check_column_families(dir, &found, false)?;
@@ -769,7 +777,22 @@ fn open_existing(dir: &Path) -> Result<RocksStore, StorageError> {
         return finish_interrupted_creation(db, dir, &found);
     };
     check_column_families(dir, &found, true)?;
-    let (meta, last_index) = check_meta_and_log(&db, dir)?;
+    let (meta, last_index) = match validated_last_index {
+        None => check_meta_and_log(&db, dir)?,
+        Some(validated) => {
+            let meta = read_meta_from(&db, dir)?;
+            let last_index = last_log_index(&db, &meta)?;
+            if last_index != validated {
+                return Err(StorageError::corrupt(
+                    format!("log in {}", dir.display()),
+                    format!(
+                        "it ends at {last_index} when opened for writing but at {validated} when validated read-only"
+                    ),
+                ));
+            }
+            (meta, last_index)
+        }
+    };
     tracing::info!(
         dir = %dir.display(),
         first_index = meta.compacted.0 + 1,
@@ -850,13 +873,7 @@ fn check_format_version(db: &DB, dir: &Path) -> Result<Option<()>, StorageError>
 /// Decodes the metadata and checks every log entry; returns the metadata
 /// and the last log index.
 fn check_meta_and_log(db: &DB, dir: &Path) -> Result<(Meta, u64), StorageError> {
-    let meta_cf = db
-        .cf_handle(CF_META)
-        .ok_or_else(|| StorageError::corrupt("column family meta", "missing"))?;
-    let meta = read_meta(dir, |key| {
-        db.get_cf(meta_cf, key)
-            .map_err(|e| StorageError::rocks("reading the metadata", e))
-    })?;
+    let meta = read_meta_from(db, dir)?;
     let last_index = verify_log(db, &meta)?;
     if meta.applied_index > last_index {
         return Err(StorageError::corrupt(
@@ -958,6 +975,31 @@ fn read_meta(
         config,
         compacted,
     })
+}
+
+fn read_meta_from(db: &DB, dir: &Path) -> Result<Meta, StorageError> {
+    let meta_cf = db
+        .cf_handle(CF_META)
+        .ok_or_else(|| StorageError::corrupt("column family meta", "missing"))?;
+    read_meta(dir, |key| {
+        db.get_cf(meta_cf, key)
+            .map_err(|e| StorageError::rocks("reading the metadata", e))
+    })
+}
+
+/// The index of the last log entry (its key and checksum checked), or the
+/// compacted index when the log is empty.
+fn last_log_index(db: &DB, meta: &Meta) -> Result<u64, StorageError> {
+    let cf = db
+        .cf_handle(CF_LOG)
+        .ok_or_else(|| StorageError::corrupt("column family log", "missing"))?;
+    match db.iterator_cf(cf, IteratorMode::End).next() {
+        None => Ok(meta.compacted.0),
+        Some(item) => {
+            let (key, value) = item.map_err(|e| StorageError::rocks("reading the log", e))?;
+            Ok(codec::decode_entry_at(&key, &value)?.index)
+        }
+    }
 }
 
 /// Reads every log entry: each must decode (checksum included), sit under

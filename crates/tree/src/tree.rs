@@ -33,10 +33,16 @@ pub enum RestoreError {
     Orphan(String),
 }
 
+/// Znodes by path. foldhash instead of the standard SipHash: hashing paths
+/// was the largest single cost of loading a million znodes at restart, and
+/// foldhash is still seeded per process, so clients cannot choose colliding
+/// paths in advance.
+type NodeMap = HashMap<String, Node, foldhash::fast::RandomState>;
+
 /// The replicated state: znodes and sessions, and the last zxid applied.
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: HashMap<String, Node>,
+    nodes: NodeMap,
     /// Session id -> paths of its ephemerals.
     ephemerals: BTreeMap<i64, BTreeSet<String>>,
     containers: BTreeSet<String>,
@@ -61,7 +67,7 @@ impl DataTree {
     pub fn new() -> Self {
         let open = Arc::new(Acl::open_unsafe());
         let mut tree = DataTree {
-            nodes: HashMap::new(),
+            nodes: NodeMap::default(),
             ephemerals: BTreeMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
@@ -101,8 +107,9 @@ impl DataTree {
         sessions: impl IntoIterator<Item = (i64, SessionRecord)>,
         last_zxid: i64,
     ) -> Result<DataTree, RestoreError> {
+        let nodes = nodes.into_iter();
         let mut tree = DataTree {
-            nodes: HashMap::new(),
+            nodes: NodeMap::with_capacity_and_hasher(nodes.size_hint().0, Default::default()),
             ephemerals: BTreeMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
@@ -110,7 +117,7 @@ impl DataTree {
             last_zxid,
             data_size: 0,
         };
-        let mut paths = Vec::new();
+        let mut paths = Vec::with_capacity(tree.nodes.capacity());
         for (path, mut node) in nodes {
             node.children.clear();
             paths.push(path.clone());
