@@ -1,0 +1,33 @@
+//! Errors of the consensus core.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConsensusError {
+    /// This server is not the leader (or is handing leadership over): the
+    /// proposal must go to `leader`, if one is known.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<u64> },
+    /// The leader's term has used every zxid counter; leadership must move
+    /// (a new term starts the counter again).
+    #[error("term {term} has no zxid counter left; a new election is needed")]
+    TermExhausted { term: u64 },
+    /// Entries were given to the zxid counter out of log order.
+    #[error(
+        "entry {index} of term {term} is out of order (following term {current_term} from index {term_start})"
+    )]
+    ZxidOrder {
+        index: u64,
+        term: u64,
+        current_term: u64,
+        term_start: u64,
+    },
+    /// A snapshot was installed and `Node::resume_zxids` was not called
+    /// before the next committed entries.
+    #[error("committed entries after a snapshot, before the snapshot's last zxid was given")]
+    SnapshotNotResumed,
+    /// raft-rs refused (a bad configuration, a message from a removed
+    /// peer, a storage error).
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+}

@@ -1,0 +1,21 @@
+//! The replication core: tikv's raft-rs (`RawNode`) driven without I/O.
+//!
+//! Ticks, peer messages and proposals go in; messages to send, entries to
+//! make durable and committed entries (each with its ZooKeeper zxid) come
+//! out. Time, randomness, the network and the disk belong to the caller,
+//! which is what lets the simulator (`tests/simulation.rs`) replay any run
+//! from a seed.
+//!
+//! - [`node`]: one server's state machine and the driver's cycle;
+//! - [`zxid`]: zxids derived from log positions (`term << 32 | counter`);
+//! - [`logging`]: raft-rs's `slog` records into `tracing`.
+
+pub mod error;
+pub mod logging;
+pub mod node;
+pub mod zxid;
+
+pub use error::ConsensusError;
+pub use node::{Committed, CommittedKind, Node, NodeConfig, Proposed, Ready, Role, RoleChange};
+pub use raft;
+pub use zxid::{ZxidCounter, counter_of, epoch_of, make_zxid};

@@ -1,0 +1,603 @@
+//! One server's replication state machine: raft-rs's `RawNode` behind an
+//! API that takes inputs and hands back what to do, never doing it.
+//!
+//! The driver (the server, or the simulator) runs this cycle:
+//!
+//! 1. feed inputs: [`Node::tick`], [`Node::step`] (a peer's message),
+//!    [`Node::propose`], [`Node::read_index`];
+//! 2. while [`Node::has_ready`]: take a [`Ready`] with [`Node::ready`];
+//!    send `messages` now; write `hard_state`, `snapshot` and `entries` to
+//!    storage so that the `raft::Storage` the node reads sees them; call
+//!    [`Node::appended`] with the ready's number;
+//! 3. once a sync has made those writes durable: [`Node::persisted`] with
+//!    the highest number it covers, then send the ready's
+//!    `persisted_messages` (votes and acknowledgements must never promise
+//!    what a crash could take back). One sync may cover many readies: that
+//!    is group commit;
+//! 4. apply `committed` in order (each carries its zxid) and report
+//!    progress with [`Node::applied`].
+//!
+//! Nothing here reads a clock, a socket, a disk or a random source: time
+//! is ticks, and this node's election timeout is chosen by the caller
+//! ([`NodeConfig::election_timeout_ticks`]), so a seed replays exactly.
+
+use raft::eraftpb::{ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, Snapshot};
+use raft::{RawNode, ReadState, StateRole, Storage};
+
+use crate::error::ConsensusError;
+use crate::logging::raft_logger;
+use crate::zxid::{ZxidCounter, make_zxid};
+
+/// How a node is set up. Times are in ticks; the driver decides how long a
+/// tick is.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This server's id (ZooKeeper's `myid`); never 0.
+    pub id: u64,
+    /// A leader sends heartbeats every this many ticks.
+    pub heartbeat_ticks: usize,
+    /// The election timeout every server agrees on; a leader that has not
+    /// heard from a quorum for this long steps down (check-quorum).
+    pub election_ticks: usize,
+    /// This server's own election timeout, in `[election_ticks, 2 ×
+    /// election_ticks)`. raft-rs would draw it from its thread RNG on
+    /// every reset; the caller draws it instead (from its seed in a
+    /// simulation), so that runs replay.
+    pub election_timeout_ticks: usize,
+    /// The last log index whose entry the state machine has applied
+    /// durably; at most the durable commit index.
+    pub applied_index: u64,
+    /// The zxid of that entry (0 for an empty log).
+    pub applied_zxid: i64,
+    /// Most bytes of entries in one append message.
+    pub max_size_per_msg: u64,
+    /// Most append messages in flight to one follower.
+    pub max_inflight_msgs: usize,
+}
+
+impl NodeConfig {
+    /// Defaults for everything but the id and the timeouts.
+    pub fn new(id: u64, election_ticks: usize, election_timeout_ticks: usize) -> NodeConfig {
+        NodeConfig {
+            id,
+            heartbeat_ticks: 1,
+            election_ticks,
+            election_timeout_ticks,
+            applied_index: 0,
+            applied_zxid: 0,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+        }
+    }
+
+    fn to_raft(&self) -> raft::Config {
+        // A range of one value: raft-rs's randomisation has no choice left.
+        let timeout = self
+            .election_timeout_ticks
+            .clamp(self.election_ticks, 2 * self.election_ticks - 1);
+        raft::Config {
+            id: self.id,
+            election_tick: self.election_ticks,
+            heartbeat_tick: self.heartbeat_ticks,
+            min_election_tick: timeout,
+            max_election_tick: timeout + 1,
+            applied: self.applied_index,
+            max_size_per_msg: self.max_size_per_msg,
+            max_inflight_msgs: self.max_inflight_msgs,
+            check_quorum: true,
+            pre_vote: true,
+            ..raft::Config::default()
+        }
+    }
+}
+
+/// What this server is in the ensemble right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    Candidate,
+    PreCandidate,
+    Leader,
+}
+
+impl From<StateRole> for Role {
+    fn from(role: StateRole) -> Role {
+        match role {
+            StateRole::Follower => Role::Follower,
+            StateRole::Candidate => Role::Candidate,
+            StateRole::PreCandidate => Role::PreCandidate,
+            StateRole::Leader => Role::Leader,
+        }
+    }
+}
+
+/// A change of role or leader, reported once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleChange {
+    pub role: Role,
+    /// The leader this server knows of, if any.
+    pub leader: Option<u64>,
+    pub term: u64,
+}
+
+/// A proposal accepted into the leader's log (not yet committed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proposed {
+    pub index: u64,
+    pub term: u64,
+    pub zxid: i64,
+}
+
+/// A committed entry, in log order, with its zxid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    pub index: u64,
+    pub term: u64,
+    pub zxid: i64,
+    pub kind: CommittedKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommittedKind {
+    /// The empty entry a new leader appends; nothing to apply.
+    LeaderStart,
+    /// A proposal's data.
+    Data(Vec<u8>),
+    /// A membership change, already applied to the node's configuration.
+    Membership(ConfState),
+}
+
+/// One round of work for the driver (see the module documentation).
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// Identifies this ready for [`Node::appended`] and [`Node::persisted`].
+    pub number: u64,
+    /// Send now (a leader's appends go out while it writes its own copy).
+    pub messages: Vec<Message>,
+    /// Write before calling [`Node::appended`].
+    pub hard_state: Option<HardState>,
+    /// Write before calling [`Node::appended`]; replaces everything from
+    /// its first index on.
+    pub entries: Vec<Entry>,
+    /// Install before the entries, if present.
+    pub snapshot: Option<Snapshot>,
+    /// Whether the writes must be synced before `persisted_messages` go
+    /// out (false for a commit-index-only hard state change).
+    pub must_sync: bool,
+    /// Send only after [`Node::persisted`] for this number.
+    pub persisted_messages: Vec<Message>,
+    /// Apply in order, then report with [`Node::applied`].
+    pub committed: Vec<Committed>,
+    /// Answers to [`Node::read_index`]: the context given and the commit
+    /// index a read must wait for.
+    pub read_states: Vec<ReadState>,
+    /// Set when the role or the known leader changed.
+    pub role_change: Option<RoleChange>,
+}
+
+/// The replication core of one server. See the module documentation.
+pub struct Node<S: Storage> {
+    raw: RawNode<S>,
+    /// zxids of committed entries, in log order; `None` after a snapshot
+    /// arrived until the driver says where it ends.
+    committed_zxids: Option<ZxidCounter>,
+    /// While leader: the term and the index of its first entry, to predict
+    /// the zxid of the next proposal.
+    leading: Option<ZxidCounter>,
+    /// The raft-rs ready handed out and not yet passed to `appended`.
+    outstanding: Option<raft::Ready>,
+    last_role: RoleChange,
+}
+
+impl<S: Storage> std::fmt::Debug for Node<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.raw.raft.id)
+            .field("role", &self.last_role)
+            .field("committed_zxids", &self.committed_zxids)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Storage> Node<S> {
+    /// A node over `storage`, which holds the durable hard state, the
+    /// membership (`ConfState`) and the log, and must show every write the
+    /// driver makes as soon as it is made.
+    pub fn new(config: &NodeConfig, storage: S) -> Result<Node<S>, ConsensusError> {
+        let raw = RawNode::new(&config.to_raft(), storage, &raft_logger(config.id))?;
+        let mut node = Node {
+            raw,
+            committed_zxids: Some(ZxidCounter::resume(
+                config.applied_index,
+                config.applied_zxid,
+            )),
+            leading: None,
+            outstanding: None,
+            last_role: RoleChange {
+                role: Role::Follower,
+                leader: None,
+                term: 0,
+            },
+        };
+        node.observe();
+        Ok(node)
+    }
+
+    pub fn id(&self) -> u64 {
+        self.raw.raft.id
+    }
+
+    /// Advances time by one tick.
+    pub fn tick(&mut self) {
+        self.raw.tick();
+        self.observe();
+    }
+
+    /// Starts an election now (used when a single voter starts, and by
+    /// tests); normally elections start from ticks.
+    pub fn campaign(&mut self) -> Result<(), ConsensusError> {
+        self.raw.campaign()?;
+        self.observe();
+        Ok(())
+    }
+
+    /// A message from a peer. Messages for another node are refused.
+    pub fn step(&mut self, message: Message) -> Result<(), ConsensusError> {
+        self.raw.step(message)?;
+        self.observe();
+        Ok(())
+    }
+
+    /// The zxid and index the next proposal would take, if this server
+    /// leads: what `tree::prepare` stamps on the transaction it builds.
+    pub fn next_proposal(&self) -> Result<Proposed, ConsensusError> {
+        let leading = self.leading_counter()?;
+        let index = self.raw.raft.raft_log.last_index() + 1;
+        Ok(Proposed {
+            index,
+            term: leading.term(),
+            zxid: leading.predict(index)?,
+        })
+    }
+
+    /// Appends `data` to the log as leader. `expected`, from
+    /// [`Node::next_proposal`], must still hold: the entry lands at that
+    /// index with that zxid, or the proposal is refused.
+    pub fn propose(&mut self, data: Vec<u8>, expected: Proposed) -> Result<(), ConsensusError> {
+        let now = self.next_proposal()?;
+        if now != expected {
+            // Leadership changed hands (and back) or someone else proposed
+            // in between: the caller prepares again.
+            return Err(ConsensusError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        match self.raw.propose(Vec::new(), data) {
+            Ok(()) => {}
+            Err(raft::Error::ProposalDropped) => {
+                return Err(ConsensusError::NotLeader {
+                    leader: self.leader(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let last = self.raw.raft.raft_log.last_index();
+        debug_assert_eq!(last, expected.index, "a proposal lands at the next index");
+        if last != expected.index {
+            return Err(ConsensusError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        self.observe();
+        Ok(())
+    }
+
+    /// Proposes a membership change (one step at a time).
+    pub fn propose_membership(&mut self, change: ConfChangeV2) -> Result<(), ConsensusError> {
+        self.leading_counter()?;
+        match self.raw.propose_conf_change(Vec::new(), change) {
+            Ok(()) => {}
+            Err(raft::Error::ProposalDropped) => {
+                return Err(ConsensusError::NotLeader {
+                    leader: self.leader(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.observe();
+        Ok(())
+    }
+
+    /// Starts a ReadIndex round: a later [`Ready::read_states`] carries
+    /// `context` back with the commit index a linearizable read must wait
+    /// for (after the leader confirmed with a quorum that it leads).
+    pub fn read_index(&mut self, context: Vec<u8>) {
+        self.raw.read_index(context);
+        self.observe();
+    }
+
+    /// Asks the leader to hand leadership to `transferee`.
+    pub fn transfer_leader(&mut self, transferee: u64) {
+        self.raw.transfer_leader(transferee);
+        self.observe();
+    }
+
+    /// The transport could not reach `peer`.
+    pub fn report_unreachable(&mut self, peer: u64) {
+        self.raw.report_unreachable(peer);
+    }
+
+    /// Whether [`Node::ready`] has work.
+    pub fn has_ready(&self) -> bool {
+        self.outstanding.is_none() && self.raw.has_ready()
+    }
+
+    /// The next round of work, if any. The previous one must have been
+    /// passed to [`Node::appended`] first.
+    pub fn ready(&mut self) -> Result<Option<Ready>, ConsensusError> {
+        if !self.has_ready() {
+            return Ok(None);
+        }
+        let mut rd = self.raw.ready();
+        let mut ready = Ready {
+            number: rd.number(),
+            messages: rd.take_messages(),
+            hard_state: rd.hs().cloned(),
+            entries: rd.take_entries(),
+            snapshot: (!rd.snapshot().is_empty()).then(|| rd.snapshot().clone()),
+            must_sync: rd.must_sync(),
+            persisted_messages: rd.take_persisted_messages(),
+            committed: Vec::new(),
+            read_states: rd.take_read_states(),
+            role_change: None,
+        };
+        if ready.snapshot.is_some() {
+            // The state jumps to the snapshot. Its last entry's zxid is in
+            // the snapshot's data, which only the driver reads: until it
+            // calls `resume_zxids`, committed entries cannot be numbered.
+            self.committed_zxids = None;
+        }
+        let committed = rd.take_committed_entries();
+        ready.committed = self.committed(committed)?;
+        self.outstanding = Some(rd);
+        ready.role_change = self.role_change();
+        Ok(Some(ready))
+    }
+
+    /// The ready `number` has been written (readable through storage, not
+    /// necessarily durable).
+    pub fn appended(&mut self, number: u64) {
+        if let Some(rd) = self.outstanding.take() {
+            debug_assert_eq!(rd.number(), number);
+            self.raw.advance_append_async(rd);
+        }
+        self.observe();
+    }
+
+    /// Every ready up to `number` is durable.
+    pub fn persisted(&mut self, number: u64) {
+        self.raw.on_persist_ready(number);
+        self.observe();
+    }
+
+    /// The state machine has applied every committed entry up to `index`.
+    pub fn applied(&mut self, index: u64) {
+        self.raw.advance_apply_to(index);
+    }
+
+    /// After installing a snapshot whose last entry has `zxid`: zxids of
+    /// later entries continue from there.
+    pub fn resume_zxids(&mut self, index: u64, zxid: i64) {
+        self.committed_zxids = Some(ZxidCounter::resume(index, zxid));
+    }
+
+    pub fn role(&self) -> Role {
+        self.raw.raft.state.into()
+    }
+
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    /// The leader this server knows of.
+    pub fn leader(&self) -> Option<u64> {
+        match self.raw.raft.leader_id {
+            raft::INVALID_ID => None,
+            id => Some(id),
+        }
+    }
+
+    /// The highest log index known committed.
+    pub fn commit_index(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    /// The highest log index known durable here.
+    pub fn persisted_index(&self) -> u64 {
+        self.raw.raft.raft_log.persisted
+    }
+
+    /// The last log index (durable or not).
+    pub fn last_index(&self) -> u64 {
+        self.raw.raft.raft_log.last_index()
+    }
+
+    /// The storage the node reads.
+    pub fn storage(&self) -> &S {
+        self.raw.store()
+    }
+
+    fn leading_counter(&self) -> Result<ZxidCounter, ConsensusError> {
+        match self.leading {
+            Some(counter)
+                if self.raw.raft.state == StateRole::Leader
+                    && self.raw.raft.lead_transferee.is_none() =>
+            {
+                Ok(counter)
+            }
+            _ => Err(ConsensusError::NotLeader {
+                leader: self.leader().filter(|&l| l != self.id()),
+            }),
+        }
+    }
+
+    /// Tracks where the current leadership term starts. raft-rs appends
+    /// the new leader's empty entry when it wins, and every public method
+    /// calls this before returning, so the first time we see a new term as
+    /// leader the log's last entry is that empty entry.
+    fn observe(&mut self) {
+        let raft = &self.raw.raft;
+        if raft.state != StateRole::Leader {
+            self.leading = None;
+            return;
+        }
+        if self.leading.is_some_and(|l| l.term() == raft.term) {
+            return;
+        }
+        let start = raft.raft_log.last_index();
+        debug_assert_eq!(raft.raft_log.term(start).ok(), Some(raft.term));
+        self.leading = Some(ZxidCounter::resume(start, make_zxid(raft.term, 0)));
+    }
+
+    fn role_change(&mut self) -> Option<RoleChange> {
+        let now = RoleChange {
+            role: self.role(),
+            leader: self.leader(),
+            term: self.term(),
+        };
+        (now != self.last_role).then(|| {
+            self.last_role = now;
+            now
+        })
+    }
+
+    fn committed(&mut self, entries: Vec<Entry>) -> Result<Vec<Committed>, ConsensusError> {
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let counter = self
+                .committed_zxids
+                .as_mut()
+                .ok_or(ConsensusError::SnapshotNotResumed)?;
+            let zxid = counter.next(entry.index, entry.term)?;
+            let kind = match entry.get_entry_type() {
+                EntryType::EntryNormal if entry.data.is_empty() => CommittedKind::LeaderStart,
+                EntryType::EntryNormal => CommittedKind::Data(entry.data.to_vec()),
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    CommittedKind::Membership(apply_membership(&mut self.raw, &entry)?)
+                }
+            };
+            out.push(Committed {
+                index: entry.index,
+                term: entry.term,
+                zxid,
+                kind,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Applies a committed membership entry (either encoding) to the node's
+/// configuration. These bytes were written by a leader of this ensemble and
+/// came through the log, never straight from an unauthenticated peer.
+fn apply_membership<S: Storage>(
+    raw: &mut RawNode<S>,
+    entry: &Entry,
+) -> Result<ConfState, ConsensusError> {
+    use protobuf::Message as _;
+    let codec = |e: protobuf::ProtobufError| ConsensusError::Raft(raft::Error::CodecError(e));
+    if entry.get_entry_type() == EntryType::EntryConfChange {
+        let mut cc = raft::eraftpb::ConfChange::default();
+        cc.merge_from_bytes(&entry.data).map_err(codec)?;
+        Ok(raw.apply_conf_change(&cc)?)
+    } else {
+        let mut cc = ConfChangeV2::default();
+        cc.merge_from_bytes(&entry.data).map_err(codec)?;
+        Ok(raw.apply_conf_change(&cc)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::storage::MemStorage;
+
+    fn single(id: u64) -> Node<MemStorage> {
+        let storage = MemStorage::new_with_conf_state((vec![id], vec![]));
+        Node::new(&NodeConfig::new(id, 10, 12), storage).expect("node")
+    }
+
+    /// Writes and syncs every ready at once, returning what was committed.
+    fn drive(node: &mut Node<MemStorage>) -> Vec<Committed> {
+        let mut committed = Vec::new();
+        while let Some(rd) = node.ready().expect("ready") {
+            let store = node.storage().clone();
+            if let Some(hs) = &rd.hard_state {
+                store.wl().set_hardstate(hs.clone());
+            }
+            store.wl().append(&rd.entries).expect("append");
+            node.appended(rd.number);
+            node.persisted(rd.number);
+            for c in &rd.committed {
+                node.applied(c.index);
+            }
+            committed.extend(rd.committed);
+        }
+        committed
+    }
+
+    #[test]
+    fn a_single_voter_leads_and_commits_with_predicted_zxids() {
+        let mut node = single(1);
+        assert!(matches!(
+            node.next_proposal(),
+            Err(ConsensusError::NotLeader { .. })
+        ));
+        node.campaign().expect("campaign");
+        let first = drive(&mut node);
+        assert_eq!(node.role(), Role::Leader);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].kind, CommittedKind::LeaderStart);
+        let term = node.term();
+        assert_eq!(first[0].zxid, make_zxid(term, 0));
+
+        let mut predicted = Vec::new();
+        for i in 0..3u8 {
+            let next = node.next_proposal().expect("leader");
+            node.propose(vec![i], next).expect("propose");
+            predicted.push(next.zxid);
+        }
+        let committed = drive(&mut node);
+        let zxids: Vec<i64> = committed.iter().map(|c| c.zxid).collect();
+        assert_eq!(zxids, predicted);
+        assert_eq!(
+            zxids,
+            vec![make_zxid(term, 1), make_zxid(term, 2), make_zxid(term, 3)]
+        );
+        assert_eq!(committed[2].kind, CommittedKind::Data(vec![2]));
+    }
+
+    #[test]
+    fn a_stale_prediction_is_refused() {
+        let mut node = single(1);
+        node.campaign().expect("campaign");
+        drive(&mut node);
+        let next = node.next_proposal().expect("leader");
+        node.propose(b"a".to_vec(), next).expect("propose");
+        assert!(matches!(
+            node.propose(b"b".to_vec(), next),
+            Err(ConsensusError::NotLeader { .. })
+        ));
+    }
+
+    #[test]
+    fn the_election_timeout_is_the_one_given() {
+        let config = NodeConfig::new(1, 10, 17).to_raft();
+        assert_eq!(
+            (config.min_election_tick, config.max_election_tick),
+            (17, 18)
+        );
+        let clamped = NodeConfig::new(1, 10, 99).to_raft();
+        assert_eq!(clamped.min_election_tick, 19);
+    }
+}

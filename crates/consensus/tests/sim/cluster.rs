@@ -1,0 +1,422 @@
+//! A whole ensemble in one thread: real `consensus::Node`s over simulated
+//! disks and a simulated network, every event chosen by the seed.
+//!
+//! Faults: messages lost, duplicated and delivered in any order; partitions
+//! that split the ensemble and heal; crashes that lose every write not yet
+//! synced, and restarts; clocks that tick unevenly. After every event the
+//! invariants in `invariants.rs` are checked.
+
+use std::collections::BTreeMap;
+
+use consensus::raft::eraftpb::Message;
+use consensus::raft::storage::MemStorage;
+use consensus::{CommittedKind, Node, NodeConfig, Role};
+
+use crate::sim::disk::{AppliedEntry, Disk};
+use crate::sim::invariants::History;
+use crate::sim::rng::Rng;
+
+/// How hostile a run is. Rates are per mille of events.
+#[derive(Debug, Clone)]
+pub(crate) struct Faults {
+    pub(crate) drop: u64,
+    pub(crate) duplicate: u64,
+    pub(crate) crash: u64,
+    pub(crate) restart: u64,
+    pub(crate) partition: u64,
+    pub(crate) heal: u64,
+    /// A deliberately broken driver: votes and acknowledgements go out
+    /// before the sync that makes them true. Used to show the invariants
+    /// catch what this breaks.
+    pub(crate) ack_before_sync: bool,
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults {
+            drop: 50,
+            duplicate: 20,
+            crash: 8,
+            restart: 30,
+            partition: 6,
+            heal: 15,
+            ack_before_sync: false,
+        }
+    }
+}
+
+pub(crate) const ELECTION_TICKS: usize = 10;
+
+struct SimNode {
+    id: u64,
+    node: Option<Node<MemStorage>>,
+    disk: Disk,
+    applied: Vec<AppliedEntry>,
+    /// Messages to send once the next sync covers them.
+    held: Vec<Message>,
+    /// The highest ready number written and not yet synced.
+    unsynced: Option<u64>,
+    election_timeout: usize,
+}
+
+pub(crate) struct Cluster {
+    pub(crate) rng: Rng,
+    faults: Faults,
+    voters: Vec<u64>,
+    nodes: Vec<SimNode>,
+    network: Vec<Message>,
+    /// The side of a partition each node is on (all 0: no partition).
+    side: BTreeMap<u64, u8>,
+    pub(crate) history: History,
+    next_command: u64,
+    /// The last events, printed when an invariant fails.
+    pub(crate) trace: Vec<String>,
+    pub(crate) events: u64,
+}
+
+impl Cluster {
+    pub(crate) fn new(seed: u64, size: u64, faults: Faults) -> Cluster {
+        let mut rng = Rng::new(seed);
+        let voters: Vec<u64> = (1..=size).collect();
+        let nodes = voters
+            .iter()
+            .map(|&id| {
+                let election_timeout = ELECTION_TICKS + rng.below(ELECTION_TICKS);
+                let mut n = SimNode {
+                    id,
+                    node: None,
+                    disk: Disk::new(&voters),
+                    applied: Vec::new(),
+                    held: Vec::new(),
+                    unsynced: None,
+                    election_timeout,
+                };
+                start(&mut n);
+                n
+            })
+            .collect();
+        Cluster {
+            rng,
+            faults,
+            side: voters.iter().map(|&id| (id, 0)).collect(),
+            voters,
+            nodes,
+            network: Vec::new(),
+            history: History::default(),
+            next_command: 1,
+            trace: Vec::new(),
+            events: 0,
+        }
+    }
+
+    /// One event chosen by the seed, then the invariants.
+    pub(crate) fn step(&mut self) -> Result<(), String> {
+        self.events += 1;
+        let f = self.faults.clone();
+        let roll = self.rng.below(1000) as u64;
+        let mut at = 0;
+        let mut pick = |rate: u64| {
+            at += rate;
+            roll < at
+        };
+        if pick(f.crash) {
+            let i = self.rng.below(self.nodes.len());
+            self.crash(i);
+        } else if pick(f.restart) {
+            let i = self.rng.below(self.nodes.len());
+            self.restart(i)?;
+        } else if pick(f.partition) {
+            self.partition();
+        } else if pick(f.heal) {
+            self.heal();
+        } else if pick(100) {
+            self.propose()?;
+        } else if pick(120) {
+            let i = self.rng.below(self.nodes.len());
+            self.sync(i)?;
+        } else if pick(60) {
+            for i in 0..self.nodes.len() {
+                self.tick(i)?;
+            }
+        } else if pick(40) {
+            let i = self.rng.below(self.nodes.len());
+            self.tick(i)?;
+        } else {
+            self.deliver()?;
+        }
+        self.check()
+    }
+
+    /// Heals everything, restarts every server and runs `rounds` rounds of
+    /// a good network (a tick everywhere, then every message delivered, in
+    /// a seeded order, and every disk synced) so the ensemble settles.
+    pub(crate) fn settle(&mut self, rounds: u64) -> Result<(), String> {
+        self.heal();
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].node.is_none() {
+                self.restart(i)?;
+            }
+        }
+        for _ in 0..rounds {
+            self.events += 1;
+            for i in 0..self.nodes.len() {
+                self.tick(i)?;
+            }
+            for _ in 0..20 {
+                for i in 0..self.nodes.len() {
+                    self.sync(i)?;
+                }
+                if self.network.is_empty() {
+                    break;
+                }
+                while !self.network.is_empty() {
+                    let i = self.rng.below(self.network.len());
+                    let m = self.network.swap_remove(i);
+                    self.receive(m)?;
+                }
+            }
+            self.check()?;
+        }
+        Ok(())
+    }
+
+    /// The state machines agree and hold every acknowledged write.
+    pub(crate) fn check_settled(&self) -> Result<(), String> {
+        let leaders: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|n| n.node.as_ref().is_some_and(|x| x.role() == Role::Leader))
+            .map(|n| n.id)
+            .collect();
+        if leaders.len() != 1 {
+            return Err(format!("after settling, leaders: {leaders:?}"));
+        }
+        let longest = self
+            .nodes
+            .iter()
+            .map(|n| n.applied.len())
+            .max()
+            .unwrap_or(0);
+        for n in &self.nodes {
+            if n.applied.len() != longest {
+                return Err(format!(
+                    "after settling, server {} applied {} entries, others {longest}",
+                    n.id,
+                    n.applied.len()
+                ));
+            }
+            self.history.holds_every_ack(n.id, &n.applied)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn acknowledged(&self) -> usize {
+        self.history.acknowledged()
+    }
+
+    fn log(&mut self, line: String) {
+        if self.trace.len() >= 60 {
+            self.trace.remove(0);
+        }
+        self.trace.push(format!("#{} {line}", self.events));
+    }
+
+    fn crash(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        if n.node.take().is_none() {
+            return;
+        }
+        n.disk.crash();
+        n.applied = n.disk.durable.applied.clone();
+        n.held.clear();
+        n.unsynced = None;
+        let id = n.id;
+        self.log(format!("crash {id}"));
+    }
+
+    fn restart(&mut self, i: usize) -> Result<(), String> {
+        if self.nodes[i].node.is_some() {
+            return Ok(());
+        }
+        start(&mut self.nodes[i]);
+        let id = self.nodes[i].id;
+        self.log(format!("restart {id}"));
+        self.drive(i)
+    }
+
+    fn partition(&mut self) {
+        for id in &self.voters {
+            let side = self.rng.below(2) as u8;
+            self.side.insert(*id, side);
+        }
+        let line = format!("partition {:?}", self.side);
+        self.log(line);
+    }
+
+    fn heal(&mut self) {
+        for side in self.side.values_mut() {
+            *side = 0;
+        }
+    }
+
+    fn tick(&mut self, i: usize) -> Result<(), String> {
+        let Some(node) = self.nodes[i].node.as_mut() else {
+            return Ok(());
+        };
+        node.tick();
+        self.drive(i)
+    }
+
+    fn propose(&mut self) -> Result<(), String> {
+        let i = self.rng.below(self.nodes.len());
+        let Some(node) = self.nodes[i].node.as_mut() else {
+            return Ok(());
+        };
+        let Ok(next) = node.next_proposal() else {
+            return Ok(());
+        };
+        let command = self.next_command;
+        self.next_command += 1;
+        let data = command.to_be_bytes().to_vec();
+        if node.propose(data.clone(), next).is_ok() {
+            let id = self.nodes[i].id;
+            self.history.proposed(id, data, next)?;
+            self.log(format!(
+                "{id} proposes {command} at {} zxid {:#x}",
+                next.index, next.zxid
+            ));
+        }
+        self.drive(i)
+    }
+
+    fn deliver(&mut self) -> Result<(), String> {
+        if self.network.is_empty() {
+            return Ok(());
+        }
+        let i = self.rng.below(self.network.len());
+        if self.rng.chance(self.faults.drop) {
+            self.network.swap_remove(i);
+            return Ok(());
+        }
+        let m = if self.rng.chance(self.faults.duplicate) {
+            self.network[i].clone()
+        } else {
+            self.network.swap_remove(i)
+        };
+        if self.side.get(&m.from) != self.side.get(&m.to) {
+            return Ok(());
+        }
+        self.receive(m)
+    }
+
+    fn receive(&mut self, m: Message) -> Result<(), String> {
+        let Some(i) = self.nodes.iter().position(|n| n.id == m.to) else {
+            return Ok(());
+        };
+        let Some(node) = self.nodes[i].node.as_mut() else {
+            return Ok(());
+        };
+        // A message raft refuses (from a stale term, say) is not a fault.
+        let _ = node.step(m);
+        self.drive(i)
+    }
+
+    /// A sync: everything written is durable; held messages go out.
+    fn sync(&mut self, i: usize) -> Result<(), String> {
+        let n = &mut self.nodes[i];
+        let Some(node) = n.node.as_mut() else {
+            return Ok(());
+        };
+        n.disk.sync(&n.applied);
+        if let Some(number) = n.unsynced.take() {
+            node.persisted(number);
+        }
+        self.network.append(&mut n.held);
+        self.drive(i)
+    }
+
+    /// Handles every ready of server `i`, as the server's driver does.
+    fn drive(&mut self, i: usize) -> Result<(), String> {
+        loop {
+            let n = &mut self.nodes[i];
+            let Some(node) = n.node.as_mut() else {
+                return Ok(());
+            };
+            let rd = match node.ready() {
+                Ok(Some(rd)) => rd,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(format!("server {}: ready failed: {e}", n.id)),
+            };
+            self.network.extend(rd.messages);
+            {
+                let mut core = n.disk.live.wl();
+                if let Some(hs) = rd.hard_state {
+                    core.set_hardstate(hs);
+                }
+                if !rd.entries.is_empty() {
+                    core.append(&rd.entries)
+                        .map_err(|e| format!("server {}: append: {e}", n.id))?;
+                }
+            }
+            node.appended(rd.number);
+            n.unsynced = Some(rd.number);
+            if self.faults.ack_before_sync {
+                node.persisted(rd.number);
+                self.network.extend(rd.persisted_messages);
+            } else {
+                n.held.extend(rd.persisted_messages);
+            }
+            let mut last_applied = None;
+            for c in rd.committed {
+                let data = match c.kind {
+                    CommittedKind::Data(d) => d,
+                    CommittedKind::LeaderStart | CommittedKind::Membership(_) => Vec::new(),
+                };
+                let entry = AppliedEntry {
+                    index: c.index,
+                    term: c.term,
+                    zxid: c.zxid,
+                    data,
+                };
+                self.history.applied(n.id, &n.applied, &entry)?;
+                n.applied.push(entry);
+                last_applied = Some(c.index);
+            }
+            if let Some(index) = last_applied {
+                node.applied(index);
+            }
+            if let Some(change) = rd.role_change {
+                let id = n.id;
+                if change.role == Role::Leader {
+                    self.history.leader(id, change.term)?;
+                }
+                self.log(format!("{id} is {change:?}"));
+            }
+        }
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        for n in &self.nodes {
+            if let Some(node) = &n.node {
+                if node.role() == Role::Leader {
+                    self.history.leader(n.id, node.term())?;
+                }
+                if node.persisted_index() > node.last_index() {
+                    return Err(format!("server {}: persisted beyond the log", n.id));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// (Re)starts a server from its disk, as the server binary does: the log
+/// and hard state as stored, `applied` as the state machine stored it.
+fn start(n: &mut SimNode) {
+    let (applied_index, applied_zxid) = n.applied.last().map_or((0, 0), |e| (e.index, e.zxid));
+    let mut config = NodeConfig::new(n.id, ELECTION_TICKS, n.election_timeout);
+    config.heartbeat_ticks = 2;
+    config.applied_index = applied_index;
+    config.applied_zxid = applied_zxid;
+    n.node = Some(Node::new(&config, n.disk.live.clone()).expect("a valid configuration"));
+}

@@ -1,0 +1,116 @@
+//! What must hold after every event, whatever the faults:
+//!
+//! - **one leader per term** (election safety);
+//! - **one history**: every server applies, at each index, the same entry
+//!   with the same term and zxid as every other server ever did (state
+//!   machine safety; with crashes it also means no committed entry is lost
+//!   and replaced);
+//! - **zxids** increase strictly along each server's applied sequence, and
+//!   a proposal that commits carries the zxid the leader predicted for it;
+//! - **no gaps**: each server applies index after index;
+//! - after the faults stop and the ensemble settles, every server holds
+//!   every write a leader acknowledged (applied and would answer).
+
+use std::collections::BTreeMap;
+
+use consensus::Proposed;
+
+use crate::sim::disk::AppliedEntry;
+
+#[derive(Debug, Default)]
+pub(crate) struct History {
+    leaders: BTreeMap<u64, u64>,
+    /// index → the entry first applied there, by any server.
+    committed: BTreeMap<u64, AppliedEntry>,
+    /// command → (proposing server, predicted position).
+    proposals: BTreeMap<Vec<u8>, (u64, Proposed)>,
+    /// index → command, for commands applied by the server that proposed
+    /// them (it answers its client then).
+    acked: BTreeMap<u64, Vec<u8>>,
+}
+
+impl History {
+    pub(crate) fn leader(&mut self, id: u64, term: u64) -> Result<(), String> {
+        match self.leaders.insert(term, id) {
+            Some(other) if other != id => Err(format!(
+                "two leaders in term {term}: servers {other} and {id}"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn proposed(&mut self, id: u64, data: Vec<u8>, at: Proposed) -> Result<(), String> {
+        if self.proposals.insert(data.clone(), (id, at)).is_some() {
+            return Err(format!("command {data:?} proposed twice"));
+        }
+        Ok(())
+    }
+
+    /// Server `id`, having applied `before`, applies `entry`.
+    pub(crate) fn applied(
+        &mut self,
+        id: u64,
+        before: &[AppliedEntry],
+        entry: &AppliedEntry,
+    ) -> Result<(), String> {
+        if let Some(last) = before.last() {
+            if entry.index != last.index + 1 {
+                return Err(format!(
+                    "server {id} applied {} after {}",
+                    entry.index, last.index
+                ));
+            }
+            if entry.zxid <= last.zxid {
+                return Err(format!(
+                    "server {id}: zxid {:#x} at {} after {:#x} at {}",
+                    entry.zxid, entry.index, last.zxid, last.index
+                ));
+            }
+        }
+        match self.committed.get(&entry.index) {
+            Some(first) if first != entry => {
+                return Err(format!(
+                    "server {id} applied {entry:?} at index {}, but {first:?} was applied there before",
+                    entry.index
+                ));
+            }
+            Some(_) => {}
+            None => {
+                self.committed.insert(entry.index, entry.clone());
+            }
+        }
+        if let Some((proposer, at)) = self.proposals.get(&entry.data) {
+            if at.index != entry.index || at.zxid != entry.zxid {
+                return Err(format!(
+                    "command {:?} was predicted at index {} zxid {:#x}, applied at {} zxid {:#x}",
+                    entry.data, at.index, at.zxid, entry.index, entry.zxid
+                ));
+            }
+            if *proposer == id {
+                self.acked.insert(entry.index, entry.data.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// After settling: `applied` holds every acknowledged command where it
+    /// was acknowledged.
+    pub(crate) fn holds_every_ack(&self, id: u64, applied: &[AppliedEntry]) -> Result<(), String> {
+        let by_index: BTreeMap<u64, &AppliedEntry> = applied.iter().map(|e| (e.index, e)).collect();
+        for (index, data) in &self.acked {
+            match by_index.get(index) {
+                Some(e) if &e.data == data => {}
+                other => {
+                    return Err(format!(
+                        "server {id} lost acknowledged command {data:?} at {index}: has {other:?}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn acknowledged(&self) -> usize {
+        self.acked.len()
+    }
+}
