@@ -8,11 +8,13 @@
 //!
 //! - [`node`]: one server's state machine and the driver's cycle;
 //! - [`zxid`]: zxids derived from log positions (`term << 32 | counter`);
+//! - [`wire`]: peer framing and our own encoding of Raft messages;
 //! - [`logging`]: raft-rs's `slog` records into `tracing`.
 
 pub mod error;
 pub mod logging;
 pub mod node;
+pub mod wire;
 pub mod zxid;
 
 pub use error::ConsensusError;

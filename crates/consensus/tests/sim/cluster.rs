@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use consensus::raft::eraftpb::Message;
 use consensus::raft::storage::MemStorage;
-use consensus::{CommittedKind, Node, NodeConfig, Role};
+use consensus::{CommittedKind, Node, NodeConfig, Role, wire};
 
 use crate::sim::disk::{AppliedEntry, Disk};
 use crate::sim::invariants::History;
@@ -310,6 +310,13 @@ impl Cluster {
     }
 
     fn receive(&mut self, m: Message) -> Result<(), String> {
+        // Every message crosses the real peer encoding, as on a socket.
+        let mut bytes = Vec::new();
+        wire::encode_frame(&wire::Frame::Raft(Box::new(m)), &mut bytes);
+        let m = match wire::decode_frame(&bytes[4..]) {
+            Ok(wire::Frame::Raft(m)) => *m,
+            other => return Err(format!("a message did not survive the wire: {other:?}")),
+        };
         let Some(i) = self.nodes.iter().position(|n| n.id == m.to) else {
             return Ok(());
         };
