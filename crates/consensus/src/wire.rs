@@ -233,15 +233,19 @@ fn get_message(r: &mut Reader<'_>) -> Result<Message, WireError> {
     match r.u8("snapshot flag")? {
         0 => {}
         1 => {
-            let mut meta = SnapshotMetadata::default();
-            meta.index = r.u64("snapshot index")?;
-            meta.term = r.u64("snapshot term")?;
-            let mut cs = ConfState::default();
-            cs.voters = r.u64s("voters")?;
-            cs.learners = r.u64s("learners")?;
-            cs.voters_outgoing = r.u64s("outgoing voters")?;
-            cs.learners_next = r.u64s("next learners")?;
-            cs.auto_leave = r.bool("auto leave")?;
+            let mut meta = SnapshotMetadata {
+                index: r.u64("snapshot index")?,
+                term: r.u64("snapshot term")?,
+                ..SnapshotMetadata::default()
+            };
+            let cs = ConfState {
+                voters: r.u64s("voters")?,
+                learners: r.u64s("learners")?,
+                voters_outgoing: r.u64s("outgoing voters")?,
+                learners_next: r.u64s("next learners")?,
+                auto_leave: r.bool("auto leave")?,
+                ..ConfState::default()
+            };
             meta.set_conf_state(cs);
             let mut s = Snapshot::default();
             s.set_metadata(meta);

@@ -57,13 +57,17 @@ fn snapshot() -> impl Strategy<Value = Option<Snapshot>> {
             proptest::collection::vec(any::<u8>(), 0..64),
         )
             .prop_map(|(index, term, voters, learners, auto_leave, data)| {
-                let mut cs = ConfState::default();
-                cs.voters = voters;
-                cs.learners = learners;
-                cs.auto_leave = auto_leave;
-                let mut meta = SnapshotMetadata::default();
-                meta.index = index;
-                meta.term = term;
+                let cs = ConfState {
+                    voters,
+                    learners,
+                    auto_leave,
+                    ..ConfState::default()
+                };
+                let mut meta = SnapshotMetadata {
+                    index,
+                    term,
+                    ..SnapshotMetadata::default()
+                };
                 meta.set_conf_state(cs);
                 let mut s = Snapshot::default();
                 s.set_metadata(meta);
