@@ -8,6 +8,10 @@ pub enum ConsensusError {
     /// proposal must go to `leader`, if one is known.
     #[error("not the leader (leader: {leader:?})")]
     NotLeader { leader: Option<u64> },
+    /// This server leads but has not yet applied the entries before its
+    /// term: writes wait (or are retried) until it has.
+    #[error("the leader has applied up to {applied}, not yet its term's first entry {term_start}")]
+    LeaderNotReady { term_start: u64, applied: u64 },
     /// The leader's term has used every zxid counter; leadership must move
     /// (a new term starts the counter again).
     #[error("term {term} has no zxid counter left; a new election is needed")]

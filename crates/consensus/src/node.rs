@@ -18,8 +18,8 @@
 //!    progress with [`Node::applied`].
 //!
 //! Nothing here reads a clock, a socket, a disk or a random source: time
-//! is ticks, and this node's election timeout is chosen by the caller
-//! ([`NodeConfig::election_timeout_ticks`]), so a seed replays exactly.
+//! is ticks, and election timeouts come from a generator seeded by the
+//! caller ([`NodeConfig::seed`]), so a seed replays exactly.
 
 use raft::eraftpb::{ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, Snapshot};
 use raft::{RawNode, ReadState, StateRole, Storage};
@@ -39,11 +39,12 @@ pub struct NodeConfig {
     /// The election timeout every server agrees on; a leader that has not
     /// heard from a quorum for this long steps down (check-quorum).
     pub election_ticks: usize,
-    /// This server's own election timeout, in `[election_ticks, 2 ×
-    /// election_ticks)`. raft-rs would draw it from its thread RNG on
-    /// every reset; the caller draws it instead (from its seed in a
-    /// simulation), so that runs replay.
-    pub election_timeout_ticks: usize,
+    /// Seeds the draws of this server's election timeouts, each in
+    /// `[election_ticks, 2 × election_ticks)`, made whenever its election
+    /// timer restarts. raft-rs would draw them from its thread RNG; here
+    /// the caller's seed decides (random in production, the run's seed in
+    /// a simulation), so that runs replay.
+    pub seed: u64,
     /// The last log index whose entry the state machine has applied
     /// durably; at most the durable commit index.
     pub applied_index: u64,
@@ -57,12 +58,12 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     /// Defaults for everything but the id and the timeouts.
-    pub fn new(id: u64, election_ticks: usize, election_timeout_ticks: usize) -> NodeConfig {
+    pub fn new(id: u64, election_ticks: usize, seed: u64) -> NodeConfig {
         NodeConfig {
             id,
             heartbeat_ticks: 1,
             election_ticks,
-            election_timeout_ticks,
+            seed,
             applied_index: 0,
             applied_zxid: 0,
             max_size_per_msg: 1 << 20,
@@ -71,16 +72,12 @@ impl NodeConfig {
     }
 
     fn to_raft(&self) -> raft::Config {
-        // A range of one value: raft-rs's randomisation has no choice left.
-        let timeout = self
-            .election_timeout_ticks
-            .clamp(self.election_ticks, 2 * self.election_ticks - 1);
         raft::Config {
             id: self.id,
             election_tick: self.election_ticks,
             heartbeat_tick: self.heartbeat_ticks,
-            min_election_tick: timeout,
-            max_election_tick: timeout + 1,
+            min_election_tick: self.election_ticks,
+            max_election_tick: 2 * self.election_ticks,
             applied: self.applied_index,
             max_size_per_msg: self.max_size_per_msg,
             max_inflight_msgs: self.max_inflight_msgs,
@@ -186,6 +183,10 @@ pub struct Node<S: Storage> {
     leading: Option<ZxidCounter>,
     /// The raft-rs ready handed out and not yet passed to `appended`.
     outstanding: Option<raft::Ready>,
+    /// What the driver reported through `applied`.
+    applied_index: u64,
+    /// splitmix64 state for election timeouts.
+    timeout_seed: u64,
     last_role: RoleChange,
 }
 
@@ -213,6 +214,8 @@ impl<S: Storage> Node<S> {
             )),
             leading: None,
             outstanding: None,
+            applied_index: config.applied_index,
+            timeout_seed: config.seed,
             last_role: RoleChange {
                 role: Role::Follower,
                 leader: None,
@@ -382,6 +385,7 @@ impl<S: Storage> Node<S> {
 
     /// The state machine has applied every committed entry up to `index`.
     pub fn applied(&mut self, index: u64) {
+        self.applied_index = self.applied_index.max(index);
         self.raw.advance_apply_to(index);
     }
 
@@ -427,12 +431,26 @@ impl<S: Storage> Node<S> {
         self.raw.store()
     }
 
+    /// The zxid counter of this leader's term, if it may propose now.
+    ///
+    /// A new leader proposes only once it has applied its own first entry
+    /// (and so every entry before it, from earlier terms): `prepare` judges
+    /// a write against the applied tree plus this leader's own pending
+    /// writes, which is only right when nothing else sits between them in
+    /// the log. This is Zab's rule that a leader serves only after its
+    /// synchronisation phase.
     fn leading_counter(&self) -> Result<ZxidCounter, ConsensusError> {
         match self.leading {
             Some(counter)
                 if self.raw.raft.state == StateRole::Leader
                     && self.raw.raft.lead_transferee.is_none() =>
             {
+                if self.applied_index < counter.term_start() {
+                    return Err(ConsensusError::LeaderNotReady {
+                        term_start: counter.term_start(),
+                        applied: self.applied_index,
+                    });
+                }
                 Ok(counter)
             }
             _ => Err(ConsensusError::NotLeader {
@@ -446,6 +464,14 @@ impl<S: Storage> Node<S> {
     /// calls this before returning, so the first time we see a new term as
     /// leader the log's last entry is that empty entry.
     fn observe(&mut self) {
+        // The election timer restarted (a new term or role, or a message
+        // from the leader): raft-rs drew a timeout from its thread RNG, or
+        // kept the last one; replace it with a draw from our seed.
+        if self.raw.raft.election_elapsed == 0 {
+            let min = self.raw.raft.election_timeout();
+            let timeout = min + (self.next_random() % min as u64) as usize;
+            self.raw.raft.set_randomized_election_timeout(timeout);
+        }
         let raft = &self.raw.raft;
         if raft.state != StateRole::Leader {
             self.leading = None;
@@ -457,6 +483,15 @@ impl<S: Storage> Node<S> {
         let start = raft.raft_log.last_index();
         debug_assert_eq!(raft.raft_log.term(start).ok(), Some(raft.term));
         self.leading = Some(ZxidCounter::resume(start, make_zxid(raft.term, 0)));
+    }
+
+    /// splitmix64: deterministic from the configured seed.
+    fn next_random(&mut self) -> u64 {
+        self.timeout_seed = self.timeout_seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.timeout_seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 
     fn role_change(&mut self) -> Option<RoleChange> {
@@ -591,13 +626,23 @@ mod tests {
     }
 
     #[test]
-    fn the_election_timeout_is_the_one_given() {
-        let config = NodeConfig::new(1, 10, 17).to_raft();
-        assert_eq!(
-            (config.min_election_tick, config.max_election_tick),
-            (17, 18)
-        );
-        let clamped = NodeConfig::new(1, 10, 99).to_raft();
-        assert_eq!(clamped.min_election_tick, 19);
+    fn election_timeouts_come_from_the_seed() {
+        let timeouts = |seed| {
+            let mut node = Node::new(
+                &NodeConfig::new(1, 10, seed),
+                MemStorage::new_with_conf_state((vec![1, 2, 3], vec![])),
+            )
+            .expect("node");
+            (0..20)
+                .map(|_| {
+                    node.observe();
+                    node.raw.raft.randomized_election_timeout()
+                })
+                .collect::<Vec<_>>()
+        };
+        let a = timeouts(7);
+        assert_eq!(a, timeouts(7), "the same seed draws the same timeouts");
+        assert_ne!(a, timeouts(8));
+        assert!(a.iter().all(|t| (10..20).contains(t)), "{a:?}");
     }
 }

@@ -1,10 +1,13 @@
 //! Deterministic simulation of whole ensembles from a seed.
 //!
-//! Each run drives real `consensus::Node`s (raft-rs underneath) through
-//! lost, duplicated and reordered messages, partitions, crashes that lose
+//! Each run drives real `consensus::Node`s (raft-rs underneath), each with
+//! the real data tree as its state machine (`sim/machine.rs`: client
+//! writes prepared on the leader, applied everywhere), through lost,
+//! duplicated and reordered messages, partitions, crashes that lose
 //! unsynced writes, and uneven clocks, checking the invariants of
-//! `sim/invariants.rs` after every event; then heals everything and checks
-//! that every server converged and kept every acknowledged write.
+//! `sim/invariants.rs` and `Machine::apply` after every event; then heals
+//! everything and checks that every server converged on the same tree and
+//! kept every acknowledged write.
 //!
 //! A failure prints its seed. Replay it alone with
 //! `CONCLAVE_SIM_SEED=<seed> cargo test -p consensus --test simulation`;
@@ -15,6 +18,7 @@ mod sim {
     pub(crate) mod cluster;
     pub(crate) mod disk;
     pub(crate) mod invariants;
+    pub(crate) mod machine;
     pub(crate) mod rng;
 }
 
@@ -34,7 +38,7 @@ fn run(seed: u64, size: u64, events: u64, faults: Faults) -> Result<Cluster, Str
         for _ in 0..events {
             cluster.step()?;
         }
-        cluster.settle(4 * ELECTION_TICKS as u64)?;
+        cluster.settle(20 * ELECTION_TICKS as u64)?;
         cluster.check_settled()
     })();
     match outcome {

@@ -14,6 +14,7 @@ use consensus::{CommittedKind, Node, NodeConfig, Role, wire};
 
 use crate::sim::disk::{AppliedEntry, Disk};
 use crate::sim::invariants::History;
+use crate::sim::machine::{Machine, Prepared, Requests, random_write};
 use crate::sim::rng::Rng;
 
 /// How hostile a run is. Rates are per mille of events.
@@ -52,11 +53,14 @@ struct SimNode {
     node: Option<Node<MemStorage>>,
     disk: Disk,
     applied: Vec<AppliedEntry>,
+    machine: Machine,
     /// Messages to send once the next sync covers them.
     held: Vec<Message>,
     /// The highest ready number written and not yet synced.
     unsynced: Option<u64>,
-    election_timeout: usize,
+    /// Seeds the server's election timeouts; a restart continues with a
+    /// new seed drawn from it, as a restarted process would.
+    seed: u64,
 }
 
 pub(crate) struct Cluster {
@@ -69,6 +73,7 @@ pub(crate) struct Cluster {
     side: BTreeMap<u64, u8>,
     pub(crate) history: History,
     next_command: u64,
+    requests: Requests,
     /// The last events, printed when an invariant fails.
     pub(crate) trace: Vec<String>,
     pub(crate) events: u64,
@@ -81,15 +86,16 @@ impl Cluster {
         let nodes = voters
             .iter()
             .map(|&id| {
-                let election_timeout = ELECTION_TICKS + rng.below(ELECTION_TICKS);
+                let seed = rng.next_u64();
                 let mut n = SimNode {
                     id,
                     node: None,
                     disk: Disk::new(&voters),
                     applied: Vec::new(),
+                    machine: Machine::genesis(),
                     held: Vec::new(),
                     unsynced: None,
-                    election_timeout,
+                    seed,
                 };
                 start(&mut n);
                 n
@@ -104,6 +110,7 @@ impl Cluster {
             network: Vec::new(),
             history: History::default(),
             next_command: 1,
+            requests: Requests::default(),
             trace: Vec::new(),
             events: 0,
         }
@@ -147,9 +154,10 @@ impl Cluster {
         self.check()
     }
 
-    /// Heals everything, restarts every server and runs `rounds` rounds of
-    /// a good network (a tick everywhere, then every message delivered, in
-    /// a seeded order, and every disk synced) so the ensemble settles.
+    /// Heals everything, restarts every server and runs up to `rounds`
+    /// rounds of a good network (a tick everywhere, then every message
+    /// delivered, in a seeded order, and every disk synced) until the
+    /// ensemble has settled.
     pub(crate) fn settle(&mut self, rounds: u64) -> Result<(), String> {
         self.heal();
         for i in 0..self.nodes.len() {
@@ -176,6 +184,9 @@ impl Cluster {
                 }
             }
             self.check()?;
+            if self.check_settled().is_ok() {
+                break;
+            }
         }
         Ok(())
     }
@@ -189,7 +200,26 @@ impl Cluster {
             .map(|n| n.id)
             .collect();
         if leaders.len() != 1 {
-            return Err(format!("after settling, leaders: {leaders:?}"));
+            let states: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|n| match &n.node {
+                    Some(x) => format!(
+                        "{}: {:?} term {} last {} committed {} applied {}",
+                        n.id,
+                        x.role(),
+                        x.term(),
+                        x.last_index(),
+                        x.commit_index(),
+                        n.applied.len()
+                    ),
+                    None => format!("{}: down", n.id),
+                })
+                .collect();
+            return Err(format!(
+                "after settling, leaders: {leaders:?}; {}",
+                states.join("; ")
+            ));
         }
         let longest = self
             .nodes
@@ -206,6 +236,15 @@ impl Cluster {
                 ));
             }
             self.history.holds_every_ack(n.id, &n.applied)?;
+        }
+        let first = self.nodes[0].machine.fingerprint();
+        for n in &self.nodes[1..] {
+            if n.machine.fingerprint() != first {
+                return Err(format!(
+                    "after settling, server {} holds a different tree than server 1",
+                    n.id
+                ));
+            }
         }
         Ok(())
     }
@@ -228,6 +267,7 @@ impl Cluster {
         }
         n.disk.crash();
         n.applied = n.disk.durable.applied.clone();
+        n.machine.crash();
         n.held.clear();
         n.unsynced = None;
         let id = n.id;
@@ -267,25 +307,52 @@ impl Cluster {
         self.drive(i)
     }
 
+    /// A client write arrives at a random server; if it leads (and is
+    /// ready), it prepares the write against its tree and pending writes,
+    /// stamped with the zxid its proposal will take, and proposes it.
     fn propose(&mut self) -> Result<(), String> {
         let i = self.rng.below(self.nodes.len());
-        let Some(node) = self.nodes[i].node.as_mut() else {
+        let (session_id, request) = random_write(&mut self.rng);
+        let time_ms = self.events as i64;
+        let n = &mut self.nodes[i];
+        let Some(node) = n.node.as_mut() else {
             return Ok(());
         };
         let Ok(next) = node.next_proposal() else {
             return Ok(());
         };
-        let command = self.next_command;
+        let number = self.next_command;
         self.next_command += 1;
-        let data = command.to_be_bytes().to_vec();
-        if node.propose(data.clone(), next).is_ok() {
-            let id = self.nodes[i].id;
-            self.history.proposed(id, data, next)?;
-            self.log(format!(
-                "{id} proposes {command} at {} zxid {:#x}",
-                next.index, next.zxid
-            ));
-        }
+        let cxid = number as i32;
+        let features = tree::Features::default();
+        let ctx = tree::Context {
+            session_id,
+            cxid,
+            zxid: next.zxid,
+            time_ms,
+            auth: &[],
+            features: &features,
+        };
+        let txn = tree::prepare(&n.machine.tree, &mut n.machine.pending, &request, &ctx);
+        let data = number.to_be_bytes().to_vec();
+        node.propose(data.clone(), next)
+            .map_err(|e| format!("server {}: a checked proposal was refused: {e}", n.id))?;
+        let id = n.id;
+        self.requests.insert(
+            number,
+            Prepared {
+                request,
+                session_id,
+                cxid,
+                time_ms,
+                txn,
+            },
+        );
+        self.history.proposed(id, data, next)?;
+        self.log(format!(
+            "{id} proposes request {number} at {} zxid {:#x}",
+            next.index, next.zxid
+        ));
         self.drive(i)
     }
 
@@ -335,6 +402,7 @@ impl Cluster {
             return Ok(());
         };
         n.disk.sync(&n.applied);
+        n.machine.sync();
         if let Some(number) = n.unsynced.take() {
             node.persisted(number);
         }
@@ -373,10 +441,25 @@ impl Cluster {
             } else {
                 n.held.extend(rd.persisted_messages);
             }
+            if rd.role_change.is_some() {
+                // Prepared writes of a lost leadership are forgotten; those
+                // that still commit are applied like anyone else's.
+                n.machine.pending = tree::Pending::new();
+            }
             let mut last_applied = None;
             for c in rd.committed {
                 let data = match c.kind {
-                    CommittedKind::Data(d) => d,
+                    CommittedKind::Data(d) => {
+                        let prepared = self.requests.get(&d)?;
+                        if prepared.txn.zxid != c.zxid {
+                            return Err(format!(
+                                "server {}: entry {} has zxid {:#x}, its transaction {:#x}",
+                                n.id, c.index, c.zxid, prepared.txn.zxid
+                            ));
+                        }
+                        n.machine.apply(n.id, c.index, prepared)?;
+                        d
+                    }
                     CommittedKind::LeaderStart | CommittedKind::Membership(_) => Vec::new(),
                 };
                 let entry = AppliedEntry {
@@ -421,7 +504,11 @@ impl Cluster {
 /// and hard state as stored, `applied` as the state machine stored it.
 fn start(n: &mut SimNode) {
     let (applied_index, applied_zxid) = n.applied.last().map_or((0, 0), |e| (e.index, e.zxid));
-    let mut config = NodeConfig::new(n.id, ELECTION_TICKS, n.election_timeout);
+    n.seed = n
+        .seed
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1);
+    let mut config = NodeConfig::new(n.id, ELECTION_TICKS, n.seed);
     config.heartbeat_ticks = 2;
     config.applied_index = applied_index;
     config.applied_zxid = applied_zxid;
