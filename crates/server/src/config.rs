@@ -65,6 +65,15 @@ pub struct Config {
     pub max_cnxns: u32,
     pub server_id: Option<u64>,
     pub servers: Vec<ServerLine>,
+    /// `initLimit` and `syncLimit`, in ticks; an ensemble needs both.
+    pub init_limit: Option<u32>,
+    pub sync_limit: Option<u32>,
+    /// `peerType`, if set (the `server.N` line of this server decides).
+    pub peer_type: Option<crate::ensemble_config::MemberRole>,
+    /// `standaloneEnabled` (default true): one participant runs standalone.
+    pub standalone_enabled: bool,
+    /// `clientPort` as written, to check against this server's line.
+    pub client_port_set: Option<u16>,
     /// Where the values came from, for `conf` and logs.
     pub config_file: Option<PathBuf>,
     /// Keys that were present but ignored, for one warning each at start.
@@ -99,6 +108,11 @@ impl Default for Config {
             max_cnxns: 0,
             server_id: None,
             servers: Vec::new(),
+            init_limit: None,
+            sync_limit: None,
+            peer_type: None,
+            standalone_enabled: true,
+            client_port_set: None,
             config_file: None,
             ignored_keys: Vec::new(),
         }
@@ -108,11 +122,7 @@ impl Default for Config {
 /// Keys that only mean something to the JVM or to features Conclave does
 /// not have; accepted, warned about, otherwise ignored.
 const IGNORED_KEYS: &[&str] = &[
-    "initLimit",
-    "syncLimit",
     "electionAlg",
-    "peerType",
-    "standaloneEnabled",
     "quorumListenOnAllIPs",
     "syncEnabled",
     "localSessionsEnabled",
@@ -286,6 +296,24 @@ impl Config {
                 }
                 "skipACL" => c.skip_acl = value == "yes",
                 "reconfigEnabled" => c.reconfig_enabled = parse_bool(key, value)?,
+                "initLimit" => c.init_limit = Some(parse_num(key, value)?),
+                "syncLimit" => c.sync_limit = Some(parse_num(key, value)?),
+                "standaloneEnabled" => c.standalone_enabled = parse_bool(key, value)?,
+                "peerType" => {
+                    use crate::ensemble_config::MemberRole;
+                    c.peer_type = Some(match value.to_ascii_lowercase().as_str() {
+                        "observer" => MemberRole::Observer,
+                        "participant" => MemberRole::Participant,
+                        _ => {
+                            return Err(ConfigError::BadValue {
+                                key: key.to_owned(),
+                                value: value.to_owned(),
+                                reason: "unrecognised peer type (observer or participant)"
+                                    .to_owned(),
+                            });
+                        }
+                    })
+                }
                 "znode.container.checkIntervalMs" => {
                     c.container_check_interval = Duration::from_millis(parse_num(key, value)?)
                 }
@@ -330,6 +358,7 @@ impl Config {
             client_port.unwrap_or(2181),
         );
         c.admin_addr = SocketAddr::new(admin_ip, admin_port);
+        c.client_port_set = client_port;
         c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
         c.log_retention_entries = snap_count.saturating_mul(snap_retain).max(1);
         c.validate()?;
@@ -427,9 +456,9 @@ mod tests {
 
     #[test]
     fn unknown_and_java_keys_are_reported() {
-        let c = Config::from_properties(&props("initLimit=5\nfoo.bar=1\nserver.1=h:2888:3888"))
+        let c = Config::from_properties(&props("electionAlg=3\nfoo.bar=1\nserver.1=h:2888:3888"))
             .unwrap();
-        assert_eq!(c.ignored_keys, ["initLimit", "foo.bar"]);
+        assert_eq!(c.ignored_keys, ["electionAlg", "foo.bar"]);
         assert_eq!(
             c.servers,
             [ServerLine {

@@ -11,6 +11,7 @@ pub mod admin_http;
 pub mod config;
 pub mod connection;
 pub mod durability;
+pub mod ensemble_config;
 pub mod four_letter;
 pub mod inspect;
 pub mod persistence;

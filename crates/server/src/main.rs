@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use server::Config;
+use server::ensemble_config::Mode;
 use storage::rocks::RocksStore;
 
 /// A ZooKeeper-compatible coordination server.
@@ -124,6 +125,31 @@ fn serve(mut config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     config.load_myid()?;
+    match server::ensemble_config::mode(&config)? {
+        Mode::Standalone => {
+            if !config.servers.is_empty() {
+                // ZooKeeper logs this as an error and runs standalone too.
+                tracing::error!(
+                    "only one participant in the server.N lines: running standalone \
+                     (set standaloneEnabled=false for a one-server ensemble)"
+                );
+            }
+        }
+        Mode::Ensemble(ensemble) => {
+            for warning in &ensemble.warnings {
+                tracing::warn!("{warning}");
+            }
+            // Refused rather than run standalone: several servers that
+            // each believe they are alone would accept conflicting writes.
+            anyhow::bail!(
+                "zoo.cfg describes an ensemble of {} servers (this is server {}), and this build \
+                 of conclave-server runs standalone only: replication is not finished yet. \
+                 Remove the server.N lines to run one standalone server.",
+                ensemble.members.len(),
+                ensemble.my_id
+            );
+        }
+    }
     let store = open_store(&config)?;
     let recovered = server::persistence::recover(Box::new(store))
         .with_context(|| format!("recovering from {}", config.store_dir().display()))?;
