@@ -8,6 +8,7 @@
 
 mod bad_data_dirs;
 mod crash;
+mod ensemble_config;
 mod raw_client;
 mod raw_protocol;
 mod restarts;
