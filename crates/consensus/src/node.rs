@@ -233,7 +233,33 @@ impl<S: Storage> Node<S> {
     /// Advances time by one tick.
     pub fn tick(&mut self) {
         self.raw.tick();
+        self.unstick_snapshots();
         self.observe();
+    }
+
+    /// raft-rs leaves a follower's progress in the snapshot state until an
+    /// acknowledgement raises its match index; when a duplicated or
+    /// reordered rejection made the leader send a snapshot older than what
+    /// the follower already matched, no acknowledgement can raise it, and
+    /// the follower would get nothing more, ever (found by the simulator).
+    /// Such a snapshot is complete: report it so.
+    fn unstick_snapshots(&mut self) {
+        if self.raw.raft.state != StateRole::Leader {
+            return;
+        }
+        let stuck: Vec<u64> = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .filter(|(_, p)| {
+                p.state == raft::ProgressState::Snapshot && p.matched >= p.pending_snapshot
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in stuck {
+            self.raw.report_snapshot(peer, raft::SnapshotStatus::Finish);
+        }
     }
 
     /// Starts an election now (used when a single voter starts, and by
@@ -327,6 +353,22 @@ impl<S: Storage> Node<S> {
 
     /// The transport could not reach `peer`.
     pub fn report_unreachable(&mut self, peer: u64) {
+        self.raw.report_unreachable(peer);
+    }
+
+    /// A snapshot message to `peer` was delivered (its transport wrote it
+    /// out): the leader goes back to probing `peer`, even if the peer's
+    /// acknowledgement gets lost.
+    pub fn report_snapshot_sent(&mut self, peer: u64) {
+        self.raw.report_snapshot(peer, raft::SnapshotStatus::Finish);
+    }
+
+    /// A snapshot message to `peer` could not be delivered (its connection
+    /// broke): the leader must be told, or it waits for that snapshot's
+    /// acknowledgement forever and sends `peer` nothing else.
+    pub fn report_snapshot_failed(&mut self, peer: u64) {
+        self.raw
+            .report_snapshot(peer, raft::SnapshotStatus::Failure);
         self.raw.report_unreachable(peer);
     }
 
@@ -424,6 +466,26 @@ impl<S: Storage> Node<S> {
     /// The last log index (durable or not).
     pub fn last_index(&self) -> u64 {
         self.raw.raft.raft_log.last_index()
+    }
+
+    /// raft-rs's view of each peer's replication progress (a leader's), as
+    /// text for logs and test failures.
+    pub fn debug_progress(&self) -> String {
+        let status = self.raw.status();
+        let Some(progress) = status.progress else {
+            return String::new();
+        };
+        let mut peers: Vec<String> = progress
+            .iter()
+            .map(|(id, p)| {
+                format!(
+                    "{id}: {:?} matched {} next {} pending snapshot {}",
+                    p.state, p.matched, p.next_idx, p.pending_snapshot
+                )
+            })
+            .collect();
+        peers.sort();
+        peers.join("; ")
     }
 
     /// The storage the node reads.

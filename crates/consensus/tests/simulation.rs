@@ -4,20 +4,22 @@
 //! the real data tree as its state machine (`sim/machine.rs`: client
 //! writes prepared on the leader, applied everywhere), through lost,
 //! duplicated and reordered messages, partitions, crashes that lose
-//! unsynced writes, and uneven clocks, checking the invariants of
+//! unsynced writes, uneven clocks, and log compaction (laggards catch up by
+//! snapshot), checking the invariants of
 //! `sim/invariants.rs` and `Machine::apply` after every event; then heals
 //! everything and checks that every server converged on the same tree and
 //! kept every acknowledged write.
 //!
 //! A failure prints its seed. Replay it alone with
 //! `CONCLAVE_SIM_SEED=<seed> cargo test -p consensus --test simulation`;
-//! run more seeds with `CONCLAVE_SIM_SEEDS=<count>` (default 48) and longer
+//! run more seeds with `CONCLAVE_SIM_SEEDS=<count>` (default 200) and longer
 //! runs with `CONCLAVE_SIM_EVENTS=<count>` (default 4000).
 
 mod sim {
     pub(crate) mod cluster;
     pub(crate) mod disk;
     pub(crate) mod invariants;
+    pub(crate) mod log;
     pub(crate) mod machine;
     pub(crate) mod rng;
 }
@@ -54,7 +56,7 @@ fn run(seed: u64, size: u64, events: u64, faults: Faults) -> Result<Cluster, Str
 fn seeds() -> Vec<u64> {
     match std::env::var("CONCLAVE_SIM_SEED") {
         Ok(seed) => vec![seed.parse().expect("CONCLAVE_SIM_SEED is a number")],
-        Err(_) => (1..=env_u64("CONCLAVE_SIM_SEEDS", 48)).collect(),
+        Err(_) => (1..=env_u64("CONCLAVE_SIM_SEEDS", 200)).collect(),
     }
 }
 

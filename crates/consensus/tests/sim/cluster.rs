@@ -9,11 +9,12 @@
 use std::collections::BTreeMap;
 
 use consensus::raft::eraftpb::Message;
-use consensus::raft::storage::MemStorage;
+use consensus::raft::eraftpb::{Snapshot, SnapshotMetadata};
 use consensus::{CommittedKind, Node, NodeConfig, Role, wire};
 
 use crate::sim::disk::{AppliedEntry, Disk};
 use crate::sim::invariants::History;
+use crate::sim::log::SimLog;
 use crate::sim::machine::{Machine, Prepared, Requests, random_write};
 use crate::sim::rng::Rng;
 
@@ -26,6 +27,9 @@ pub(crate) struct Faults {
     pub(crate) restart: u64,
     pub(crate) partition: u64,
     pub(crate) heal: u64,
+    /// A server compacts its log up to what it has applied, keeping a
+    /// snapshot of its tree: laggards then catch up by snapshot.
+    pub(crate) compact: u64,
     /// A deliberately broken driver: votes and acknowledgements go out
     /// before the sync that makes them true. Used to show the invariants
     /// catch what this breaks.
@@ -41,6 +45,7 @@ impl Default for Faults {
             restart: 30,
             partition: 6,
             heal: 15,
+            compact: 15,
             ack_before_sync: false,
         }
     }
@@ -50,7 +55,7 @@ pub(crate) const ELECTION_TICKS: usize = 10;
 
 struct SimNode {
     id: u64,
-    node: Option<Node<MemStorage>>,
+    node: Option<Node<SimLog>>,
     disk: Disk,
     applied: Vec<AppliedEntry>,
     machine: Machine,
@@ -74,6 +79,9 @@ pub(crate) struct Cluster {
     pub(crate) history: History,
     next_command: u64,
     requests: Requests,
+    /// Snapshot index → the state machine at that index (the data a
+    /// snapshot carries; the same at an index on every server).
+    snapshots: BTreeMap<u64, (tree::DataTree, Vec<AppliedEntry>)>,
     /// The last events, printed when an invariant fails.
     pub(crate) trace: Vec<String>,
     pub(crate) events: u64,
@@ -111,6 +119,7 @@ impl Cluster {
             history: History::default(),
             next_command: 1,
             requests: Requests::default(),
+            snapshots: BTreeMap::new(),
             trace: Vec::new(),
             events: 0,
         }
@@ -136,6 +145,9 @@ impl Cluster {
             self.partition();
         } else if pick(f.heal) {
             self.heal();
+        } else if pick(f.compact) {
+            let i = self.rng.below(self.nodes.len());
+            self.compact(i)?;
         } else if pick(100) {
             self.propose()?;
         } else if pick(120) {
@@ -229,11 +241,42 @@ impl Cluster {
             .unwrap_or(0);
         for n in &self.nodes {
             if n.applied.len() != longest {
+                let (first, last) = {
+                    let log = n.disk.live.core();
+                    (log.first_index(), log.last_index())
+                };
                 return Err(format!(
-                    "after settling, server {} applied {} entries, others {longest}",
+                    "after settling, server {} applied {} entries, others {longest}; its log {}..={}, {:?}",
                     n.id,
-                    n.applied.len()
-                ));
+                    n.applied.len(),
+                    first,
+                    last,
+                    n.node.as_ref().map(|x| (
+                        x.role(),
+                        x.term(),
+                        x.commit_index(),
+                        x.persisted_index()
+                    )),
+                ) + &self
+                    .nodes
+                    .iter()
+                    .map(|o| {
+                        let log = o.disk.live.core();
+                        format!(
+                            "\n  server {}: log {}..={} {:?} {}",
+                            o.id,
+                            log.first_index(),
+                            log.last_index(),
+                            o.node
+                                .as_ref()
+                                .map(|x| (x.role(), x.term(), x.commit_index())),
+                            o.node
+                                .as_ref()
+                                .map(|x| x.debug_progress())
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect::<String>());
             }
             self.history.holds_every_ack(n.id, &n.applied)?;
         }
@@ -362,8 +405,8 @@ impl Cluster {
         }
         let i = self.rng.below(self.network.len());
         if self.rng.chance(self.faults.drop) {
-            self.network.swap_remove(i);
-            return Ok(());
+            let m = self.network.swap_remove(i);
+            return self.lost(&m);
         }
         let m = if self.rng.chance(self.faults.duplicate) {
             self.network[i].clone()
@@ -371,12 +414,32 @@ impl Cluster {
             self.network.swap_remove(i)
         };
         if self.side.get(&m.from) != self.side.get(&m.to) {
-            return Ok(());
+            return self.lost(&m);
         }
         self.receive(m)
     }
 
+    /// A message was lost. Between real servers that means the connection
+    /// broke, which the sender's transport notices; for a snapshot it must
+    /// tell raft, or the leader waits for the snapshot forever.
+    fn lost(&mut self, m: &Message) -> Result<(), String> {
+        if m.get_msg_type() != consensus::raft::eraftpb::MessageType::MsgSnapshot {
+            return Ok(());
+        }
+        let Some(i) = self.nodes.iter().position(|n| n.id == m.from) else {
+            return Ok(());
+        };
+        let Some(node) = self.nodes[i].node.as_mut() else {
+            return Ok(());
+        };
+        node.report_snapshot_failed(m.to);
+        self.drive(i)
+    }
+
     fn receive(&mut self, m: Message) -> Result<(), String> {
+        if !self.nodes.iter().any(|n| n.id == m.to && n.node.is_some()) {
+            return self.lost(&m);
+        }
         // Every message crosses the real peer encoding, as on a socket.
         let mut bytes = Vec::new();
         wire::encode_frame(&wire::Frame::Raft(Box::new(m)), &mut bytes);
@@ -390,9 +453,72 @@ impl Cluster {
         let Some(node) = self.nodes[i].node.as_mut() else {
             return Ok(());
         };
+        let snapshot_from = (m.get_msg_type()
+            == consensus::raft::eraftpb::MessageType::MsgSnapshot)
+            .then_some((m.from, m.to));
         // A message raft refuses (from a stale term, say) is not a fault.
         let _ = node.step(m);
-        self.drive(i)
+        self.drive(i)?;
+        // The sender's transport wrote the snapshot out: it says so.
+        if let Some((from, to)) = snapshot_from
+            && let Some(s) = self.nodes.iter().position(|n| n.id == from)
+            && let Some(sender) = self.nodes[s].node.as_mut()
+        {
+            sender.report_snapshot_sent(to);
+            self.drive(s)?;
+        }
+        Ok(())
+    }
+
+    /// Server `i` compacts its log up to the last entry it applied,
+    /// keeping a snapshot of its tree there.
+    fn compact(&mut self, i: usize) -> Result<(), String> {
+        let n = &mut self.nodes[i];
+        if n.node.is_none() {
+            return Ok(());
+        }
+        let Some(last) = n.applied.last() else {
+            return Ok(());
+        };
+        let (index, term) = (last.index, last.term);
+        let mut core = n.disk.live.core();
+        if index <= core.first_index() {
+            return Ok(());
+        }
+        if core.term(index) != Some(term) {
+            return Err(format!(
+                "server {}: applied entry {index} of term {term} is not in its log",
+                n.id
+            ));
+        }
+        match self.snapshots.get(&index) {
+            Some((tree, _)) => {
+                if crate::sim::machine::fingerprint(tree) != n.machine.fingerprint() {
+                    return Err(format!(
+                        "server {} at index {index} holds a different tree than another server had there",
+                        n.id
+                    ));
+                }
+            }
+            None => {
+                self.snapshots
+                    .insert(index, (n.machine.tree.clone(), n.applied.clone()));
+            }
+        }
+        let mut meta = SnapshotMetadata {
+            index,
+            term,
+            ..SnapshotMetadata::default()
+        };
+        meta.set_conf_state(core.conf_state.clone());
+        let mut snapshot = Snapshot::default();
+        snapshot.set_metadata(meta);
+        snapshot.data = index.to_be_bytes().to_vec().into();
+        core.compact(snapshot);
+        drop(core);
+        let id = n.id;
+        self.log(format!("{id} compacts through {index}"));
+        Ok(())
     }
 
     /// A sync: everything written is durable; held messages go out.
@@ -423,15 +549,32 @@ impl Cluster {
                 Err(e) => return Err(format!("server {}: ready failed: {e}", n.id)),
             };
             self.network.extend(rd.messages);
+            let installed = rd.snapshot.as_ref().map(|s| s.get_metadata().index);
+            if let Some(snapshot) = rd.snapshot {
+                // Catching up by snapshot: the tree as of its index.
+                let index = snapshot.get_metadata().index;
+                let Some((tree, applied)) = self.snapshots.get(&index) else {
+                    return Err(format!("server {}: snapshot {index} is unknown", n.id));
+                };
+                n.machine.install(tree.clone());
+                n.applied = applied.clone();
+                let zxid = applied.last().map_or(0, |e| e.zxid);
+                n.disk.live.core().install(snapshot);
+                node.resume_zxids(index, zxid);
+                let id = n.id;
+                self.log(format!("{id} installs snapshot {index}"));
+            }
+            let n = &mut self.nodes[i];
+            let Some(node) = n.node.as_mut() else {
+                return Ok(());
+            };
             {
-                let mut core = n.disk.live.wl();
+                let mut core = n.disk.live.core();
                 if let Some(hs) = rd.hard_state {
-                    core.set_hardstate(hs);
+                    core.hard_state = hs;
                 }
-                if !rd.entries.is_empty() {
-                    core.append(&rd.entries)
-                        .map_err(|e| format!("server {}: append: {e}", n.id))?;
-                }
+                core.append(&rd.entries)
+                    .map_err(|e| format!("server {}: append: {e}", n.id))?;
             }
             node.appended(rd.number);
             n.unsynced = Some(rd.number);
@@ -440,6 +583,18 @@ impl Cluster {
                 self.network.extend(rd.persisted_messages);
             } else {
                 n.held.extend(rd.persisted_messages);
+            }
+            if let Some(index) = installed {
+                // A snapshot is synced at once, and only then counts as
+                // applied (raft-rs: applied <= persisted). Nothing else
+                // reaches the node in between, so it never sees a log that
+                // starts after what it believes applied.
+                n.disk.sync(&n.applied);
+                n.machine.sync();
+                node.persisted(rd.number);
+                n.unsynced = None;
+                self.network.append(&mut n.held);
+                node.applied(index);
             }
             if rd.role_change.is_some() {
                 // Prepared writes of a lost leadership are forgotten; those

@@ -121,13 +121,25 @@ impl Machine {
         Ok(())
     }
 
-    /// Every znode with its data and Stat, in path order: two servers with
-    /// the same fingerprint hold the same tree.
+    /// Catching up by snapshot: the tree as another server had it.
+    pub(crate) fn install(&mut self, tree: DataTree) {
+        self.tree = tree;
+        self.pending = Pending::new();
+    }
+
     pub(crate) fn fingerprint(&self) -> Vec<(String, Option<Vec<u8>>, StatPersisted)> {
+        fingerprint(&self.tree)
+    }
+}
+
+/// Every znode with its data and Stat, in path order: two servers with the
+/// same fingerprint hold the same tree.
+pub(crate) fn fingerprint(tree: &DataTree) -> Vec<(String, Option<Vec<u8>>, StatPersisted)> {
+    {
         let mut out = Vec::new();
         let mut stack = vec!["/".to_owned()];
         while let Some(path) = stack.pop() {
-            let Some(node) = self.tree.node(&path) else {
+            let Some(node) = tree.node(&path) else {
                 continue;
             };
             for child in &node.children {
