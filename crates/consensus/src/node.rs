@@ -233,33 +233,7 @@ impl<S: Storage> Node<S> {
     /// Advances time by one tick.
     pub fn tick(&mut self) {
         self.raw.tick();
-        self.unstick_snapshots();
         self.observe();
-    }
-
-    /// raft-rs leaves a follower's progress in the snapshot state until an
-    /// acknowledgement raises its match index; when a duplicated or
-    /// reordered rejection made the leader send a snapshot older than what
-    /// the follower already matched, no acknowledgement can raise it, and
-    /// the follower would get nothing more, ever (found by the simulator).
-    /// Such a snapshot is complete: report it so.
-    fn unstick_snapshots(&mut self) {
-        if self.raw.raft.state != StateRole::Leader {
-            return;
-        }
-        let stuck: Vec<u64> = self
-            .raw
-            .raft
-            .prs()
-            .iter()
-            .filter(|(_, p)| {
-                p.state == raft::ProgressState::Snapshot && p.matched >= p.pending_snapshot
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for peer in stuck {
-            self.raw.report_snapshot(peer, raft::SnapshotStatus::Finish);
-        }
     }
 
     /// Starts an election now (used when a single voter starts, and by
