@@ -649,6 +649,41 @@ mod tests {
     }
 
     #[test]
+    fn a_new_leader_proposes_only_after_applying_its_first_entry() {
+        let mut node = single(1);
+        node.campaign().expect("campaign");
+        assert_eq!(node.role(), Role::Leader);
+        // Elected, its first entry not yet written, committed and applied.
+        assert!(matches!(
+            node.next_proposal(),
+            Err(ConsensusError::LeaderNotReady { .. })
+        ));
+        let rd = node.ready().expect("ready").expect("work");
+        let store = node.storage().clone();
+        if let Some(hs) = &rd.hard_state {
+            store.wl().set_hardstate(hs.clone());
+        }
+        store.wl().append(&rd.entries).expect("append");
+        node.appended(rd.number);
+        node.persisted(rd.number);
+        // Durable, so committed: the next ready hands it over to apply.
+        let rd = node.ready().expect("ready").expect("the commit");
+        assert_eq!(rd.committed.len(), 1);
+        assert_eq!(rd.committed[0].kind, CommittedKind::LeaderStart);
+        node.appended(rd.number);
+        assert!(
+            matches!(
+                node.next_proposal(),
+                Err(ConsensusError::LeaderNotReady { .. })
+            ),
+            "committed is not applied"
+        );
+        node.applied(rd.committed[0].index);
+        let first = node.next_proposal().expect("ready to propose");
+        assert_eq!(first.zxid, make_zxid(node.term(), 1));
+    }
+
+    #[test]
     fn a_stale_prediction_is_refused() {
         let mut node = single(1);
         node.campaign().expect("campaign");

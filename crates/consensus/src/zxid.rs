@@ -147,6 +147,35 @@ mod tests {
         assert!(z.next(5, 3).is_err());
     }
 
+    proptest::proptest! {
+        /// Along any log (terms never decrease), zxids strictly increase,
+        /// and a counter resumed after any entry continues exactly as the
+        /// one that saw the whole log.
+        #[test]
+        fn zxids_increase_and_resume_anywhere(
+            steps in proptest::collection::vec(0..3u64, 1..200),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let mut term = 1;
+            let log: Vec<(u64, u64)> = steps
+                .iter()
+                .enumerate()
+                .map(|(i, step)| {
+                    term += step / 2; // a new term now and then
+                    (i as u64 + 1, term)
+                })
+                .collect();
+            let mut z = ZxidCounter::default();
+            let zxids: Vec<i64> = log.iter().map(|&(i, t)| z.next(i, t).expect("in order")).collect();
+            proptest::prop_assert!(zxids.windows(2).all(|w| w[0] < w[1]));
+            let at = cut.index(log.len());
+            let mut resumed = ZxidCounter::resume(log[at].0, zxids[at]);
+            for (k, &(i, t)) in log.iter().enumerate().skip(at + 1) {
+                proptest::prop_assert_eq!(resumed.next(i, t).expect("in order"), zxids[k]);
+            }
+        }
+    }
+
     #[test]
     fn zxid_parts_round_trip() {
         let zxid = make_zxid(7, 42);
