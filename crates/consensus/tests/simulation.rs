@@ -63,27 +63,31 @@ fn seeds() -> Vec<u64> {
 #[test]
 fn three_servers_keep_one_history_under_faults() {
     let events = env_u64("CONCLAVE_SIM_EVENTS", 4000);
-    let mut acknowledged = 0;
+    let (mut acknowledged, mut syncs) = (0, 0);
     for seed in seeds() {
         let cluster = run(seed, 3, events, Faults::default()).unwrap_or_else(|e| panic!("{e}"));
         acknowledged += cluster.acknowledged();
+        syncs += cluster.syncs_answered();
     }
     // The runs must do real work, or the invariants prove nothing.
     assert!(acknowledged > 0, "no write was ever acknowledged");
-    eprintln!("3 servers: {acknowledged} acknowledged writes checked");
+    assert!(syncs > 0, "no sync was ever answered");
+    eprintln!("3 servers: {acknowledged} acknowledged writes and {syncs} syncs checked");
 }
 
 #[test]
 fn five_servers_keep_one_history_under_faults() {
     let events = env_u64("CONCLAVE_SIM_EVENTS", 4000);
-    let mut acknowledged = 0;
+    let (mut acknowledged, mut syncs) = (0, 0);
     for seed in seeds() {
         let cluster =
             run(seed + 10_000, 5, events, Faults::default()).unwrap_or_else(|e| panic!("{e}"));
         acknowledged += cluster.acknowledged();
+        syncs += cluster.syncs_answered();
     }
     assert!(acknowledged > 0, "no write was ever acknowledged");
-    eprintln!("5 servers: {acknowledged} acknowledged writes checked");
+    assert!(syncs > 0, "no sync was ever answered");
+    eprintln!("5 servers: {acknowledged} acknowledged writes and {syncs} syncs checked");
 }
 
 #[test]
@@ -116,6 +120,24 @@ fn acknowledging_before_sync_is_caught() {
         }
     });
     let caught = caught.expect("200 seeds of a broken driver and no invariant failed");
+    eprintln!(
+        "caught as expected: {}",
+        caught.lines().next().unwrap_or("")
+    );
+}
+
+/// The sync check is not vacuous either: a server that answers `sync` from
+/// its own commit index, without confirming with a quorum, is caught
+/// serving a stale read.
+#[test]
+fn a_sync_without_read_index_is_caught() {
+    let faults = Faults {
+        sync_locally: true,
+        ..Faults::default()
+    };
+    let caught = (1..=200u64).find_map(|seed| run(seed, 3, 4000, faults.clone()).err());
+    let caught = caught.expect("200 seeds of local syncs and no stale read noticed");
+    assert!(caught.contains("answered a sync"), "{caught}");
     eprintln!(
         "caught as expected: {}",
         caught.lines().next().unwrap_or("")

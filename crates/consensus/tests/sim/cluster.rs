@@ -34,6 +34,9 @@ pub(crate) struct Faults {
     /// before the sync that makes them true. Used to show the invariants
     /// catch what this breaks.
     pub(crate) ack_before_sync: bool,
+    /// A deliberately broken server: `sync` answered from its own commit
+    /// index, without a ReadIndex round.
+    pub(crate) sync_locally: bool,
 }
 
 impl Default for Faults {
@@ -47,6 +50,7 @@ impl Default for Faults {
             heal: 15,
             compact: 15,
             ack_before_sync: false,
+            sync_locally: false,
         }
     }
 }
@@ -79,6 +83,9 @@ pub(crate) struct Cluster {
     pub(crate) history: History,
     next_command: u64,
     requests: Requests,
+    /// Syncs asked and not answered yet: context → the last acknowledged
+    /// index when asked.
+    syncs: BTreeMap<Vec<u8>, u64>,
     /// Snapshot index → the state machine at that index (the data a
     /// snapshot carries; the same at an index on every server).
     snapshots: BTreeMap<u64, (tree::DataTree, Vec<AppliedEntry>)>,
@@ -120,6 +127,7 @@ impl Cluster {
             next_command: 1,
             requests: Requests::default(),
             snapshots: BTreeMap::new(),
+            syncs: BTreeMap::new(),
             trace: Vec::new(),
             events: 0,
         }
@@ -150,6 +158,8 @@ impl Cluster {
             self.compact(i)?;
         } else if pick(100) {
             self.propose()?;
+        } else if pick(30) {
+            self.sync_request()?;
         } else if pick(120) {
             let i = self.rng.below(self.nodes.len());
             self.sync(i)?;
@@ -399,6 +409,29 @@ impl Cluster {
         self.drive(i)
     }
 
+    /// A client asks a random server for `sync`: a ReadIndex round.
+    fn sync_request(&mut self) -> Result<(), String> {
+        let i = self.rng.below(self.nodes.len());
+        let Some(node) = self.nodes[i].node.as_mut() else {
+            return Ok(());
+        };
+        let context = format!("sync {}", self.next_command).into_bytes();
+        self.next_command += 1;
+        let acked_before = self.history.last_acknowledged();
+        if self.faults.sync_locally {
+            let commit = node.commit_index();
+            let id = self.nodes[i].id;
+            return self.history.synced(id, commit, acked_before);
+        }
+        self.syncs.insert(context.clone(), acked_before);
+        node.read_index(context);
+        self.drive(i)
+    }
+
+    pub(crate) fn syncs_answered(&self) -> u64 {
+        self.history.syncs()
+    }
+
     fn deliver(&mut self) -> Result<(), String> {
         if self.network.is_empty() {
             return Ok(());
@@ -629,6 +662,11 @@ impl Cluster {
             }
             if let Some(index) = last_applied {
                 node.applied(index);
+            }
+            for read in rd.read_states {
+                if let Some(acked_before) = self.syncs.remove(&read.request_ctx) {
+                    self.history.synced(n.id, read.index, acked_before)?;
+                }
             }
             if let Some(change) = rd.role_change {
                 let id = n.id;

@@ -8,6 +8,9 @@
 //! - **zxids** increase strictly along each server's applied sequence, and
 //!   a proposal that commits carries the zxid the leader predicted for it;
 //! - **no gaps**: each server applies index after index;
+//! - a `sync` (ReadIndex) answered with index R covers every write
+//!   acknowledged before the sync was asked: R is at least their index, so
+//!   a read after the sync sees them (linearizable sync);
 //! - after the faults stop and the ensemble settles, every server holds
 //!   every write a leader acknowledged (applied and would answer).
 
@@ -27,6 +30,8 @@ pub(crate) struct History {
     /// index → command, for commands applied by the server that proposed
     /// them (it answers its client then).
     acked: BTreeMap<u64, Vec<u8>>,
+    /// Syncs answered and checked.
+    syncs: u64,
 }
 
 impl History {
@@ -112,5 +117,26 @@ impl History {
 
     pub(crate) fn acknowledged(&self) -> usize {
         self.acked.len()
+    }
+
+    /// The highest index of an acknowledged write so far.
+    pub(crate) fn last_acknowledged(&self) -> u64 {
+        self.acked.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// Server `id` answered a sync asked when `acked_before` was the last
+    /// acknowledged index, with read index `index`.
+    pub(crate) fn synced(&mut self, id: u64, index: u64, acked_before: u64) -> Result<(), String> {
+        if index < acked_before {
+            return Err(format!(
+                "server {id} answered a sync with read index {index}, but index {acked_before} was acknowledged before the sync was asked"
+            ));
+        }
+        self.syncs += 1;
+        Ok(())
+    }
+
+    pub(crate) fn syncs(&self) -> u64 {
+        self.syncs
     }
 }
