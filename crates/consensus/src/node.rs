@@ -271,25 +271,14 @@ impl<S: Storage> Node<S> {
         if now != expected {
             // Leadership changed hands (and back) or someone else proposed
             // in between: the caller prepares again.
-            return Err(ConsensusError::NotLeader {
-                leader: self.leader(),
-            });
+            return Err(self.not_leader());
         }
-        match self.raw.propose(Vec::new(), data) {
-            Ok(()) => {}
-            Err(raft::Error::ProposalDropped) => {
-                return Err(ConsensusError::NotLeader {
-                    leader: self.leader(),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        }
+        let proposed = self.raw.propose(Vec::new(), data);
+        self.refused_if_dropped(proposed)?;
         let last = self.raw.raft.raft_log.last_index();
         debug_assert_eq!(last, expected.index, "a proposal lands at the next index");
         if last != expected.index {
-            return Err(ConsensusError::NotLeader {
-                leader: self.leader(),
-            });
+            return Err(self.not_leader());
         }
         self.observe();
         Ok(())
@@ -298,17 +287,27 @@ impl<S: Storage> Node<S> {
     /// Proposes a membership change (one step at a time).
     pub fn propose_membership(&mut self, change: ConfChangeV2) -> Result<(), ConsensusError> {
         self.leading_counter()?;
-        match self.raw.propose_conf_change(Vec::new(), change) {
-            Ok(()) => {}
-            Err(raft::Error::ProposalDropped) => {
-                return Err(ConsensusError::NotLeader {
-                    leader: self.leader(),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        }
+        let proposed = self.raw.propose_conf_change(Vec::new(), change);
+        self.refused_if_dropped(proposed)?;
         self.observe();
         Ok(())
+    }
+
+    /// raft-rs drops a proposal when this server cannot take it (not the
+    /// leader, or handing leadership over): that is `NotLeader`.
+    fn refused_if_dropped(&self, proposed: raft::Result<()>) -> Result<(), ConsensusError> {
+        match proposed {
+            Err(raft::Error::ProposalDropped) => Err(self.not_leader()),
+            other => Ok(other?),
+        }
+    }
+
+    /// `NotLeader`, naming the leader this server knows of unless that is
+    /// itself (a leader handing over, say): the hint says where to go.
+    fn not_leader(&self) -> ConsensusError {
+        ConsensusError::NotLeader {
+            leader: self.leader().filter(|&l| l != self.id()),
+        }
     }
 
     /// Starts a ReadIndex round: a later [`Ready::read_states`] carries
@@ -489,9 +488,7 @@ impl<S: Storage> Node<S> {
                 }
                 Ok(counter)
             }
-            _ => Err(ConsensusError::NotLeader {
-                leader: self.leader().filter(|&l| l != self.id()),
-            }),
+            _ => Err(self.not_leader()),
         }
     }
 

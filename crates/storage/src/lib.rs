@@ -140,7 +140,9 @@ pub trait Store: Send {
     /// Entries with `lo <= index < hi`: [`StorageError::Compacted`] if `lo`
     /// is below [`Store::first_index`], [`StorageError::Unavailable`] if `hi`
     /// is beyond `last_index() + 1`.
-    fn entries(&self, lo: u64, hi: u64) -> Result<Vec<LogEntry>, StorageError>;
+    fn entries(&self, lo: u64, hi: u64) -> Result<Vec<LogEntry>, StorageError> {
+        self.entries_limited(lo, hi, u64::MAX)
+    }
 
     /// Like [`Store::entries`], but stops before the entry that would take
     /// the total stored size past `max_bytes`; always returns at least one

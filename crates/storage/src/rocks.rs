@@ -374,10 +374,6 @@ impl Store for RocksStore {
         Ok(())
     }
 
-    fn entries(&self, lo: u64, hi: u64) -> Result<Vec<LogEntry>, StorageError> {
-        self.entries_limited(lo, hi, u64::MAX)
-    }
-
     fn entries_limited(
         &self,
         lo: u64,

@@ -290,21 +290,14 @@ impl Processor {
         self.stats.packets_received += 1;
         let session_id = conn.session_id;
         self.sessions.touch(session_id, now);
-        let item = Queued::Request {
-            header,
-            request,
-            received,
-        };
-        if self.must_queue(conn_id, &item) {
-            self.enqueue(conn_id, item);
-        } else if let Queued::Request {
-            header,
-            request,
-            received,
-        } = item
-        {
-            self.dispatch(conn_id, header, request, received);
-        }
+        self.accept(
+            conn_id,
+            Queued::Request {
+                header,
+                request,
+                received,
+            },
+        );
     }
 
     /// Handles a request whose turn has come.
@@ -386,21 +379,14 @@ impl Processor {
         if conn.closing {
             return;
         }
-        let item = Queued::Undecodable {
-            header,
-            error,
-            received,
-        };
-        if self.must_queue(conn_id, &item) {
-            self.enqueue(conn_id, item);
-        } else if let Queued::Undecodable {
-            header,
-            error,
-            received,
-        } = item
-        {
-            self.dispatch_undecodable(conn_id, header, error, received);
-        }
+        self.accept(
+            conn_id,
+            Queued::Undecodable {
+                header,
+                error,
+                received,
+            },
+        );
     }
 
     fn dispatch_undecodable(

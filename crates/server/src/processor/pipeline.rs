@@ -317,32 +317,42 @@ impl Processor {
             let Some(item) = conn.queue.pop_front() else {
                 return;
             };
-            match item {
-                Queued::Request {
-                    header,
-                    request,
-                    received,
-                } => self.dispatch(conn_id, header, request, received),
-                Queued::Undecodable {
-                    header,
-                    error,
-                    received,
-                } => self.dispatch_undecodable(conn_id, header, error, received),
+            self.run_queued(conn_id, item);
+        }
+    }
+
+    /// A new request of a connection: run now, or queued behind earlier
+    /// ones of the same connection if it must wait.
+    pub(super) fn accept(&mut self, conn_id: ConnId, item: Queued) {
+        if self.must_queue(conn_id, &item) {
+            if let Some(conn) = self.conns.get_mut(&conn_id) {
+                conn.queue.push_back(item);
             }
+        } else {
+            self.run_queued(conn_id, item);
+        }
+    }
+
+    fn run_queued(&mut self, conn_id: ConnId, item: Queued) {
+        match item {
+            Queued::Request {
+                header,
+                request,
+                received,
+            } => self.dispatch(conn_id, header, request, received),
+            Queued::Undecodable {
+                header,
+                error,
+                received,
+            } => self.dispatch_undecodable(conn_id, header, error, received),
         }
     }
 
     /// Whether a new request must wait behind earlier ones of its connection.
-    pub(super) fn must_queue(&self, conn_id: ConnId, item: &Queued) -> bool {
+    fn must_queue(&self, conn_id: ConnId, item: &Queued) -> bool {
         self.conns.get(&conn_id).is_some_and(|c| {
             c.establishing || !c.queue.is_empty() || (c.pending_writes > 0 && !item.is_write())
         })
-    }
-
-    pub(super) fn enqueue(&mut self, conn_id: ConnId, item: Queued) {
-        if let Some(conn) = self.conns.get_mut(&conn_id) {
-            conn.queue.push_back(item);
-        }
     }
 
     /// A top-level check that succeeds has no reply (see `writes`); every

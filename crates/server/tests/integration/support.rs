@@ -9,6 +9,30 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Why a started server is not serving.
+enum NotServing {
+    Exited(std::process::ExitStatus),
+    TimedOut,
+}
+
+/// Polls `srvr` every `poll` until the server answers it (ZooKeeper's
+/// readiness check), the process exits, or a minute passes.
+fn await_srvr(addr: SocketAddr, child: &mut Child, poll: Duration) -> Result<(), NotServing> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(out) = four_letter(addr, "srvr")
+            && out.contains("Mode:")
+        {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(NotServing::Exited(status));
+        }
+        std::thread::sleep(poll);
+    }
+    Err(NotServing::TimedOut)
+}
+
 /// Which implementation a server is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -103,19 +127,15 @@ impl TestServer {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(out) = four_letter(self.addr, "srvr")
-                && out.contains("Mode:")
-            {
-                return;
+        match await_srvr(self.addr, &mut self.child, Duration::from_millis(100)) {
+            Ok(()) => {}
+            Err(NotServing::Exited(status)) => {
+                panic!("{:?} exited with {status}; log:\n{}", self.kind, self.log())
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{:?} exited with {status}; log:\n{}", self.kind, self.log());
+            Err(NotServing::TimedOut) => {
+                panic!("{:?} did not start; log:\n{}", self.kind, self.log())
             }
-            std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("{:?} did not start; log:\n{}", self.kind, self.log());
     }
 
     pub fn log(&self) -> String {
@@ -404,20 +424,16 @@ impl Conclave {
     /// Waits until the server answers `srvr`; panics with its log if it
     /// exits or takes longer than a minute.
     pub fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(out) = four_letter(self.addr, "srvr")
-                && out.contains("Mode:")
-            {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
+        match await_srvr(self.addr, &mut self.child, Duration::from_millis(5)) {
+            Ok(()) => {}
+            Err(NotServing::Exited(status)) => {
                 self.exited = Some(status);
                 panic!("conclave-server exited with {status}; log:\n{}", self.log());
             }
-            std::thread::sleep(Duration::from_millis(5));
+            Err(NotServing::TimedOut) => {
+                panic!("conclave-server did not start; log:\n{}", self.log())
+            }
         }
-        panic!("conclave-server did not start; log:\n{}", self.log());
     }
 
     /// SIGKILL, and waits until the process is gone.
