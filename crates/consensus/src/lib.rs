@@ -8,16 +8,22 @@
 //!
 //! - [`node`]: one server's state machine and the driver's cycle;
 //! - [`zxid`]: zxids derived from log positions (`term << 32 | counter`);
+//! - [`memlog`]: the log as raft-rs reads it, in memory, with compaction
+//!   and snapshots made on demand;
 //! - [`wire`]: peer framing and our own encoding of Raft messages;
 //! - [`logging`]: raft-rs's `slog` records into `tracing`.
 
 pub mod error;
 pub mod logging;
+pub mod memlog;
 pub mod node;
 pub mod wire;
 pub mod zxid;
 
 pub use error::ConsensusError;
-pub use node::{Committed, CommittedKind, Node, NodeConfig, Proposed, Ready, Role, RoleChange};
+pub use memlog::{LogCore, MemLog};
+pub use node::{
+    Committed, CommittedKind, Node, NodeConfig, PeerProgress, Proposed, Ready, Role, RoleChange,
+};
 pub use raft;
 pub use zxid::{ZxidCounter, counter_of, epoch_of, make_zxid};

@@ -117,6 +117,18 @@ pub struct RoleChange {
     pub term: u64,
 }
 
+/// A member's replication as its leader sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerProgress {
+    pub id: u64,
+    /// The highest log index known to be in its log.
+    pub matched: u64,
+    /// It answered within the last election timeout.
+    pub recent_active: bool,
+    /// A learner (a ZooKeeper observer): it never votes.
+    pub learner: bool,
+}
+
 /// A proposal accepted into the leader's log (not yet committed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Proposed {
@@ -459,6 +471,37 @@ impl<S: Storage> Node<S> {
             .collect();
         peers.sort();
         peers.join("; ")
+    }
+
+    /// What a leader knows of each member's replication (empty unless this
+    /// server leads), sorted by id; itself included.
+    pub fn progress(&self) -> Vec<PeerProgress> {
+        if self.raw.raft.state != StateRole::Leader {
+            return Vec::new();
+        }
+        let learners: Vec<u64> = self
+            .raw
+            .raft
+            .prs()
+            .conf()
+            .learners()
+            .iter()
+            .copied()
+            .collect();
+        let mut out: Vec<PeerProgress> = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .map(|(&id, p)| PeerProgress {
+                id,
+                matched: p.matched,
+                recent_active: p.recent_active,
+                learner: learners.contains(&id),
+            })
+            .collect();
+        out.sort_by_key(|p| p.id);
+        out
     }
 
     /// The storage the node reads.

@@ -31,6 +31,7 @@ pub const MAX_ENSEMBLE_NAME: usize = 255;
 const KIND_HELLO: u8 = 1;
 const KIND_REFUSED: u8 = 2;
 const KIND_RAFT: u8 = 3;
+const KIND_SERVICE: u8 = 4;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum WireError {
@@ -70,6 +71,9 @@ pub enum Frame {
     /// The other side refuses the connection, and says why.
     Refused(String),
     Raft(Box<Message>),
+    /// A message of the ZooKeeper layer above (a write forwarded to the
+    /// leader, session activity): opaque here, decoded by the server.
+    Service(Vec<u8>),
 }
 
 /// The payload length a 4-byte frame header announces, checked against
@@ -108,6 +112,10 @@ pub fn encode_frame(frame: &Frame, out: &mut Vec<u8>) {
             out.push(KIND_RAFT);
             put_message(out, m);
         }
+        Frame::Service(payload) => {
+            out.push(KIND_SERVICE);
+            out.extend_from_slice(payload);
+        }
     }
     let len = (out.len() - start - 4) as u32;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
@@ -135,6 +143,7 @@ pub fn decode_frame(payload: &[u8]) -> Result<Frame, WireError> {
         }
         KIND_REFUSED => Frame::Refused(String::from_utf8_lossy(r.bytes("reason")?).into_owned()),
         KIND_RAFT => Frame::Raft(Box::new(get_message(&mut r)?)),
+        KIND_SERVICE => Frame::Service(r.take(r.0.len(), "service payload")?.to_vec()),
         other => return Err(WireError::UnknownKind(other)),
     };
     r.finish("frame")?;

@@ -19,7 +19,6 @@ mod sim {
     pub(crate) mod cluster;
     pub(crate) mod disk;
     pub(crate) mod invariants;
-    pub(crate) mod log;
     pub(crate) mod machine;
     pub(crate) mod rng;
 }

@@ -132,6 +132,12 @@ proptest! {
     }
 
     #[test]
+    fn service_payloads_round_trip(payload in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let frame = Frame::Service(payload);
+        prop_assert_eq!(decode_frame(&framed(&frame)), Ok(frame));
+    }
+
+    #[test]
     fn any_bytes_decode_or_fail_cleanly(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode_frame(&bytes);
     }

@@ -72,6 +72,10 @@ pub struct Config {
     pub peer_type: Option<crate::ensemble_config::MemberRole>,
     /// `standaloneEnabled` (default true): one participant runs standalone.
     pub standalone_enabled: bool,
+    /// `conclave.ensembleName` (Conclave's own, default "conclave"): named
+    /// in every peer handshake, so that servers of two ensembles that reach
+    /// each other by mistake refuse to talk.
+    pub ensemble_name: String,
     /// `clientPort` as written, to check against this server's line.
     pub client_port_set: Option<u16>,
     /// Where the values came from, for `conf` and logs.
@@ -112,6 +116,7 @@ impl Default for Config {
             sync_limit: None,
             peer_type: None,
             standalone_enabled: true,
+            ensemble_name: "conclave".to_owned(),
             client_port_set: None,
             config_file: None,
             ignored_keys: Vec::new(),
@@ -299,6 +304,16 @@ impl Config {
                 "initLimit" => c.init_limit = Some(parse_num(key, value)?),
                 "syncLimit" => c.sync_limit = Some(parse_num(key, value)?),
                 "standaloneEnabled" => c.standalone_enabled = parse_bool(key, value)?,
+                "conclave.ensembleName" => {
+                    if value.is_empty() || value.len() > consensus::wire::MAX_ENSEMBLE_NAME {
+                        return Err(ConfigError::BadValue {
+                            key: key.to_owned(),
+                            value: value.to_owned(),
+                            reason: "an ensemble name is 1 to 255 bytes".to_owned(),
+                        });
+                    }
+                    c.ensemble_name = value.to_owned();
+                }
                 "peerType" => {
                     use crate::ensemble_config::MemberRole;
                     c.peer_type = Some(match value.to_ascii_lowercase().as_str() {

@@ -15,7 +15,7 @@
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use storage::{ApplyBatch, LogEntry, StorageError, Store};
+use storage::{ApplyBatch, HardState, Image, LogEntry, StorageError, Store};
 use tokio::sync::mpsc;
 
 /// What the processor asks of the log writer.
@@ -27,13 +27,31 @@ pub enum WriterCommand {
     Apply(ApplyBatch),
     /// Drop log entries up to this index (retention).
     Compact(u64),
+    /// Raft's hard state (term, vote, commit) changed.
+    HardState(HardState),
+    /// The committed membership changed (opaque bytes).
+    Config(Vec<u8>),
+    /// Everything queued before belongs to the consensus ready `number`:
+    /// report it in [`WriterEvent::Durable`] once written, after a sync if
+    /// `sync` (raft-rs says when a ready needs none).
+    Marker { number: u64, sync: bool },
+    /// Replace everything with a snapshot from the leader (not synced).
+    InstallImage(Box<Image>),
+    /// Write and sync everything queued before, then say how that went on
+    /// `done` (for the rare caller that must wait: installing a snapshot).
+    SyncNow(std_mpsc::Sender<Result<(), String>>),
 }
 
 /// What the log writer reports back.
 #[derive(Debug)]
 pub enum WriterEvent {
-    /// Every entry up to `index` is durable.
-    Durable { index: u64, sync: SyncStats },
+    /// Every entry up to `index` is durable, and every consensus ready up
+    /// to `marker` (if any arrived) is written.
+    Durable {
+        index: u64,
+        marker: Option<u64>,
+        sync: SyncStats,
+    },
     /// The store failed; nothing more will become durable.
     Failed(StorageError),
 }
@@ -124,6 +142,8 @@ fn write_batch(
     batch: Vec<WriterCommand>,
 ) -> Result<Option<WriterEvent>, StorageError> {
     let mut last_appended = None;
+    let mut marker = None;
+    let mut must_sync = false;
     let mut entries = 0;
     let mut appends: Vec<LogEntry> = Vec::new();
     for command in batch {
@@ -143,16 +163,44 @@ fn write_batch(
                 flush_appends(store, &mut appends)?;
                 store.compact_prefix(through)?;
             }
+            WriterCommand::HardState(hard_state) => {
+                flush_appends(store, &mut appends)?;
+                store.set_hard_state(hard_state)?;
+            }
+            WriterCommand::Config(config) => {
+                flush_appends(store, &mut appends)?;
+                store.set_config(&config)?;
+            }
+            WriterCommand::Marker { number, sync } => {
+                marker = Some(number);
+                must_sync |= sync;
+            }
+            WriterCommand::InstallImage(image) => {
+                flush_appends(store, &mut appends)?;
+                store.install_image(&image)?;
+            }
+            WriterCommand::SyncNow(done) => {
+                flush_appends(store, &mut appends)?;
+                if let Err(e) = store.sync() {
+                    let _ = done.send(Err(e.to_string()));
+                    return Err(e);
+                }
+                let _ = done.send(Ok(()));
+            }
         }
     }
     flush_appends(store, &mut appends)?;
-    let Some(index) = last_appended else {
+    if last_appended.is_none() && marker.is_none() {
         return Ok(None);
-    };
+    }
+    let index = last_appended.unwrap_or(0);
     let started = Instant::now();
-    store.sync()?;
+    if last_appended.is_some() || must_sync {
+        store.sync()?;
+    }
     Ok(Some(WriterEvent::Durable {
         index,
+        marker,
         sync: SyncStats {
             entries,
             duration: started.elapsed(),

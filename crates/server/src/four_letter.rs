@@ -73,7 +73,9 @@ async fn answer(
     shared: &Shared,
 ) -> String {
     let asker = reader.peer_addr().ok();
-    let serving = report::count_four_letter_word(shared).await;
+    // A member of an ensemble without a leader answers like a ZooKeeper
+    // server that is not running.
+    let serving = report::count_four_letter_word(shared).await && report::is_serving(shared).await;
     if let Some(refused) = refusal(cmd, &shared.config) {
         return refused;
     }
@@ -135,6 +137,7 @@ pub async fn execute(
             }
         }
         "conf" | "dirs" => not_serving(),
+        _ if !serving => not_serving(),
         _ => match report::snapshot(shared).await {
             Some(mut snapshot) => {
                 if let Some(remote) = asker {
@@ -286,6 +289,7 @@ pub(crate) mod tests {
             ],
             connections_rejected: 0,
             bytes_received: 879,
+            replica: None,
         }
     }
 

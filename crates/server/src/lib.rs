@@ -14,10 +14,12 @@ pub mod durability;
 pub mod ensemble_config;
 pub mod four_letter;
 pub mod inspect;
+pub mod peers;
 pub mod persistence;
 pub mod processor;
 pub mod report;
 pub mod server;
+pub mod service_message;
 pub mod sessions;
 pub mod stats;
 

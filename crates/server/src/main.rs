@@ -125,7 +125,7 @@ fn serve(mut config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     config.load_myid()?;
-    match server::ensemble_config::mode(&config)? {
+    let ensemble = match server::ensemble_config::mode(&config)? {
         Mode::Standalone => {
             if !config.servers.is_empty() {
                 // ZooKeeper logs this as an error and runs standalone too.
@@ -134,24 +134,22 @@ fn serve(mut config: Config) -> anyhow::Result<()> {
                      (set standaloneEnabled=false for a one-server ensemble)"
                 );
             }
+            None
         }
         Mode::Ensemble(ensemble) => {
             for warning in &ensemble.warnings {
                 tracing::warn!("{warning}");
             }
-            // Refused rather than run standalone: several servers that
-            // each believe they are alone would accept conflicting writes.
-            anyhow::bail!(
-                "zoo.cfg describes an ensemble of {} servers (this is server {}), and this build \
-                 of conclave-server runs standalone only: replication is not finished yet. \
-                 Remove the server.N lines to run one standalone server.",
-                ensemble.members.len(),
-                ensemble.my_id
-            );
+            Some(ensemble)
         }
-    }
+    };
     let store = open_store(&config)?;
-    let recovered = server::persistence::recover(Box::new(store))
+    let replay = if ensemble.is_some() {
+        server::persistence::Replay::Committed
+    } else {
+        server::persistence::Replay::Everything
+    };
+    let recovered = server::persistence::recover_with(Box::new(store), replay)
         .with_context(|| format!("recovering from {}", config.store_dir().display()))?;
     tracing::info!(
         zxid = format_args!("0x{:x}", recovered.tree.last_zxid()),
@@ -169,17 +167,38 @@ fn serve(mut config: Config) -> anyhow::Result<()> {
                 config.client_addr, config.admin_addr
             )
         })?;
+        let membership = match ensemble {
+            Some(ensemble) => {
+                let quorum = server::server::bind_quorum(&ensemble)
+                    .await
+                    .context("binding the quorum port")?;
+                tracing::info!(
+                    id = ensemble.my_id,
+                    members = ensemble.members.len(),
+                    quorum = %quorum.local_addr()?,
+                    "member of an ensemble"
+                );
+                Some(server::server::Membership {
+                    ensemble_name: config.ensemble_name.clone(),
+                    ensemble,
+                    quorum,
+                    seed: rand::random(),
+                })
+            }
+            None => None,
+        };
         tracing::info!(
             client = %client.local_addr()?,
             admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()),
             data_dir = %config.data_dir.display(),
             "conclave-server serving"
         );
-        server::server::run(
+        server::server::run_member(
             Arc::new(config),
             recovered,
             client,
             admin,
+            membership,
             shutdown_signal(),
         )
         .await?;

@@ -15,6 +15,14 @@ pub enum RecoveryError {
     Storage(#[from] StorageError),
     #[error("the stored tree is inconsistent: {0}")]
     Tree(#[from] RestoreError),
+    #[error("log entry {index} has zxid {zxid:#x}, its position in the log says {expected:#x}")]
+    ZxidMismatch {
+        index: u64,
+        zxid: i64,
+        expected: i64,
+    },
+    #[error("numbering the log: {0}")]
+    Zxid(#[from] consensus::ConsensusError),
     #[error("log entry {index} does not follow the applied state (zxid {zxid} <= {applied_zxid})")]
     OutOfOrder {
         index: u64,
@@ -71,10 +79,27 @@ impl std::fmt::Debug for Recovered {
     }
 }
 
+/// Which logged entries recovery applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// All of them: a standalone server logs only what it has decided, and
+    /// its zxids are its log indexes.
+    Everything,
+    /// Those up to the durable commit index: a member of an ensemble may
+    /// hold entries that were never committed and will be replaced. Their
+    /// zxids follow from their terms and positions (`consensus::zxid`).
+    Committed,
+}
+
 /// Loads the tree from `store` and applies the logged entries after the
 /// applied marker. A fresh store gets the initial tree (`/`, `/zookeeper`
 /// and its children) written into it.
-pub fn recover(mut store: Box<dyn Store>) -> Result<Recovered, RecoveryError> {
+pub fn recover(store: Box<dyn Store>) -> Result<Recovered, RecoveryError> {
+    recover_with(store, Replay::Everything)
+}
+
+/// [`recover`], applying the entries `replay` says.
+pub fn recover_with(mut store: Box<dyn Store>, replay: Replay) -> Result<Recovered, RecoveryError> {
     let loaded = store.load()?;
     let meta = loaded.meta;
     let mut tree = if loaded.nodes.is_empty() && meta.applied_index == 0 {
@@ -100,7 +125,11 @@ pub fn recover(mut store: Box<dyn Store>) -> Result<Recovered, RecoveryError> {
     };
 
     let mut replayed = 0;
-    let last = store.last_index();
+    let last = match replay {
+        Replay::Everything => store.last_index(),
+        Replay::Committed => store.last_index().min(meta.hard_state.commit),
+    };
+    let mut zxids = consensus::ZxidCounter::resume(meta.applied_index, meta.applied_zxid);
     let mut next = meta.applied_index + 1;
     while next <= last {
         let chunk = store.entries(next, (next + 1024).min(last + 1))?;
@@ -108,10 +137,27 @@ pub fn recover(mut store: Box<dyn Store>) -> Result<Recovered, RecoveryError> {
         for entry in &chunk {
             batch.applied_index = entry.index;
             batch.applied_zxid = tree.last_zxid();
+            let expected = match replay {
+                Replay::Everything => None,
+                Replay::Committed => Some(zxids.next(entry.index, entry.term)?),
+            };
             if entry.kind != EntryKind::Txn {
+                if let Some(zxid) = expected {
+                    tree.advance_zxid(zxid);
+                    batch.applied_zxid = zxid;
+                }
                 continue;
             }
             let txn = storage::decode_txn(&entry.data)?;
+            if let Some(expected) = expected
+                && txn.zxid != expected
+            {
+                return Err(RecoveryError::ZxidMismatch {
+                    index: entry.index,
+                    zxid: txn.zxid,
+                    expected,
+                });
+            }
             if txn.zxid <= tree.last_zxid() {
                 return Err(RecoveryError::OutOfOrder {
                     index: entry.index,

@@ -13,8 +13,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
+use crate::ensemble_config::Ensemble;
 use crate::persistence::Recovered;
-use crate::processor::{Command, Processor, ProcessorError};
+use crate::processor::{Command, Processor, ProcessorError, ReplicaSetup};
 use crate::{admin_http, connection};
 
 /// What every connection task shares.
@@ -124,6 +125,27 @@ pub enum ServerError {
     ProcessorGone,
 }
 
+/// What a member of an ensemble needs beyond a standalone server.
+#[derive(Debug)]
+pub struct Membership {
+    pub ensemble: Ensemble,
+    /// Named in every peer handshake: servers of different ensembles that
+    /// reach each other by mistake refuse to talk.
+    pub ensemble_name: String,
+    /// Bound on this server's quorum port.
+    pub quorum: TcpListener,
+    /// Seeds the election timeouts.
+    pub seed: u64,
+}
+
+/// Binds this server's quorum port (on every interface, as ZooKeeper's
+/// `quorumListenOnAllIPs=true`: in Kubernetes a pod's own DNS name may not
+/// resolve yet when it starts).
+pub async fn bind_quorum(ensemble: &Ensemble) -> std::io::Result<TcpListener> {
+    let port = ensemble.me().map_or(0, |m| m.quorum_port);
+    TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).await
+}
+
 /// Serves the recovered state until `shutdown` completes or the store
 /// fails (then nothing more can be acknowledged, so the server stops).
 pub async fn run(
@@ -133,8 +155,28 @@ pub async fn run(
     admin: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    run_member(config, recovered, client, admin, None, shutdown).await
+}
+
+/// [`run`], as a member of an ensemble when `membership` is given.
+pub async fn run_member(
+    config: Arc<Config>,
+    recovered: Recovered,
+    client: TcpListener,
+    admin: Option<TcpListener>,
+    membership: Option<Membership>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     let (commands, command_rx) = mpsc::channel(4096);
-    let processor = Processor::new(config.clone(), recovered)?;
+    let replica = membership.map(|m| {
+        let peers = crate::peers::start(&m.ensemble, &m.ensemble_name, m.quorum, commands.clone());
+        ReplicaSetup {
+            ensemble: m.ensemble,
+            peers,
+            seed: m.seed,
+        }
+    });
+    let processor = Processor::with_replica(config.clone(), recovered, replica)?;
     let mut processor_task = tokio::spawn(processor.run(command_rx));
     let shared = Arc::new(Shared::new(config.clone(), commands));
     let admin_task =

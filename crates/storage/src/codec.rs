@@ -16,7 +16,7 @@
 use proto::{Acl, ErrorCode, Id};
 use tree::{CreateTxn, SessionRecord, StatPersisted, Txn, TxnOp};
 
-use crate::{EntryKind, HardState, LogEntry, NodeRecord, StorageError};
+use crate::{EntryKind, HardState, Image, LogEntry, NodeRecord, StorageError};
 
 /// Version byte at the start of an encoded transaction ([`encode_txn`]).
 /// Transactions also travel between replicas, so they carry their own
@@ -646,6 +646,70 @@ pub(crate) fn decode_session(bytes: &[u8]) -> Result<SessionRecord> {
     };
     r.finish("session record")?;
     Ok(session)
+}
+
+// ---------------------------------------------------------------- snapshots
+
+const IMAGE_ENCODING_VERSION: u8 = 1;
+
+/// Encodes a state-machine image (a snapshot sent to a laggard): a version
+/// byte, index, term, zxid, the nodes and the sessions, each record in its
+/// stored encoding, and a checksum over everything.
+pub fn encode_image(image: &Image) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + image.nodes.len() * 96);
+    put_u8(&mut out, IMAGE_ENCODING_VERSION);
+    put_u64(&mut out, image.index);
+    put_u64(&mut out, image.term);
+    put_i64(&mut out, image.zxid);
+    put_len(&mut out, image.nodes.len());
+    for (path, node) in &image.nodes {
+        put_str(&mut out, path);
+        put_bytes(&mut out, &encode_node(node));
+    }
+    put_len(&mut out, image.sessions.len());
+    for (id, session) in &image.sessions {
+        put_i64(&mut out, *id);
+        put_bytes(&mut out, &encode_session(session));
+    }
+    seal(out)
+}
+
+/// Decodes [`encode_image`]'s bytes; anything else is an error, never a
+/// panic (they come from a peer).
+pub fn decode_image(bytes: &[u8]) -> std::result::Result<Image, StorageError> {
+    decode_image_inner(bytes).map_err(|e| e.into_error("snapshot image"))
+}
+
+fn decode_image_inner(bytes: &[u8]) -> Result<Image> {
+    let mut r = Reader::new(unseal(bytes)?);
+    let version = r.u8("image version")?;
+    if version != IMAGE_ENCODING_VERSION {
+        return malformed(format!("unknown image version {version}"));
+    }
+    let index = r.u64("image index")?;
+    let term = r.u64("image term")?;
+    let zxid = r.i64("image zxid")?;
+    let count = r.count("node count", 8)?;
+    let mut nodes = Vec::with_capacity(count);
+    for _ in 0..count {
+        let path = r.string("node path")?;
+        let node = decode_node(&r.bytes("node record")?)?;
+        nodes.push((path, node));
+    }
+    let count = r.count("session count", 12)?;
+    let mut sessions = Vec::with_capacity(count);
+    for _ in 0..count {
+        let id = r.i64("session id")?;
+        sessions.push((id, decode_session(&r.bytes("session record")?)?));
+    }
+    r.finish("snapshot image")?;
+    Ok(Image {
+        index,
+        term,
+        zxid,
+        nodes,
+        sessions,
+    })
 }
 
 // ---------------------------------------------------------------- meta

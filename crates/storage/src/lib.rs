@@ -35,7 +35,7 @@ pub mod memory;
 pub mod rocks;
 mod rules;
 
-pub use codec::{decode_txn, encode_txn};
+pub use codec::{decode_image, decode_txn, encode_image, encode_txn};
 pub use error::StorageError;
 
 use tree::{SessionRecord, StatPersisted};
@@ -117,6 +117,20 @@ pub struct Loaded {
     pub sessions: Vec<(i64, SessionRecord)>,
 }
 
+/// The state machine as of one log entry: what a snapshot carries to a
+/// server too far behind to catch up from the log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Image {
+    /// The last entry the image reflects.
+    pub index: u64,
+    pub term: u64,
+    /// The zxid of that entry.
+    pub zxid: i64,
+    /// Every node, in path order.
+    pub nodes: Vec<(String, NodeRecord)>,
+    pub sessions: Vec<(i64, SessionRecord)>,
+}
+
 /// The storage API, implemented by [`rocks::RocksStore`] and
 /// [`memory::MemoryStore`]. `&mut self` everywhere: one owner writes.
 pub trait Store: Send {
@@ -172,6 +186,13 @@ pub trait Store: Send {
     /// so a later change of the same path or session wins. Refused if the
     /// applied index would go back or pass the end of the log.
     fn apply(&mut self, batch: &ApplyBatch) -> Result<(), StorageError>;
+
+    /// Replaces everything with a snapshot from the leader, atomically: the
+    /// tree and the sessions become the image's, the log is emptied and
+    /// restarts after the image's index (which becomes the compaction
+    /// point), and that index is the applied one. Not synced, like every
+    /// other mutation.
+    fn install_image(&mut self, image: &Image) -> Result<(), StorageError>;
 
     /// Reads everything back: metadata, nodes, sessions.
     fn load(&self) -> Result<Loaded, StorageError>;

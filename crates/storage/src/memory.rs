@@ -55,6 +55,7 @@ enum Mutation {
     SetHardState(HardState),
     SetConfig(Vec<u8>),
     Apply(ApplyBatch),
+    InstallImage(Box<crate::Image>),
 }
 
 impl State {
@@ -112,6 +113,14 @@ impl State {
                 }
                 self.applied_index = batch.applied_index;
                 self.applied_zxid = batch.applied_zxid;
+            }
+            Mutation::InstallImage(image) => {
+                self.log.clear();
+                self.compacted = (image.index, image.term);
+                self.applied_index = image.index;
+                self.applied_zxid = image.zxid;
+                self.nodes = image.nodes.iter().cloned().collect();
+                self.sessions = image.sessions.iter().cloned().collect();
             }
         }
     }
@@ -243,6 +252,11 @@ impl Store for MemoryStore {
     fn apply(&mut self, batch: &ApplyBatch) -> Result<(), StorageError> {
         self.current.bounds().check_apply(batch)?;
         self.record(Mutation::Apply(batch.clone()));
+        Ok(())
+    }
+
+    fn install_image(&mut self, image: &crate::Image) -> Result<(), StorageError> {
+        self.record(Mutation::InstallImage(Box::new(image.clone())));
         Ok(())
     }
 

@@ -466,6 +466,56 @@ impl Store for RocksStore {
         Ok(())
     }
 
+    fn install_image(&mut self, image: &crate::Image) -> Result<(), StorageError> {
+        self.check_usable()?;
+        let mut batch = WriteBatch::default();
+        let log = self.cf(CF_LOG)?;
+        let first = self.bounds().first();
+        if self.last_index >= first {
+            batch.delete_range_cf(
+                log,
+                codec::log_key(first).to_vec(),
+                log_end_key(self.last_index),
+            );
+        }
+        let tree = self.cf(CF_TREE)?;
+        // Node keys are UTF-8 paths: no key starts with 0xFF.
+        batch.delete_range_cf(tree, Vec::new(), vec![0xFF]);
+        for (path, node) in &image.nodes {
+            batch.put_cf(tree, codec::node_key(path), codec::encode_node(node));
+        }
+        let sessions = self.cf(CF_SESSIONS)?;
+        for item in self.db.iterator_cf(sessions, rocksdb::IteratorMode::Start) {
+            let (key, _) =
+                item.map_err(|e| StorageError::rocks("reading the sessions to replace", e))?;
+            batch.delete_cf(sessions, key);
+        }
+        for (id, session) in &image.sessions {
+            batch.put_cf(
+                sessions,
+                codec::session_key(*id),
+                codec::encode_session(session),
+            );
+        }
+        let meta = self.cf(CF_META)?;
+        batch.put_cf(
+            meta,
+            meta_key::COMPACTED,
+            codec::encode_compacted(image.index, image.term),
+        );
+        batch.put_cf(
+            meta,
+            meta_key::APPLIED,
+            codec::encode_applied(image.index, image.zxid),
+        );
+        self.write(batch, "a snapshot image")?;
+        self.meta.compacted = (image.index, image.term);
+        self.meta.applied_index = image.index;
+        self.meta.applied_zxid = image.zxid;
+        self.last_index = image.index;
+        Ok(())
+    }
+
     fn load(&self) -> Result<Loaded, StorageError> {
         self.check_usable()?;
         let preloaded = self

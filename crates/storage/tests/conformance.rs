@@ -598,6 +598,55 @@ fn restart_keeps_everything_synced<B: Builder>(b: &mut B) {
     assert_eq!(s.term(24).expect("term"), 3);
 }
 
+fn installing_an_image_replaces_log_tree_and_sessions<B: Builder>(b: &mut B) {
+    let mut s = b.fresh();
+    s.append(&entries(1..=20, 1)).expect("append");
+    s.apply(&ApplyBatch {
+        nodes: vec![
+            ("/".into(), Some(node(1, b""))),
+            ("/old".into(), Some(node(5, b"old"))),
+        ],
+        sessions: vec![(7, Some(session(4000))), (-3, Some(session(4000)))],
+        ..apply_marker(5)
+    })
+    .expect("apply");
+    let image = storage::Image {
+        index: 40,
+        term: 3,
+        zxid: (3 << 32) | 9,
+        nodes: vec![
+            ("/".into(), node(1, b"")),
+            ("/new".into(), node(30, b"new")),
+        ],
+        sessions: vec![(42, session(6000))],
+    };
+    s.install_image(&image).expect("install");
+    let check = |s: &B::S| {
+        assert_eq!(s.first_index(), 41);
+        assert_eq!(s.last_index(), 40);
+        assert_eq!(s.term(40).expect("term of the image's index"), 3);
+        let loaded = s.load().expect("load");
+        assert_eq!(loaded.nodes, image.nodes);
+        assert_eq!(loaded.sessions, image.sessions);
+        assert_eq!(loaded.meta.applied_index, 40);
+        assert_eq!(loaded.meta.applied_zxid, image.zxid);
+        assert_eq!(loaded.meta.compacted, (40, 3));
+    };
+    check(&s);
+    s.sync().expect("sync");
+    let mut s = b.restart(s);
+    check(&s);
+    // The log goes on after the image.
+    s.append(&entries(41..=42, 3))
+        .expect("append after the image");
+    assert_eq!(s.last_index(), 42);
+    let round_trip = storage::decode_image(&storage::encode_image(&image)).expect("decode");
+    assert_eq!(round_trip, image);
+    let mut damaged = storage::encode_image(&image);
+    damaged[10] ^= 1;
+    assert!(storage::decode_image(&damaged).is_err());
+}
+
 macro_rules! conformance {
     ($($scenario:ident),* $(,)?) => {
         mod memory {
@@ -621,6 +670,7 @@ conformance!(
     hard_state_and_config,
     apply_batches_and_load,
     restart_keeps_everything_synced,
+    installing_an_image_replaces_log_tree_and_sessions,
 );
 
 // ---------------------------------------------------------------- MemoryStore crash model

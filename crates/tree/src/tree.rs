@@ -229,6 +229,18 @@ impl DataTree {
         self.last_zxid
     }
 
+    /// Every node with its path, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.nodes.iter()
+    }
+
+    /// Records that a log entry without a transaction (a new leader's
+    /// first entry) was applied at `zxid`: as ZooKeeper's new epoch, it
+    /// becomes the last processed zxid. Never goes back.
+    pub fn advance_zxid(&mut self, zxid: i64) {
+        self.set_last_zxid(zxid);
+    }
+
     pub fn approximate_data_size(&self) -> i64 {
         self.data_size
     }

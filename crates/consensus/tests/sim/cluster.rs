@@ -14,9 +14,9 @@ use consensus::{CommittedKind, Node, NodeConfig, Role, wire};
 
 use crate::sim::disk::{AppliedEntry, Disk};
 use crate::sim::invariants::History;
-use crate::sim::log::SimLog;
 use crate::sim::machine::{Machine, Prepared, Requests, random_write};
 use crate::sim::rng::Rng;
+use consensus::MemLog as SimLog;
 
 /// How hostile a run is. Rates are per mille of events.
 #[derive(Debug, Clone)]

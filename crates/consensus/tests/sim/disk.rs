@@ -3,7 +3,7 @@
 
 use consensus::raft::eraftpb::ConfState;
 
-use crate::sim::log::{LogCore, SimLog};
+use consensus::{LogCore, MemLog as SimLog};
 
 /// An entry the state machine applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +33,8 @@ pub(crate) struct Disk {
 
 impl Disk {
     pub(crate) fn new(voters: &[u64]) -> Disk {
-        let core = LogCore {
-            conf_state: ConfState::from((voters.to_vec(), Vec::<u64>::new())),
-            ..LogCore::default()
-        };
+        let mut core = LogCore::default();
+        core.conf_state = ConfState::from((voters.to_vec(), Vec::<u64>::new()));
         Disk {
             live: SimLog::new(core.clone()),
             durable: Durable {

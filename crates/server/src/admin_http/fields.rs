@@ -198,7 +198,7 @@ fn server_stats_fields(s: &ServerSnapshot, config: &Config) -> Vec<(&'static str
             Json::uint(report::dir_size(&report::snap_dir(&config.data_log_dir))),
         ),
         ("provider_null", Json::Bool(false)),
-        ("server_state", Json::str("standalone")),
+        ("server_state", Json::str(s.server_state())),
         ("last_processed_zxid", Json::Int(s.last_zxid)),
         ("outstanding_requests", Json::Int(0)),
         ("avg_latency", Json::Float(l.avg())),

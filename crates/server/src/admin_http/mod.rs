@@ -2,7 +2,8 @@
 //! `GET /commands` lists the commands, `GET /commands/<name>` answers a
 //! command (by its primary name or an alias) as a JSON object in the
 //! AdminServer's shape, `/metrics` exposes Prometheus text, and `/healthz`
-//! / `/readyz` answer liveness and readiness probes (the last three are
+//! / `/readyz` answer liveness and readiness probes, and `/ensemble` says
+//! how this server takes part in its ensemble (the last four are
 //! Conclave's own; ZooKeeper has no such paths on this port).
 //!
 //! This module owns the routes and their handlers; `commands` runs a
@@ -11,6 +12,7 @@
 //! does, and `prometheus` writes the `/metrics` text.
 
 mod commands;
+mod ensemble;
 mod fields;
 mod json;
 mod prometheus;
@@ -62,6 +64,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/ensemble", get(ensemble_handler))
         .with_state(shared)
 }
 
@@ -129,13 +132,22 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
+/// This server's part in its ensemble (`ensemble`).
+async fn ensemble_handler(State(shared): State<Arc<Shared>>) -> Response {
+    let Some(s) = report::snapshot(&shared).await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, report::NOT_SERVING).into_response();
+    };
+    let (status, body) = ensemble::ensemble_response(&s);
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 /// Liveness: the process answers.
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: the processor answers, i.e. requests are being served. A
-/// standalone server is its own quorum.
+/// Readiness: requests are being served. A standalone server is its own
+/// quorum; a member of an ensemble is ready while it has a leader.
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     if report::is_serving(&shared).await {
         (StatusCode::OK, "ready\n").into_response()

@@ -21,8 +21,9 @@ pub fn prometheus_text(s: &ServerSnapshot) -> String {
     let _ = writeln!(out, "# TYPE server_info gauge");
     let _ = writeln!(
         out,
-        "server_info{{version=\"{}\",server_state=\"standalone\"}} 1",
-        label_value(report::VERSION)
+        "server_info{{version=\"{}\",server_state=\"{}\"}} 1",
+        label_value(report::VERSION),
+        s.server_state()
     );
     for m in report::metrics(s) {
         let help = if m.real || m.help == report::PLACEHOLDER_HELP {

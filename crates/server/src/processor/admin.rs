@@ -33,7 +33,8 @@ pub enum AdminQuery {
     FourLetterOutput {
         packets: u64,
     },
-    /// Is the processor serving? (Answered `Done`.)
+    /// Is the processor serving? (Answered `Done`, or `NotServing` by an
+    /// ensemble member without a leader.)
     Ping,
 }
 
@@ -41,6 +42,8 @@ pub enum AdminQuery {
 pub enum AdminAnswer {
     Snapshot(Box<ServerSnapshot>),
     Done,
+    /// Answered to `Ping` by a member of an ensemble that knows no leader.
+    NotServing,
 }
 
 /// One client connection (`cons`).
@@ -90,6 +93,22 @@ pub struct ServerSnapshot {
     /// Bytes of client packets received (`bytes_received_count`); counted
     /// by the connections, filled in by `report::snapshot`.
     pub bytes_received: u64,
+    /// This server's part in its ensemble; `None` when standalone.
+    pub replica: Option<super::ReplicaStatus>,
+}
+
+impl ServerSnapshot {
+    /// ZooKeeper's name for the server's state: "standalone", "leader",
+    /// "follower", "observer", or "looking" while no leader is known.
+    pub fn server_state(&self) -> &'static str {
+        self.replica.as_ref().map_or("standalone", |r| r.state)
+    }
+
+    /// Whether this server serves clients now: standalone, or in an
+    /// ensemble with a leader it can reach (a quorum).
+    pub fn serving(&self) -> bool {
+        self.replica.as_ref().is_none_or(|r| r.leader.is_some())
+    }
 }
 
 impl Processor {
@@ -114,7 +133,13 @@ impl Processor {
                 self.stats.packets_sent += packets;
                 AdminAnswer::Done
             }
-            AdminQuery::Ping => AdminAnswer::Done,
+            AdminQuery::Ping => {
+                if self.replica.as_ref().is_none_or(|r| r.has_leader()) {
+                    AdminAnswer::Done
+                } else {
+                    AdminAnswer::NotServing
+                }
+            }
         }
     }
 
@@ -221,6 +246,7 @@ impl Processor {
             watches_by_path,
             connections_rejected: 0,
             bytes_received: 0,
+            replica: self.replica.as_ref().map(|r| r.status()),
         }
     }
 }

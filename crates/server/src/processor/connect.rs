@@ -24,6 +24,13 @@ impl Processor {
     ) {
         self.stats.packets_received += 1;
         self.stats.connection_requests += 1;
+        if self.replica.as_ref().is_some_and(|r| !r.has_leader()) {
+            // As a ZooKeeper server that is not running (no quorum): the
+            // client tries another server.
+            tracing::debug!(%remote, "refusing a session: no leader, so no quorum to serve");
+            let _ = outbound.send(Outgoing::Close);
+            return;
+        }
         if request.last_zxid_seen > self.tree.last_zxid() {
             tracing::info!(
                 %remote,
@@ -104,7 +111,9 @@ impl Processor {
             .tree
             .session(session_id)
             .is_some_and(|s| s.password == request.password)
-            && self.sessions.is_alive(session_id);
+            // In an ensemble the leader expires sessions through the log:
+            // a session in the tree is alive, whichever server it was on.
+            && (self.replica.is_some() || self.sessions.is_alive(session_id));
         let read_only = request.read_only.map(|_| false);
         if !valid {
             tracing::info!(

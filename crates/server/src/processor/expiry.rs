@@ -15,6 +15,9 @@ impl Processor {
     /// the connection still attached to the session is closed without a
     /// reply.
     pub(super) fn expire_sessions(&mut self) {
+        if self.replica.as_ref().is_some_and(|r| !r.is_leader()) {
+            return;
+        }
         let now = self.now_ms();
         for session_id in self.sessions.expired(now) {
             tracing::info!(
@@ -38,6 +41,9 @@ impl Processor {
     /// Candidates come from the applied tree; one whose deletion is still
     /// in flight from the last round fails harmlessly (NoNode).
     pub(super) fn reap_containers(&mut self) {
+        if self.replica.as_ref().is_some_and(|r| !r.is_leader()) {
+            return;
+        }
         let candidates = self
             .tree
             .reap_candidates(wall_clock_ms(), self.config.container_max_never_used_ms);

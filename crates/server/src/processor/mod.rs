@@ -24,6 +24,7 @@ mod connect;
 mod expiry;
 mod pipeline;
 mod reads;
+mod replication;
 mod watches;
 mod writes;
 
@@ -39,6 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 use tree::{DataTree, Features, Pending, WatchManager};
 
 pub use admin::{AdminAnswer, AdminQuery, ConnectionInfo, ServerSnapshot};
+pub use replication::{ReplicaSetup, ReplicaStatus, decode_conf_state, encode_conf_state};
 
 use crate::config::Config;
 use crate::durability::{LogWriter, WriterEvent};
@@ -89,6 +91,8 @@ pub enum Command {
         conn: ConnId,
     },
     Admin(AdminQuery, oneshot::Sender<AdminAnswer>),
+    /// From the peer transport (ensemble only).
+    Peer(crate::peers::PeerEvent),
 }
 
 /// A client connection as the processor sees it.
@@ -120,6 +124,8 @@ pub enum ProcessorError {
     Storage(#[from] storage::StorageError),
     #[error("could not start the log writer: {0}")]
     Writer(#[from] std::io::Error),
+    #[error("replication failed: {0}")]
+    Consensus(String),
 }
 
 /// The processor's state.
@@ -142,6 +148,8 @@ pub struct Processor {
     next_index: u64,
     /// Log entries up to here were dropped by retention.
     compacted_through: u64,
+    /// The ensemble side; `None` for a standalone server.
+    replica: Option<Box<replication::Replica>>,
 }
 
 impl std::fmt::Debug for Processor {
@@ -156,6 +164,15 @@ impl Processor {
     /// A processor serving the recovered state; its store goes to the log
     /// writer thread.
     pub fn new(config: Arc<Config>, recovered: Recovered) -> Result<Self, ProcessorError> {
+        Processor::with_replica(config, recovered, None)
+    }
+
+    /// A processor that is a member of an ensemble when `replica` is given.
+    pub fn with_replica(
+        config: Arc<Config>,
+        mut recovered: Recovered,
+        replica: Option<ReplicaSetup>,
+    ) -> Result<Self, ProcessorError> {
         let features = Features {
             extended_types: config.extended_types_enabled,
             skip_acl: config.skip_acl,
@@ -174,6 +191,18 @@ impl Processor {
             sessions.track(*id, record.timeout_ms, None, 0);
         }
         let compacted_through = recovered.store.meta().compacted.0;
+        let replica = match replica {
+            Some(setup) => {
+                let (heartbeat, election) = raft_ticks(&config);
+                Some(Box::new(replication::Replica::new(
+                    setup,
+                    recovered.store.as_mut(),
+                    heartbeat,
+                    election,
+                )?))
+            }
+            None => None,
+        };
         let (writer, events) = LogWriter::spawn(recovered.store)?;
         Ok(Processor {
             features,
@@ -190,6 +219,7 @@ impl Processor {
             next_index: recovered.next_index,
             compacted_through,
             config,
+            replica,
         })
     }
 
@@ -219,6 +249,9 @@ impl Processor {
         );
         reaper_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reaper_timer.tick().await;
+        let mut raft_timer = tokio::time::interval(raft_tick(&self.config));
+        raft_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let replicated = self.replica.is_some();
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
@@ -226,12 +259,23 @@ impl Processor {
                     None => break,
                 },
                 event = events.recv() => match event {
-                    Some(WriterEvent::Durable { index, sync }) => self.durable(index, sync),
+                    Some(WriterEvent::Durable { index, marker, sync }) => {
+                        if let Some(number) = marker {
+                            self.stats.record_sync(sync.entries, sync.duration);
+                            self.replica_persisted(number);
+                        } else {
+                            self.durable(index, sync);
+                        }
+                    }
                     Some(WriterEvent::Failed(e)) => return Err(e.into()),
                     None => break,
                 },
                 _ = expiry_timer.tick() => self.expire_sessions(),
                 _ = reaper_timer.tick() => self.reap_containers(),
+                _ = raft_timer.tick(), if replicated => self.replica_tick(),
+            }
+            if let Some(failure) = self.replica.as_ref().and_then(|r| r.failure.clone()) {
+                return Err(ProcessorError::Consensus(failure));
             }
         }
         Ok(())
@@ -264,6 +308,7 @@ impl Processor {
                 let answer = self.admin(query);
                 let _ = reply.send(answer);
             }
+            Command::Peer(event) => self.peer_event(event),
         }
     }
 
@@ -290,6 +335,7 @@ impl Processor {
         self.stats.packets_received += 1;
         let session_id = conn.session_id;
         self.sessions.touch(session_id, now);
+        self.replica_touch(session_id);
         self.accept(
             conn_id,
             Queued::Request {
@@ -351,6 +397,9 @@ impl Processor {
                 self.close(conn_id);
             }
             request if writes::is_write(&request) => self.write(conn_id, header, request, received),
+            Request::Sync(r) if self.replica.is_some() => {
+                self.sync_replicated(conn_id, header.xid, r.path, received);
+            }
             request => {
                 let (err, response) = self.read(conn_id, &request);
                 if err == ErrorCode::Ok {
@@ -571,6 +620,21 @@ impl Processor {
             self.sessions.detach(conn.session_id, conn_id);
         }
     }
+}
+
+/// How long a raft tick is: half a ZooKeeper tick, so a leader's
+/// heartbeats (one per raft tick) come twice per `tickTime`.
+fn raft_tick(config: &Config) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::from((config.tick_time_ms / 2).max(5)))
+}
+
+/// (heartbeat, election timeout) in raft ticks. A follower that has heard
+/// nothing from its leader for `syncLimit` ZooKeeper ticks gives up on it,
+/// as ZooKeeper's followers do; here that is the upper end of the
+/// randomized election timeout (raft-rs draws it from [e, 2e) raft ticks).
+fn raft_ticks(config: &Config) -> (usize, usize) {
+    let sync_limit = usize::try_from(config.sync_limit.unwrap_or(5)).unwrap_or(5);
+    (1, sync_limit.max(3))
 }
 
 /// The four-letter code `cons` shows as `lop=` (`FinalRequestProcessor`).

@@ -82,7 +82,7 @@ pub(super) enum Waiter {
 }
 
 impl Waiter {
-    fn conn(&self) -> Option<ConnId> {
+    pub(super) fn conn(&self) -> Option<ConnId> {
         match self {
             Waiter::Client { conn, .. }
             | Waiter::Malformed { conn, .. }
@@ -111,6 +111,11 @@ impl Processor {
         auth_conn: Option<ConnId>,
         waiter: Waiter,
     ) {
+        if self.replica.is_some() {
+            let kind = super::replication::WriteKind::Write(write);
+            self.submit_replicated(kind, session_id, cxid, auth_conn, waiter);
+            return;
+        }
         let auth = auth_conn
             .and_then(|c| self.conns.get(&c))
             .map(|c| c.auth.as_slice())
@@ -140,6 +145,11 @@ impl Processor {
         code: ErrorCode,
         waiter: Waiter,
     ) {
+        if self.replica.is_some() {
+            let kind = super::replication::WriteKind::Error(code);
+            self.submit_replicated(kind, session_id, cxid, None, waiter);
+            return;
+        }
         let txn = Txn {
             session_id,
             cxid,
@@ -217,7 +227,7 @@ impl Processor {
         }
     }
 
-    fn complete(&mut self, waiter: Waiter, txn: &Txn, outcome: Outcome) {
+    pub(super) fn complete(&mut self, waiter: Waiter, txn: &Txn, outcome: Outcome) {
         let zxid = txn.zxid;
         match waiter {
             Waiter::Client {

@@ -37,7 +37,7 @@ pub(super) fn is_write_op(op: OpCode) -> bool {
     )
 }
 
-fn write_request(request: Request) -> Option<WriteRequest> {
+pub(super) fn write_request(request: Request) -> Option<WriteRequest> {
     let create = |op, r: proto::CreateRequest| WriteRequest::Create {
         op,
         request: CreateTtlRequest {
@@ -67,6 +67,39 @@ fn write_request(request: Request) -> Option<WriteRequest> {
         Request::Reconfig(r) => WriteRequest::Reconfig(r),
         Request::CloseSession => WriteRequest::CloseSession,
         _ => return None,
+    })
+}
+
+/// The request a write came from, to forward it to the leader (which
+/// turns it back with [`write_request`]); `None` for a new session, which
+/// travels as its own message.
+pub(super) fn request_of(write: &WriteRequest) -> Option<Request> {
+    let create = |r: &CreateTtlRequest| proto::CreateRequest {
+        path: r.path.clone(),
+        data: r.data.clone(),
+        acl: r.acl.clone(),
+        flags: r.flags,
+    };
+    Some(match write {
+        WriteRequest::Create { op, request } => match op {
+            OpCode::Create => Request::Create(create(request)),
+            OpCode::Create2 => Request::Create2(create(request)),
+            OpCode::CreateContainer => Request::CreateContainer(create(request)),
+            _ => Request::CreateTtl(request.clone()),
+        },
+        WriteRequest::Delete(r) => Request::Delete(r.clone()),
+        WriteRequest::SetData(r) => Request::SetData(r.clone()),
+        WriteRequest::SetAcl(r) => Request::SetAcl(r.clone()),
+        WriteRequest::Check(r) => Request::Check(r.clone()),
+        WriteRequest::Multi(ops) => Request::Multi(ops.clone()),
+        WriteRequest::DeleteContainer(path) => {
+            Request::DeleteContainer(proto::DeleteContainerRequest {
+                path: Some(path.clone().into_bytes()),
+            })
+        }
+        WriteRequest::Reconfig(r) => Request::Reconfig(r.clone()),
+        WriteRequest::CloseSession => Request::CloseSession,
+        WriteRequest::CreateSession { .. } => return None,
     })
 }
 

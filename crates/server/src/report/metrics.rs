@@ -392,13 +392,49 @@ pub fn monitor(s: &ServerSnapshot) -> Vec<(String, Value)> {
         ("version".to_owned(), Value::Text(VERSION.to_owned())),
         (
             "server_state".to_owned(),
-            Value::Text("standalone".to_owned()),
+            Value::Text(s.server_state().to_owned()),
         ),
     ];
     for m in metrics(s) {
         monitor_values(&m, &mut out);
     }
+    if let Some(r) = &s.replica {
+        ensemble_values(r, &mut out);
+    }
     out
+}
+
+/// The keys a member of a ZooKeeper ensemble adds to `mntr`: every member
+/// its peer state and quorum size, the leader its learners and how many of
+/// them are in sync.
+fn ensemble_values(r: &crate::processor::ReplicaStatus, out: &mut Vec<(String, Value)>) {
+    let int = |v: usize| Value::Int(i64::try_from(v).unwrap_or(i64::MAX));
+    let peer_state = match r.state {
+        "leader" => "leading - broadcast",
+        "follower" => "following - broadcast",
+        "observer" => "observing - broadcast",
+        _ => "looking - election",
+    };
+    out.push(("peer_state".to_owned(), Value::Text(peer_state.to_owned())));
+    let voters = r
+        .members
+        .iter()
+        .filter(|(_, role, _)| *role == crate::ensemble_config::MemberRole::Participant)
+        .count();
+    out.push(("quorum_size".to_owned(), int(voters)));
+    if r.state == "leader" {
+        let others = || r.progress.iter().filter(|p| p.id != r.my_id);
+        let synced = |learner: bool| {
+            others()
+                .filter(|p| p.learner == learner && p.recent_active)
+                .count()
+        };
+        out.push(("learners".to_owned(), int(others().count())));
+        out.push(("synced_followers".to_owned(), int(synced(false))));
+        out.push(("synced_non_voting_followers".to_owned(), int(0)));
+        out.push(("synced_observers".to_owned(), int(synced(true))));
+        out.push(("pending_syncs".to_owned(), int(r.pending_syncs)));
+    }
 }
 
 /// One metric as `mntr` keys.

@@ -89,13 +89,17 @@ pub async fn snapshot(shared: &Shared) -> Option<ServerSnapshot> {
             s.bytes_received = shared.bytes_received.load(Ordering::Relaxed);
             Some(s)
         }
-        AdminAnswer::Done => None,
+        AdminAnswer::Done | AdminAnswer::NotServing => None,
     }
 }
 
-/// Is the server serving requests (`ZooKeeperServer.isRunning`)?
+/// Is the server serving requests (`ZooKeeperServer.isRunning`)? In an
+/// ensemble: is there a leader, so a quorum, to serve with.
 pub async fn is_serving(shared: &Shared) -> bool {
-    query(shared, AdminQuery::Ping).await.is_some()
+    matches!(
+        query(shared, AdminQuery::Ping).await,
+        Some(AdminAnswer::Done)
+    )
 }
 
 /// `srst`: the processor's statistics and every metric counter start over,

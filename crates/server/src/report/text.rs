@@ -31,7 +31,7 @@ pub fn server_stats_text(s: &ServerSnapshot) -> String {
     let _ = writeln!(out, "Connections: {}", s.connections.len());
     let _ = writeln!(out, "Outstanding: 0");
     let _ = writeln!(out, "Zxid: 0x{:x}", s.last_zxid);
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", s.server_state());
     let _ = writeln!(out, "Node count: {}", s.node_count);
     out
 }

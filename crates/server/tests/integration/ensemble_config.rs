@@ -1,7 +1,7 @@
 //! zoo.cfg ensemble settings on the real binary: what runs standalone as
-//! in ZooKeeper, what is refused with a reason, and that an ensemble
-//! configuration is refused (replication is not finished) rather than run
-//! as independent standalone servers that would accept conflicting writes.
+//! in ZooKeeper, what is refused with a reason, and that a member whose
+//! peers cannot be reached keeps trying, says so, and serves nobody (never
+//! standalone, which would accept conflicting writes).
 
 use std::time::Duration;
 
@@ -28,19 +28,40 @@ fn refused_saying(dir: &DataDir, cfg: &[&str], expected: &[&str]) {
 }
 
 #[test]
-fn an_ensemble_config_is_refused_not_run_standalone() {
-    let dir = DataDir::new("ensemble-refused");
+fn a_member_whose_peers_are_unreachable_keeps_trying_and_does_not_serve() {
+    let dir = DataDir::new("ensemble-alone");
     std::fs::create_dir_all(dir.data_dir()).unwrap();
     std::fs::write(dir.data_dir().join("myid"), "2\n").unwrap();
-    refused_saying(
-        &dir,
-        &THREE,
-        &["ensemble of 3 servers", "server 2", "standalone only"],
-    );
+    let q = crate::support::free_port;
+    let servers = [
+        format!("server.1=peer-1.invalid:{}:{}", q(), q()),
+        format!("server.2=127.0.0.1:{}:{}", q(), q()),
+        format!("server.3=127.0.0.1:{}:{}", q(), q()),
+    ];
+    let mut cfg: Vec<&str> = servers.iter().map(String::as_str).collect();
+    cfg.extend(["tickTime=200", "initLimit=10", "syncLimit=5"]);
+    let mut server = dir.spawn(&cfg);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = server.log();
+        if log.contains("peer not reachable yet") && log.contains("peer-1.invalid") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log does not say the peers are unreachable:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(server.running(), "it gave up:\n{}", server.log());
+    let srvr = crate::support::four_letter(server.addr, "srvr").unwrap();
+    assert!(srvr.contains("not currently serving"), "{srvr}");
     assert!(
-        !dir.store_dir().exists(),
-        "a refused ensemble member created a store"
+        crate::raw_client::RawClient::connect(server.addr, 5_000).is_err(),
+        "a member without a quorum opened a session"
     );
+    assert!(server.terminate().success());
 }
 
 #[test]

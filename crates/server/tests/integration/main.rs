@@ -8,7 +8,9 @@
 
 mod bad_data_dirs;
 mod crash;
+mod ensemble;
 mod ensemble_config;
+mod ensemble_support;
 mod raw_client;
 mod raw_protocol;
 mod restarts;

@@ -55,7 +55,7 @@ impl Drop for TestServer {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -270,10 +270,25 @@ impl DataDir {
 
     /// Starts the server without waiting for it to serve.
     pub fn spawn(&self, extra_cfg: &[&str]) -> Conclave {
+        self.spawn_wrapped(extra_cfg, &[])
+    }
+
+    /// [`DataDir::spawn`] through a wrapper command (`wrapper` followed by
+    /// the server's command line), e.g. `unshare`.
+    pub fn spawn_wrapped(&self, extra_cfg: &[&str], wrapper: &[String]) -> Conclave {
         let addr = self.write_config(extra_cfg);
         let log = self.next_log("server");
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_conclave-server"))
+        let bin = env!("CARGO_BIN_EXE_conclave-server");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = command
             .arg("--config")
             .arg(self.config_path())
             .stdin(Stdio::null())

@@ -1,0 +1,384 @@
+//! The peer transport: one TCP connection to each other member of the
+//! ensemble for what this server sends it, and a listener on this server's
+//! quorum port for what the others send. Frames are `consensus::wire`'s;
+//! every connection starts with a `Hello` naming the ensemble and both ends,
+//! and nothing a peer sends reaches raft before that checked out.
+//!
+//! Why one direction per connection: no tie-breaking between two
+//! connections for the same pair, and a reader never competes with a writer.
+//!
+//! Peers are addressed by host name, resolved again on every connection
+//! attempt: in Kubernetes a StatefulSet pod's DNS name resolves only once
+//! the pod exists, and to a new address after it is rescheduled. A peer
+//! that cannot be reached is retried with a capped backoff, and said so in
+//! the log (once per change of state, not on every attempt).
+//!
+//! Messages for a peer wait in a bounded queue. Raft tolerates loss, so
+//! when the queue is full (the peer is slow or away) new messages are
+//! dropped and raft is told the peer is unreachable; a snapshot that could
+//! not be delivered is reported as failed, or the leader would wait for it
+//! forever.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use consensus::raft::eraftpb::{Message, MessageType};
+use consensus::wire::{self, Frame, Hello};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::ensemble_config::Ensemble;
+use crate::processor::Command;
+
+/// Messages waiting for one peer, at most.
+const QUEUE: usize = 4096;
+/// How long connecting or a Hello may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What the transport reports to the processor.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// A message from a peer, after its connection's Hello checked out.
+    Raft(Box<Message>),
+    /// A ZooKeeper-layer message (`crate::service_message`) from `from`.
+    Service { from: u64, payload: Vec<u8> },
+    /// `peer` could not be reached (raft slows down probing it).
+    Unreachable(u64),
+    /// A snapshot to `peer` was written out, or could not be.
+    SnapshotSent { peer: u64, delivered: bool },
+}
+
+/// What goes out to one peer.
+#[derive(Debug)]
+enum Outbound {
+    Raft(Box<Message>),
+    Service(Vec<u8>),
+}
+
+/// The processor's handle on the transport.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    queues: HashMap<u64, mpsc::Sender<Outbound>>,
+    /// Per peer: whether its connection is up (for status reports).
+    connected: HashMap<u64, Arc<AtomicBool>>,
+}
+
+impl Peers {
+    /// Queues a raft message; false if it was dropped (full queue or
+    /// unknown peer), which the caller reports to raft.
+    pub fn send(&self, message: Message) -> bool {
+        match self.queues.get(&message.to) {
+            Some(queue) => queue.try_send(Outbound::Raft(Box::new(message))).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Queues a ZooKeeper-layer message for `to`; false if dropped.
+    pub fn send_service(&self, to: u64, payload: Vec<u8>) -> bool {
+        match self.queues.get(&to) {
+            Some(queue) => queue.try_send(Outbound::Service(payload)).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Whether this server's connection to `peer` is up.
+    pub fn is_connected(&self, peer: u64) -> bool {
+        self.connected
+            .get(&peer)
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// Where a peer listens.
+#[derive(Debug, Clone)]
+struct PeerAddress {
+    id: u64,
+    host: String,
+    port: u16,
+}
+
+/// Starts a sender task for every other member and the listener for
+/// inbound connections; events go to the processor through `commands`.
+pub fn start(
+    ensemble: &Ensemble,
+    ensemble_name: &str,
+    listener: TcpListener,
+    commands: mpsc::Sender<Command>,
+) -> Peers {
+    let mut queues = HashMap::new();
+    let mut connected = HashMap::new();
+    for member in ensemble.members.iter().filter(|m| m.id != ensemble.my_id) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let up = Arc::new(AtomicBool::new(false));
+        queues.insert(member.id, tx);
+        connected.insert(member.id, up.clone());
+        let peer = PeerAddress {
+            id: member.id,
+            host: member.host.clone(),
+            port: member.quorum_port,
+        };
+        let hello = Hello {
+            ensemble: ensemble_name.to_owned(),
+            from: ensemble.my_id,
+            to: member.id,
+        };
+        tokio::spawn(send_loop(peer, hello, rx, commands.clone(), up));
+    }
+    let members = ensemble
+        .members
+        .iter()
+        .map(|m| m.id)
+        .filter(|&id| id != ensemble.my_id)
+        .collect();
+    tokio::spawn(accept_loop(
+        listener,
+        ensemble_name.to_owned(),
+        ensemble.my_id,
+        members,
+        commands,
+    ));
+    Peers { queues, connected }
+}
+
+/// Keeps a connection to `peer` up and writes its queue into it.
+async fn send_loop(
+    peer: PeerAddress,
+    hello: Hello,
+    mut queue: mpsc::Receiver<Outbound>,
+    commands: mpsc::Sender<Command>,
+    up: Arc<AtomicBool>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    let mut last_error: Option<String> = None;
+    loop {
+        let mut stream = match connect(&peer, &hello).await {
+            Ok(stream) => {
+                tracing::info!(peer = peer.id, host = %peer.host, port = peer.port, "connected to peer");
+                last_error = None;
+                backoff = Duration::from_millis(50);
+                stream
+            }
+            Err(e) => {
+                if last_error.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(
+                        peer = peer.id,
+                        host = %peer.host,
+                        port = peer.port,
+                        error = %e,
+                        "peer not reachable yet; retrying"
+                    );
+                    last_error = Some(e);
+                }
+                let _ = commands.try_send(Command::Peer(PeerEvent::Unreachable(peer.id)));
+                // What was queued meanwhile is stale: raft resends what
+                // matters once the peer answers again.
+                discard_queued(&mut queue, peer.id, &commands);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        up.store(true, Ordering::Relaxed);
+        let mut buf = Vec::new();
+        let broken = loop {
+            let Some(first) = queue.recv().await else {
+                // The processor is gone: the server is stopping.
+                return;
+            };
+            // Write everything queued in one go.
+            buf.clear();
+            let mut snapshots = 0;
+            let mut next = Some(first);
+            while let Some(item) = next {
+                snapshots += usize::from(is_snapshot(&item));
+                encode(item, &mut buf);
+                next = if buf.len() < 1 << 20 {
+                    queue.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            let written = stream.write_all(&buf).await;
+            for _ in 0..snapshots {
+                let event = PeerEvent::SnapshotSent {
+                    peer: peer.id,
+                    delivered: written.is_ok(),
+                };
+                let _ = commands.send(Command::Peer(event)).await;
+            }
+            if let Err(e) = written {
+                break e;
+            }
+        };
+        up.store(false, Ordering::Relaxed);
+        tracing::warn!(peer = peer.id, error = %broken, "connection to peer broke; reconnecting");
+        let _ = commands.try_send(Command::Peer(PeerEvent::Unreachable(peer.id)));
+    }
+}
+
+fn is_snapshot(item: &Outbound) -> bool {
+    matches!(item, Outbound::Raft(m) if m.get_msg_type() == MessageType::MsgSnapshot)
+}
+
+fn encode(item: Outbound, out: &mut Vec<u8>) {
+    let frame = match item {
+        Outbound::Raft(m) => Frame::Raft(m),
+        Outbound::Service(payload) => Frame::Service(payload),
+    };
+    wire::encode_frame(&frame, out);
+}
+
+/// Drops what waits for an unreachable peer; a snapshot among it counts as
+/// not delivered.
+fn discard_queued(
+    queue: &mut mpsc::Receiver<Outbound>,
+    peer: u64,
+    commands: &mpsc::Sender<Command>,
+) {
+    while let Ok(item) = queue.try_recv() {
+        if is_snapshot(&item) {
+            let event = PeerEvent::SnapshotSent {
+                peer,
+                delivered: false,
+            };
+            let _ = commands.try_send(Command::Peer(event));
+        }
+    }
+}
+
+/// Resolves the peer's name now, connects, and says Hello.
+async fn connect(peer: &PeerAddress, hello: &Hello) -> Result<TcpStream, String> {
+    let attempt = async {
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((peer.host.as_str(), peer.port))
+            .await
+            .map_err(|e| format!("cannot resolve {}: {e}", peer.host))?
+            .collect();
+        let mut last = format!("{} resolves to no address", peer.host);
+        for address in addresses {
+            match TcpStream::connect(address).await {
+                Ok(mut stream) => {
+                    let _ = stream.set_nodelay(true);
+                    let mut out = Vec::new();
+                    wire::encode_frame(&Frame::Hello(hello.clone()), &mut out);
+                    stream
+                        .write_all(&out)
+                        .await
+                        .map_err(|e| format!("sending hello to {address}: {e}"))?;
+                    return Ok(stream);
+                }
+                Err(e) => last = format!("connecting to {address}: {e}"),
+            }
+        }
+        Err(last)
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "connecting to {}:{} timed out",
+            peer.host, peer.port
+        )),
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    ensemble: String,
+    my_id: u64,
+    members: Vec<u64>,
+    commands: mpsc::Sender<Command>,
+) {
+    let members = Arc::new(members);
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a peer connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (ensemble, members, commands) = (ensemble.clone(), members.clone(), commands.clone());
+        tokio::spawn(async move {
+            if let Err(e) = receive(stream, &ensemble, my_id, &members, &commands).await {
+                tracing::info!(%remote, error = %e, "peer connection closed");
+            }
+        });
+    }
+}
+
+/// Reads one peer connection: the Hello, then frames for the processor.
+async fn receive(
+    mut stream: TcpStream,
+    ensemble: &str,
+    my_id: u64,
+    members: &[u64],
+    commands: &mpsc::Sender<Command>,
+) -> Result<(), String> {
+    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut stream))
+        .await
+        .map_err(|_| "no hello in time".to_owned())??;
+    let Frame::Hello(hello) = first else {
+        return Err("the first frame is not a hello".into());
+    };
+    let refusal = if hello.ensemble != ensemble {
+        Some(format!(
+            "this is ensemble {ensemble:?}, not {:?}",
+            hello.ensemble
+        ))
+    } else if hello.to != my_id {
+        Some(format!("this is server {my_id}, not {}", hello.to))
+    } else if !members.contains(&hello.from) {
+        Some(format!(
+            "server {} is not a member of this ensemble",
+            hello.from
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        let mut out = Vec::new();
+        wire::encode_frame(&Frame::Refused(reason.clone()), &mut out);
+        let _ = stream.write_all(&out).await;
+        return Err(format!("refused: {reason}"));
+    }
+    let from = hello.from;
+    loop {
+        let event = match read_frame(&mut stream).await? {
+            Frame::Raft(m) => {
+                if m.from != from || m.to != my_id {
+                    return Err(format!(
+                        "server {from} sent a message from {} to {}",
+                        m.from, m.to
+                    ));
+                }
+                PeerEvent::Raft(m)
+            }
+            Frame::Service(payload) => PeerEvent::Service { from, payload },
+            Frame::Hello(_) => return Err("a second hello".into()),
+            Frame::Refused(reason) => return Err(format!("peer refused: {reason}")),
+        };
+        if commands.send(Command::Peer(event)).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+async fn read_frame(stream: &mut TcpStream) -> Result<Frame, String> {
+    let mut header = [0u8; 4];
+    stream
+        .read_exact(&mut header)
+        .await
+        .map_err(|e| format!("reading: {e}"))?;
+    let len = wire::frame_len(header, wire::DEFAULT_MAX_FRAME).map_err(|e| e.to_string())?;
+    let mut payload = vec![0u8; len];
+    stream
+        .read_exact(&mut payload)
+        .await
+        .map_err(|e| format!("reading: {e}"))?;
+    wire::decode_frame(&payload).map_err(|e| e.to_string())
+}

@@ -1,0 +1,1110 @@
+//! The processor as a member of an ensemble: it drives the consensus core
+//! (`consensus::Node`, raft-rs underneath) through the cycle its docs
+//! describe, with the log writer thread as the disk and `crate::peers` as
+//! the network.
+//!
+//! - Writes: the leader prepares them against its tree plus its pending
+//!   writes (as a standalone server does) and proposes the transaction; a
+//!   follower forwards them to the leader (`crate::service_message`). Every
+//!   server applies a transaction once it is committed; the server whose
+//!   client sent it answers then, matching it by (session, cxid).
+//! - Durability: entries and the hard state go to the log writer; the
+//!   messages that promise them to others (votes, acknowledgements) wait
+//!   until the writer reports the ready that produced them synced.
+//! - Sessions are global: created and closed through the log on any
+//!   server; the leader alone expires them, from the activity followers
+//!   report every tick.
+//! - `sync` is a ReadIndex round: answered once the leader has confirmed
+//!   with a quorum that it still leads, and this server has applied up to
+//!   the commit index it had then (linearizable, unlike ZooKeeper's).
+//! - Without a leader this server serves nobody: new sessions are refused
+//!   and clients are disconnected, as a ZooKeeper server that lost its
+//!   quorum does; they reconnect to a server that has one.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Instant;
+
+use consensus::raft::eraftpb::{ConfState, Entry, EntryType, Message, Snapshot};
+use consensus::{
+    CommittedKind, ConsensusError, LogCore, MemLog, Node, NodeConfig, PeerProgress, Ready, Role,
+    RoleChange,
+};
+use proto::{ErrorCode, Id, OpCode, PathResponse, Response};
+use storage::{ApplyBatch, EntryKind, Image, LogEntry, Store};
+use tree::{Context, Pending, Txn, TxnOp, WriteRequest, apply, prepare};
+
+use super::pipeline::Waiter;
+use super::{Processor, ProcessorError};
+use crate::durability::WriterCommand;
+use crate::ensemble_config::{Ensemble, MemberRole};
+use crate::peers::{PeerEvent, Peers};
+use crate::service_message::{Forwarded, ForwardedWrite, ServiceMessage};
+use crate::sessions::ConnId;
+use crate::stats::wall_clock_ms;
+
+/// How this server takes part in an ensemble.
+#[derive(Debug, Clone)]
+pub struct ReplicaSetup {
+    pub ensemble: Ensemble,
+    /// The transport to the other members.
+    pub peers: Peers,
+    /// Seeds this server's election timeouts.
+    pub seed: u64,
+}
+
+/// A write for the leader to prepare and propose.
+#[derive(Debug)]
+struct Proposal {
+    kind: ProposalKind,
+    session_id: i64,
+    cxid: i32,
+    auth: Vec<Id>,
+}
+
+#[derive(Debug)]
+enum ProposalKind {
+    Write(WriteRequest),
+    /// Committed as an error transaction.
+    Error(ErrorCode),
+}
+
+/// A `sync` waiting for its ReadIndex round, then for the apply.
+#[derive(Debug)]
+struct PendingSync {
+    conn: ConnId,
+    xid: i32,
+    path: String,
+    received: Instant,
+}
+
+/// The ensemble side of the processor.
+pub(super) struct Replica {
+    node: Node<MemLog>,
+    log: MemLog,
+    peers: Peers,
+    my_id: u64,
+    ensemble: Ensemble,
+    role: RoleChange,
+    /// Messages that may go out only once the ready that made them is
+    /// synced, by ready number.
+    held: VecDeque<(u64, Vec<Message>)>,
+    /// Clients' writes not yet applied, by (session, cxid).
+    awaiting: HashMap<(i64, i32), Waiter>,
+    /// Writes a new leader cannot propose before it has applied the
+    /// entries of earlier terms.
+    deferred: VecDeque<Proposal>,
+    syncs: HashMap<u64, PendingSync>,
+    next_sync: u64,
+    /// Syncs whose ReadIndex came back: answered once applied that far.
+    syncs_ready: Vec<(u64, PendingSync)>,
+    /// Sessions with client activity since the last report to the leader.
+    touched: HashSet<i64>,
+    applied_index: u64,
+    applied_zxid: i64,
+    compacted_through: u64,
+    /// A consensus failure that stops the server (checked by `run`).
+    pub(super) failure: Option<String>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("my_id", &self.my_id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the reports say about this server's part in the ensemble.
+#[derive(Debug, Clone)]
+pub struct ReplicaStatus {
+    pub my_id: u64,
+    /// "leader", "follower", "observer" or "looking" (no leader known).
+    pub state: &'static str,
+    pub leader: Option<u64>,
+    pub term: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub applied_zxid: i64,
+    /// The leader's view of every member; empty elsewhere.
+    pub progress: Vec<PeerProgress>,
+    /// Members by id: (id, role, connected from here).
+    pub members: Vec<(u64, MemberRole, bool)>,
+    pub pending_syncs: usize,
+}
+
+/// The membership as stored: which members vote and which only learn.
+pub fn encode_conf_state(conf: &ConfState) -> Vec<u8> {
+    let list = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    format!(
+        "voters={};learners={}",
+        list(&conf.voters),
+        list(&conf.learners)
+    )
+    .into_bytes()
+}
+
+/// Reads [`encode_conf_state`]'s bytes.
+pub fn decode_conf_state(bytes: &[u8]) -> Option<ConfState> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut conf = ConfState::default();
+    for part in text.split(';') {
+        let (key, ids) = part.split_once('=')?;
+        let ids: Vec<u64> = ids
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        match key {
+            "voters" => conf.voters = ids,
+            "learners" => conf.learners = ids,
+            _ => return None,
+        }
+    }
+    Some(conf)
+}
+
+fn conf_of(ensemble: &Ensemble) -> ConfState {
+    ConfState {
+        voters: ensemble.voters().map(|m| m.id).collect(),
+        learners: ensemble.observers().map(|m| m.id).collect(),
+        ..ConfState::default()
+    }
+}
+
+fn raft_entry(entry: &LogEntry) -> Entry {
+    Entry {
+        index: entry.index,
+        term: entry.term,
+        entry_type: match entry.kind {
+            EntryKind::Config => EntryType::EntryConfChangeV2,
+            EntryKind::Txn | EntryKind::Empty => EntryType::EntryNormal,
+        },
+        data: entry.data.clone().into(),
+        ..Entry::default()
+    }
+}
+
+fn log_entry(entry: &Entry) -> LogEntry {
+    LogEntry {
+        index: entry.index,
+        term: entry.term,
+        kind: match entry.get_entry_type() {
+            EntryType::EntryNormal if entry.data.is_empty() => EntryKind::Empty,
+            EntryType::EntryNormal => EntryKind::Txn,
+            EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => EntryKind::Config,
+        },
+        data: entry.data.to_vec(),
+    }
+}
+
+impl Replica {
+    /// The consensus state as the store holds it: hard state, membership
+    /// (zoo.cfg's on a first start), the log after the compaction point.
+    pub(super) fn new(
+        setup: ReplicaSetup,
+        store: &mut dyn Store,
+        heartbeat_ticks: usize,
+        election_ticks: usize,
+    ) -> Result<Replica, ProcessorError> {
+        let meta = store.meta();
+        let configured = conf_of(&setup.ensemble);
+        let conf_state = match meta.config.as_deref().and_then(decode_conf_state) {
+            Some(stored) => {
+                if stored != configured {
+                    tracing::warn!(
+                        stored = %String::from_utf8_lossy(&encode_conf_state(&stored)),
+                        configured = %String::from_utf8_lossy(&encode_conf_state(&configured)),
+                        "the membership in the store differs from zoo.cfg's server lines; \
+                         using the stored one"
+                    );
+                }
+                stored
+            }
+            None => {
+                store.set_config(&encode_conf_state(&configured))?;
+                store.sync()?;
+                configured
+            }
+        };
+        let mut core = LogCore::default();
+        core.conf_state = conf_state.clone();
+        core.hard_state.term = meta.hard_state.term;
+        core.hard_state.vote = meta.hard_state.vote;
+        core.hard_state.commit = meta.hard_state.commit;
+        let (compacted_index, compacted_term) = meta.compacted;
+        let mut snapshot = Snapshot::default();
+        snapshot.mut_metadata().index = compacted_index;
+        snapshot.mut_metadata().term = compacted_term;
+        snapshot.mut_metadata().set_conf_state(conf_state);
+        core.snapshot = snapshot;
+        let last = store.last_index();
+        let mut next = store.first_index();
+        while next <= last {
+            let chunk = store.entries(next, (next + 4096).min(last + 1))?;
+            let Some(end) = chunk.last().map(|e| e.index) else {
+                break;
+            };
+            core.entries.extend(chunk.iter().map(raft_entry));
+            next = end + 1;
+        }
+        // A commit index past the durable log would make raft-rs panic; it
+        // cannot happen (the hard state is written after the entries it
+        // covers), but a damaged store must not crash the server silently.
+        if core.hard_state.commit > core.last_index() {
+            return Err(ProcessorError::Consensus(format!(
+                "the stored commit index {} is past the end of the log {}",
+                core.hard_state.commit,
+                core.last_index()
+            )));
+        }
+        let log = MemLog::new(core);
+        let my_id = setup.ensemble.my_id;
+        let mut config = NodeConfig::new(my_id, election_ticks, setup.seed);
+        config.heartbeat_ticks = heartbeat_ticks;
+        config.applied_index = meta.applied_index;
+        config.applied_zxid = meta.applied_zxid;
+        let node = Node::new(&config, log.clone()).map_err(consensus_error)?;
+        let role = RoleChange {
+            role: node.role(),
+            leader: node.leader(),
+            term: node.term(),
+        };
+        tracing::info!(
+            id = my_id,
+            term = role.term,
+            applied = meta.applied_index,
+            log_last = last,
+            "joining the ensemble"
+        );
+        Ok(Replica {
+            node,
+            log,
+            peers: setup.peers,
+            my_id,
+            ensemble: setup.ensemble,
+            role,
+            held: VecDeque::new(),
+            awaiting: HashMap::new(),
+            deferred: VecDeque::new(),
+            syncs: HashMap::new(),
+            next_sync: 1,
+            syncs_ready: Vec::new(),
+            touched: HashSet::new(),
+            applied_index: meta.applied_index,
+            applied_zxid: meta.applied_zxid,
+            compacted_through: meta.compacted.0,
+            failure: None,
+        })
+    }
+
+    pub(super) fn is_leader(&self) -> bool {
+        self.role.role == Role::Leader
+    }
+
+    /// A leader is known (possibly this server).
+    pub(super) fn has_leader(&self) -> bool {
+        self.role.leader.is_some()
+    }
+
+    fn is_observer(&self) -> bool {
+        self.ensemble.observers().any(|m| m.id == self.my_id)
+    }
+
+    pub(super) fn status(&self) -> ReplicaStatus {
+        let state = match (self.role.role, self.role.leader) {
+            (Role::Leader, _) => "leader",
+            (_, None) => "looking",
+            _ if self.is_observer() => "observer",
+            _ => "follower",
+        };
+        ReplicaStatus {
+            my_id: self.my_id,
+            state,
+            leader: self.role.leader,
+            term: self.role.term,
+            commit_index: self.node.commit_index(),
+            applied_index: self.applied_index,
+            applied_zxid: self.applied_zxid,
+            progress: self.node.progress(),
+            members: self
+                .ensemble
+                .members
+                .iter()
+                .map(|m| {
+                    let connected = m.id == self.my_id || self.peers.is_connected(m.id);
+                    (m.id, m.role, connected)
+                })
+                .collect(),
+            pending_syncs: self.syncs.len() + self.syncs_ready.len(),
+        }
+    }
+}
+
+fn consensus_error(e: ConsensusError) -> ProcessorError {
+    ProcessorError::Consensus(e.to_string())
+}
+
+impl Processor {
+    fn replica(&mut self) -> Option<&mut Replica> {
+        self.replica.as_deref_mut()
+    }
+
+    /// One raft tick (half a ZooKeeper tick); followers report their
+    /// clients' session activity to the leader at the same pace.
+    pub(super) fn replica_tick(&mut self) {
+        let Some(replica) = self.replica() else {
+            return;
+        };
+        replica.node.tick();
+        if !replica.is_leader()
+            && let Some(leader) = replica.role.leader
+            && !replica.touched.is_empty()
+        {
+            let sessions: Vec<i64> = replica.touched.drain().collect();
+            let payload = ServiceMessage::Touch(sessions).encode();
+            replica.peers.send_service(leader, payload);
+        }
+        self.drive();
+        self.offer_snapshot_if_wanted();
+    }
+
+    /// Notes client activity of a session, for the leader's expiry.
+    pub(super) fn replica_touch(&mut self, session_id: i64) {
+        if let Some(replica) = self.replica()
+            && !replica.is_leader()
+            && session_id != 0
+        {
+            replica.touched.insert(session_id);
+        }
+    }
+
+    pub(super) fn peer_event(&mut self, event: PeerEvent) {
+        let now = self.now_ms();
+        let Some(replica) = self.replica() else {
+            return;
+        };
+        match event {
+            PeerEvent::Raft(message) => {
+                if let Err(e) = replica.node.step(*message) {
+                    tracing::debug!(error = %e, "a peer message was not taken");
+                }
+            }
+            PeerEvent::Unreachable(peer) => replica.node.report_unreachable(peer),
+            PeerEvent::SnapshotSent { peer, delivered } => {
+                if delivered {
+                    replica.node.report_snapshot_sent(peer);
+                } else {
+                    replica.node.report_snapshot_failed(peer);
+                }
+            }
+            PeerEvent::Service { from, payload } => match ServiceMessage::decode(&payload) {
+                Ok(ServiceMessage::Touch(sessions)) => {
+                    if replica.is_leader() {
+                        for session in sessions {
+                            self.sessions.touch(session, now);
+                        }
+                    }
+                }
+                Ok(ServiceMessage::Forward(forwarded)) => self.forwarded(from, forwarded),
+                Err(e) => {
+                    tracing::warn!(peer = from, error = %e, "undecodable message from a peer");
+                }
+            },
+        }
+        self.drive();
+        self.offer_snapshot_if_wanted();
+    }
+
+    /// A write another server forwarded: proposed if this server leads.
+    fn forwarded(&mut self, from: u64, f: ForwardedWrite) {
+        let leads = self.replica.as_ref().is_some_and(|r| r.is_leader());
+        if !leads {
+            // The sender thought this server leads; it will learn better
+            // and fail its client's request (the client retries).
+            tracing::debug!(
+                peer = from,
+                "a forwarded write reached a server that does not lead"
+            );
+            return;
+        }
+        let kind = match f.write {
+            Forwarded::Request(request) => {
+                if request.op() == OpCode::CloseSession {
+                    // From now on the session cannot expire.
+                    self.sessions.remove(f.session_id);
+                }
+                match super::writes::write_request(request) {
+                    Some(write) => ProposalKind::Write(write),
+                    None => return,
+                }
+            }
+            Forwarded::CreateSession {
+                timeout_ms,
+                password,
+            } => ProposalKind::Write(WriteRequest::CreateSession {
+                timeout_ms,
+                password,
+            }),
+            Forwarded::Error(code) => ProposalKind::Error(
+                ErrorCode::from_code(code).unwrap_or(ErrorCode::MarshallingError),
+            ),
+        };
+        self.propose(Proposal {
+            kind,
+            session_id: f.session_id,
+            cxid: f.cxid,
+            auth: f.auth,
+        });
+    }
+
+    /// A write of this server's (a client's, or the leader's own expiry and
+    /// reaping): proposed if this server leads, forwarded to the leader
+    /// otherwise. Its waiter is answered when it is applied.
+    pub(super) fn submit_replicated(
+        &mut self,
+        kind: WriteKind<'_>,
+        session_id: i64,
+        cxid: i32,
+        auth_conn: Option<ConnId>,
+        waiter: Waiter,
+    ) {
+        let auth: Vec<Id> = auth_conn
+            .and_then(|c| self.conns.get(&c))
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
+        let Some(replica) = self.replica.as_deref_mut() else {
+            return;
+        };
+        if let Some(conn) = waiter.conn() {
+            replica.awaiting.insert((session_id, cxid), waiter);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.pending_writes += 1;
+            }
+        }
+        let replica = self.replica.as_deref_mut().expect("checked above");
+        if replica.is_leader() {
+            let kind = match kind {
+                WriteKind::Write(write) => ProposalKind::Write(write.clone()),
+                WriteKind::Error(code) => ProposalKind::Error(code),
+            };
+            self.propose(Proposal {
+                kind,
+                session_id,
+                cxid,
+                auth,
+            });
+            return;
+        }
+        let forwarded = match kind {
+            WriteKind::Write(WriteRequest::CreateSession {
+                timeout_ms,
+                password,
+            }) => Some(Forwarded::CreateSession {
+                timeout_ms: *timeout_ms,
+                password: password.clone(),
+            }),
+            WriteKind::Write(write) => super::writes::request_of(write).map(Forwarded::Request),
+            WriteKind::Error(code) => Some(Forwarded::Error(code.code())),
+        };
+        let sent = match (replica.role.leader, forwarded) {
+            (Some(leader), Some(write)) => {
+                let message = ServiceMessage::Forward(ForwardedWrite {
+                    session_id,
+                    cxid,
+                    auth,
+                    write,
+                });
+                replica.peers.send_service(leader, message.encode())
+            }
+            _ => false,
+        };
+        if !sent {
+            self.fail_write(session_id, cxid);
+        }
+    }
+
+    /// Prepares a write against the tree and the pending writes and
+    /// proposes its transaction; kept for later while this new leader has
+    /// not applied its predecessors' entries.
+    fn propose(&mut self, proposal: Proposal) {
+        let Some(replica) = self.replica.as_deref_mut() else {
+            return;
+        };
+        if !replica.deferred.is_empty() {
+            replica.deferred.push_back(proposal);
+            return;
+        }
+        let next = match replica.node.next_proposal() {
+            Ok(next) => next,
+            Err(ConsensusError::LeaderNotReady { .. }) => {
+                replica.deferred.push_back(proposal);
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot propose");
+                self.fail_write(proposal.session_id, proposal.cxid);
+                return;
+            }
+        };
+        let time_ms = wall_clock_ms();
+        let txn = match &proposal.kind {
+            ProposalKind::Write(write) => {
+                let ctx = Context {
+                    session_id: proposal.session_id,
+                    cxid: proposal.cxid,
+                    zxid: next.zxid,
+                    time_ms,
+                    auth: &proposal.auth,
+                    features: &self.features,
+                };
+                prepare(&self.tree, &mut self.pending, write, &ctx)
+            }
+            ProposalKind::Error(code) => Txn {
+                session_id: proposal.session_id,
+                cxid: proposal.cxid,
+                zxid: next.zxid,
+                time_ms,
+                op: TxnOp::Error(*code),
+            },
+        };
+        let Some(replica) = self.replica.as_deref_mut() else {
+            return;
+        };
+        if let Err(e) = replica.node.propose(storage::encode_txn(&txn), next) {
+            tracing::debug!(error = %e, "proposal refused");
+            // What it added to the pending writes will never commit.
+            self.pending = Pending::new();
+            self.fail_write(proposal.session_id, proposal.cxid);
+            return;
+        }
+        self.drive();
+    }
+
+    /// A client's write that cannot be carried out now (no leader, or
+    /// leadership changed under it): its connection is closed, as
+    /// ZooKeeper closes a connection whose server lost its leader; the
+    /// client reconnects and learns the outcome by reading.
+    fn fail_write(&mut self, session_id: i64, cxid: i32) {
+        let Some(replica) = self.replica.as_deref_mut() else {
+            return;
+        };
+        if let Some(waiter) = replica.awaiting.remove(&(session_id, cxid))
+            && let Some(conn) = waiter.conn()
+        {
+            self.close(conn);
+        }
+    }
+
+    /// The log writer made the readies up to `number` durable: what they
+    /// promised may go out now.
+    pub(super) fn replica_persisted(&mut self, number: u64) {
+        let Some(replica) = self.replica.as_deref_mut() else {
+            return;
+        };
+        replica.node.persisted(number);
+        while replica.held.front().is_some_and(|(n, _)| *n <= number) {
+            if let Some((_, messages)) = replica.held.pop_front() {
+                send_all(replica, messages);
+            }
+        }
+        self.drive();
+    }
+
+    /// Handles every ready the node has.
+    pub(super) fn drive(&mut self) {
+        loop {
+            let Some(replica) = self.replica.as_deref_mut() else {
+                return;
+            };
+            if replica.failure.is_some() {
+                return;
+            }
+            let rd = match replica.node.ready() {
+                Ok(Some(rd)) => rd,
+                Ok(None) => return,
+                Err(e) => {
+                    replica.failure = Some(format!("consensus: {e}"));
+                    return;
+                }
+            };
+            if let Err(e) = self.handle_ready(rd) {
+                tracing::error!(error = %e, "replication failed; stopping");
+                if let Some(replica) = self.replica() {
+                    replica.failure = Some(e);
+                }
+                return;
+            }
+        }
+    }
+
+    fn handle_ready(&mut self, rd: Ready) -> Result<(), String> {
+        let replica = self
+            .replica
+            .as_deref_mut()
+            .ok_or("not a member of an ensemble")?;
+        send_all(replica, rd.messages);
+        let mut installed = None;
+        if let Some(snapshot) = rd.snapshot {
+            installed = Some(self.install_snapshot(snapshot)?);
+        }
+        let replica = self
+            .replica
+            .as_deref_mut()
+            .ok_or("not a member of an ensemble")?;
+        {
+            let mut core = replica.log.core();
+            if let Some(hs) = &rd.hard_state {
+                core.hard_state = hs.clone();
+            }
+            core.append(&rd.entries)?;
+        }
+        if !rd.entries.is_empty() {
+            let entries = rd.entries.iter().map(log_entry).collect();
+            self.writer.send(WriterCommand::Append(entries));
+        }
+        if let Some(hs) = &rd.hard_state {
+            self.writer
+                .send(WriterCommand::HardState(storage::HardState {
+                    term: hs.term,
+                    vote: hs.vote,
+                    commit: hs.commit,
+                }));
+        }
+        if let Some(index) = installed {
+            // A snapshot counts as applied only once it is durable (raft-rs:
+            // applied <= persisted), and nothing may reach the node before
+            // that: this ready is synced now, blocking the processor for
+            // one write and sync, once per catch-up.
+            let (done, result) = std::sync::mpsc::channel();
+            self.writer.send(WriterCommand::SyncNow(done));
+            match result.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("installing a snapshot: {e}")),
+                Err(_) => return Err("the log writer stopped".into()),
+            }
+            replica.node.appended(rd.number);
+            replica.node.persisted(rd.number);
+            while let Some((_, messages)) = replica.held.pop_front() {
+                send_all(replica, messages);
+            }
+            send_all(replica, rd.persisted_messages);
+            replica.node.applied(index);
+        } else {
+            self.writer.send(WriterCommand::Marker {
+                number: rd.number,
+                sync: rd.must_sync,
+            });
+            replica.node.appended(rd.number);
+            if !rd.persisted_messages.is_empty() {
+                replica.held.push_back((rd.number, rd.persisted_messages));
+            }
+        }
+        if let Some(change) = rd.role_change {
+            self.role_changed(change);
+        }
+        self.apply_committed(rd.committed)?;
+        let replica = self
+            .replica
+            .as_deref_mut()
+            .ok_or("not a member of an ensemble")?;
+        for read in rd.read_states {
+            let ctx = <[u8; 8]>::try_from(read.request_ctx.as_slice())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if let Some(sync) = replica.syncs.remove(&ctx) {
+                replica.syncs_ready.push((read.index, sync));
+            }
+        }
+        self.answer_syncs();
+        self.propose_deferred();
+        Ok(())
+    }
+
+    /// Applies committed entries in order, answering the writes of this
+    /// server's clients among them.
+    fn apply_committed(&mut self, committed: Vec<consensus::Committed>) -> Result<(), String> {
+        if committed.is_empty() {
+            return Ok(());
+        }
+        let mut batch = ApplyBatch::default();
+        for c in committed {
+            match c.kind {
+                CommittedKind::Data(bytes) => {
+                    let txn = storage::decode_txn(&bytes)
+                        .map_err(|e| format!("committed entry {}: {e}", c.index))?;
+                    if txn.zxid != c.zxid {
+                        return Err(format!(
+                            "committed entry {} carries zxid {:#x}, its position says {:#x}",
+                            c.index, txn.zxid, c.zxid
+                        ));
+                    }
+                    self.apply_txn(&txn, &mut batch);
+                }
+                CommittedKind::LeaderStart => self.tree.advance_zxid(c.zxid),
+                CommittedKind::Membership(conf) => {
+                    self.tree.advance_zxid(c.zxid);
+                    if let Some(replica) = self.replica() {
+                        replica.log.core().conf_state = conf.clone();
+                    }
+                    self.writer
+                        .send(WriterCommand::Config(encode_conf_state(&conf)));
+                }
+            }
+            batch.applied_index = c.index;
+            batch.applied_zxid = c.zxid;
+        }
+        let (index, zxid) = (batch.applied_index, batch.applied_zxid);
+        self.writer.send(WriterCommand::Apply(batch));
+        let Some(replica) = self.replica() else {
+            return Ok(());
+        };
+        replica.applied_index = index;
+        replica.applied_zxid = zxid;
+        replica.node.applied(index);
+        self.compact_replica_log(index);
+        Ok(())
+    }
+
+    fn apply_txn(&mut self, txn: &Txn, batch: &mut ApplyBatch) {
+        let applied = apply(&mut self.tree, txn);
+        self.pending.applied(txn.zxid);
+        self.stats.commit_count += 1;
+        crate::persistence::record_effects(&self.tree, &applied, batch);
+        self.record_write_stats(&applied.changes);
+        self.deliver(&applied.changes);
+        let waiter = self
+            .replica()
+            .and_then(|r| r.awaiting.remove(&(txn.session_id, txn.cxid)));
+        let local = waiter.as_ref().and_then(Waiter::conn);
+        // Sessions are global: every server tracks every session, so a
+        // client may reconnect anywhere; the leader alone expires them.
+        match (&txn.op, &waiter) {
+            (TxnOp::CreateSession { timeout_ms, .. }, None) => {
+                let now = self.now_ms();
+                self.sessions.track(txn.session_id, *timeout_ms, None, now);
+            }
+            (TxnOp::CloseSession { .. }, _) => {
+                self.sessions.remove(txn.session_id);
+                // Expired by the leader, or closed through another server:
+                // a connection holding it here goes.
+                let holders: Vec<ConnId> = self
+                    .conns
+                    .iter()
+                    .filter(|(id, c)| c.session_id == txn.session_id && Some(**id) != local)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for conn in holders {
+                    self.close(conn);
+                }
+            }
+            _ => {}
+        }
+        if let Some(waiter) = waiter {
+            if let Some(c) = local.and_then(|c| self.conns.get_mut(&c)) {
+                c.pending_writes = c.pending_writes.saturating_sub(1);
+            }
+            self.complete(waiter, txn, applied.outcome);
+            if let Some(conn) = local {
+                self.drain_queue(conn);
+            }
+        }
+    }
+
+    /// A new role or leader. Writes and syncs in flight through a leader
+    /// that is gone fail (their clients reconnect); without a leader nobody
+    /// is served.
+    fn role_changed(&mut self, change: RoleChange) {
+        let now = self.now_ms();
+        let Some(replica) = self.replica.as_deref_mut() else {
+            return;
+        };
+        let before = replica.role;
+        replica.role = change;
+        tracing::info!(
+            id = replica.my_id,
+            role = ?change.role,
+            leader = ?change.leader,
+            term = change.term,
+            "ensemble role changed"
+        );
+        let leader_changed = before.leader != change.leader || before.term != change.term;
+        if !leader_changed {
+            return;
+        }
+        // Prepared writes of a lost leadership are forgotten; those that
+        // still commit are applied like anyone else's.
+        self.pending = Pending::new();
+        let mut doomed: Vec<ConnId> = Vec::new();
+        doomed.extend(replica.awaiting.drain().filter_map(|(_, w)| w.conn()));
+        doomed.extend(replica.syncs.drain().map(|(_, s)| s.conn));
+        doomed.extend(replica.syncs_ready.drain(..).map(|(_, s)| s.conn));
+        let deferred: Vec<(i64, i32)> = replica
+            .deferred
+            .drain(..)
+            .map(|p| (p.session_id, p.cxid))
+            .collect();
+        debug_assert!(deferred.iter().all(|k| !replica.awaiting.contains_key(k)));
+        let has_leader = change.leader.is_some();
+        let leads = change.role == Role::Leader;
+        if !has_leader {
+            // No quorum: ZooKeeper's servers drop their clients then.
+            doomed.extend(self.conns.keys().copied());
+        }
+        for conn in doomed {
+            self.close(conn);
+        }
+        if leads {
+            // The new leader expires sessions from now on: each gets its
+            // full timeout to show activity (as after a restart).
+            let sessions: Vec<(i64, i32)> = self
+                .tree
+                .sessions()
+                .iter()
+                .map(|(id, s)| (*id, s.timeout_ms))
+                .collect();
+            for (id, timeout_ms) in sessions {
+                let owner = self.sessions.owner(id);
+                self.sessions.track(id, timeout_ms, owner, now);
+            }
+        }
+    }
+
+    /// Proposes writes that waited for this new leader to be ready.
+    fn propose_deferred(&mut self) {
+        loop {
+            let Some(replica) = self.replica.as_deref_mut() else {
+                return;
+            };
+            if replica.deferred.is_empty() || !replica.is_leader() {
+                return;
+            }
+            if let Err(ConsensusError::LeaderNotReady { .. }) = replica.node.next_proposal() {
+                return;
+            }
+            let Some(proposal) = replica.deferred.pop_front() else {
+                return;
+            };
+            self.propose(proposal);
+        }
+    }
+
+    /// `sync` in an ensemble: a ReadIndex round (see the module docs).
+    /// Later requests of the connection wait for it like for a write.
+    pub(super) fn sync_replicated(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        path: String,
+        received: Instant,
+    ) {
+        let Some(replica) = self.replica.as_deref_mut() else {
+            return;
+        };
+        let ctx = replica.next_sync;
+        replica.next_sync += 1;
+        replica.syncs.insert(
+            ctx,
+            PendingSync {
+                conn: conn_id,
+                xid,
+                path,
+                received,
+            },
+        );
+        replica.node.read_index(ctx.to_be_bytes().to_vec());
+        if let Some(c) = self.conns.get_mut(&conn_id) {
+            c.pending_writes += 1;
+        }
+        self.drive();
+    }
+
+    fn answer_syncs(&mut self) {
+        let Some(replica) = self.replica.as_deref_mut() else {
+            return;
+        };
+        let applied = replica.applied_index;
+        let (done, waiting): (Vec<_>, Vec<_>) = replica
+            .syncs_ready
+            .drain(..)
+            .partition(|(index, _)| *index <= applied);
+        replica.syncs_ready = waiting;
+        for (_, sync) in done {
+            if let Some(c) = self.conns.get_mut(&sync.conn) {
+                c.pending_writes = c.pending_writes.saturating_sub(1);
+            }
+            let zxid = self.tree.last_zxid();
+            let body = Response::Sync(PathResponse { path: sync.path });
+            self.reply(
+                sync.conn,
+                sync.xid,
+                zxid,
+                ErrorCode::Ok,
+                &body,
+                OpCode::Sync,
+                sync.received,
+            );
+            self.drain_queue(sync.conn);
+        }
+    }
+
+    /// Keeps `snapCount` entries behind the applied index for followers to
+    /// catch up from; those further behind get a snapshot.
+    fn compact_replica_log(&mut self, applied_index: u64) {
+        let retain = self.config.log_retention_entries.max(1);
+        let Some(replica) = self.replica.as_deref_mut() else {
+            return;
+        };
+        if applied_index <= replica.compacted_through + 2 * retain {
+            return;
+        }
+        let through = applied_index - retain;
+        let mut core = replica.log.core();
+        let Some(term) = core.term(through) else {
+            return;
+        };
+        let mut point = Snapshot::default();
+        point.mut_metadata().index = through;
+        point.mut_metadata().term = term;
+        point.mut_metadata().set_conf_state(core.conf_state.clone());
+        core.compact(point);
+        drop(core);
+        replica.compacted_through = through;
+        self.writer.send(WriterCommand::Compact(through));
+    }
+
+    /// raft-rs wants to send a snapshot: make one of the tree as applied.
+    fn offer_snapshot_if_wanted(&mut self) {
+        let Some(replica) = self.replica.as_deref_mut() else {
+            return;
+        };
+        if !replica.log.core().snapshot_wanted() {
+            return;
+        }
+        let index = replica.applied_index;
+        let zxid = replica.applied_zxid;
+        let (term, conf) = {
+            let core = replica.log.core();
+            (core.term(index), core.conf_state.clone())
+        };
+        let Some(term) = term else {
+            return;
+        };
+        let started = Instant::now();
+        let mut nodes: Vec<(String, storage::NodeRecord)> = self
+            .tree
+            .nodes()
+            .map(|(path, node)| (path.clone(), crate::persistence::node_record(node)))
+            .collect();
+        nodes.sort_by(|a, b| a.0.cmp(&b.0));
+        let image = Image {
+            index,
+            term,
+            zxid,
+            nodes,
+            sessions: self
+                .tree
+                .sessions()
+                .iter()
+                .map(|(id, s)| (*id, s.clone()))
+                .collect(),
+        };
+        let data = storage::encode_image(&image);
+        let mut snapshot = Snapshot::default();
+        snapshot.mut_metadata().index = index;
+        snapshot.mut_metadata().term = term;
+        snapshot.mut_metadata().set_conf_state(conf);
+        tracing::info!(
+            index,
+            zxid = format_args!("0x{zxid:x}"),
+            bytes = data.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "made a snapshot for a follower too far behind"
+        );
+        snapshot.data = data.into();
+        if let Some(replica) = self.replica() {
+            replica.log.core().offer_snapshot(snapshot);
+        }
+    }
+
+    /// Catching up by snapshot: the tree becomes the leader's as of the
+    /// snapshot's index (made durable with the rest of its ready). Clients
+    /// connected here are disconnected (they reconnect and re-register
+    /// their watches, which fire for what changed).
+    fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<u64, String> {
+        let image = storage::decode_image(&snapshot.data).map_err(|e| e.to_string())?;
+        let meta = snapshot.get_metadata();
+        if image.index != meta.index || image.term != meta.term {
+            return Err(format!(
+                "a snapshot for {}/{} carries the image of {}/{}",
+                meta.index, meta.term, image.index, image.term
+            ));
+        }
+        let tree = tree::DataTree::restore(
+            image.nodes.iter().map(|(path, record)| {
+                (
+                    path.clone(),
+                    tree::Node::new(
+                        record.data.clone(),
+                        std::sync::Arc::new(record.acl.clone()),
+                        record.stat,
+                    ),
+                )
+            }),
+            image.sessions.clone(),
+            image.zxid,
+        )
+        .map_err(|e| format!("the snapshot's tree is inconsistent: {e}"))?;
+        let (index, zxid) = (image.index, image.zxid);
+        self.writer
+            .send(WriterCommand::InstallImage(Box::new(image)));
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.close(conn);
+        }
+        self.tree = tree;
+        self.pending = Pending::new();
+        let now = self.now_ms();
+        let sessions: Vec<(i64, i32)> = self
+            .tree
+            .sessions()
+            .iter()
+            .map(|(id, s)| (*id, s.timeout_ms))
+            .collect();
+        for (id, timeout_ms) in sessions {
+            self.sessions.track(id, timeout_ms, None, now);
+        }
+        let replica = self
+            .replica
+            .as_deref_mut()
+            .ok_or("not a member of an ensemble")?;
+        replica.log.core().install(snapshot);
+        replica.node.resume_zxids(index, zxid);
+        replica.applied_index = index;
+        replica.applied_zxid = zxid;
+        replica.compacted_through = index;
+        tracing::info!(
+            index,
+            zxid = format_args!("0x{zxid:x}"),
+            "installed a snapshot from the leader"
+        );
+        Ok(index)
+    }
+}
+
+/// What a write is, for [`Processor::submit_replicated`].
+#[derive(Debug, Clone, Copy)]
+pub(super) enum WriteKind<'a> {
+    Write(&'a WriteRequest),
+    Error(ErrorCode),
+}
+
+fn send_all(replica: &mut Replica, messages: Vec<Message>) {
+    for message in messages {
+        let to = message.to;
+        if !replica.peers.send(message) {
+            replica.node.report_unreachable(to);
+        }
+    }
+}
