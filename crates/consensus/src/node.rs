@@ -357,9 +357,10 @@ impl<S: Storage> Node<S> {
         self.raw.report_unreachable(peer);
     }
 
-    /// Whether [`Node::ready`] has work.
+    /// Whether [`Node::ready`] has work (a role change to report is work).
     pub fn has_ready(&self) -> bool {
-        self.outstanding.is_none() && self.raw.has_ready()
+        self.outstanding.is_none()
+            && (self.raw.has_ready() || self.current_role() != self.last_role)
     }
 
     /// The next round of work, if any. The previous one must have been
@@ -430,9 +431,20 @@ impl<S: Storage> Node<S> {
         self.raw.raft.term
     }
 
-    /// The leader this server knows of.
+    /// The leader this server knows of. A learner (a ZooKeeper observer)
+    /// never campaigns, so raft-rs keeps naming a leader it has not heard
+    /// from in any time; here a learner that has heard nothing from its
+    /// leader for the longest election timeout knows of no leader, as a
+    /// ZooKeeper observer that lost its leader.
     pub fn leader(&self) -> Option<u64> {
-        match self.raw.raft.leader_id {
+        let raft = &self.raw.raft;
+        if !raft.promotable()
+            && raft.state == StateRole::Follower
+            && raft.election_elapsed >= 2 * raft.election_timeout()
+        {
+            return None;
+        }
+        match raft.leader_id {
             raft::INVALID_ID => None,
             id => Some(id),
         }
@@ -570,12 +582,16 @@ impl<S: Storage> Node<S> {
         z ^ (z >> 31)
     }
 
-    fn role_change(&mut self) -> Option<RoleChange> {
-        let now = RoleChange {
+    fn current_role(&self) -> RoleChange {
+        RoleChange {
             role: self.role(),
             leader: self.leader(),
             term: self.term(),
-        };
+        }
+    }
+
+    fn role_change(&mut self) -> Option<RoleChange> {
+        let now = self.current_role();
         (now != self.last_role).then(|| {
             self.last_role = now;
             now

@@ -299,7 +299,7 @@ fn servers_started_before_their_peers_names_resolve_join_once_they_do() {
     let hosts = std::env::temp_dir().join(format!("conclave-hosts-{}", std::process::id()));
     std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
     let name = |id: u64| format!("conclave-peer-{id}.test");
-    let ensemble = LocalEnsemble::spawn_all(3, &[], name, Some(hosts.clone()));
+    let ensemble = LocalEnsemble::spawn_all(3, 0, &[], name, Some(hosts.clone()));
     // Nobody can resolve anybody: every server keeps trying and says so.
     let deadline = Instant::now() + Duration::from_secs(20);
     for i in 0..3 {
@@ -337,4 +337,92 @@ fn running_as_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[test]
+fn an_observer_learns_every_write_forwards_its_own_and_never_votes() {
+    let mut ensemble = LocalEnsemble::start_with_observers(3, 1, &[]);
+    let observer = 3;
+    assert_eq!(ensemble.mode(observer).as_deref(), Some("observer"));
+    let leader = ensemble.await_leader(Duration::from_secs(30));
+    let mut on_leader = ensemble.client(leader);
+    let mut on_observer = ensemble.client(observer);
+    assert_eq!(on_leader.create("/a", b"1").unwrap().error(), ErrorCode::Ok);
+    assert_eq!(
+        on_observer.create("/b", b"2").unwrap().error(),
+        ErrorCode::Ok
+    );
+    let names = children(&mut on_observer, "/");
+    assert!(names.contains("a") && names.contains("b"), "{names:?}");
+    assert!(children(&mut on_leader, "/").contains("b"));
+    drop((on_leader, on_observer));
+
+    // With two of the three voters down there is no quorum, observer or
+    // not: the observer never counts.
+    let voters: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    ensemble.kill9(leader);
+    ensemble.kill9(voters[0]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ensemble.mode(observer).is_some() || ensemble.mode(voters[1]).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "a voter and an observer still serve without a quorum"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ensemble.restart(leader);
+    ensemble.await_leader(Duration::from_secs(30));
+    assert_ne!(ensemble.mode(observer).as_deref(), Some("leader"));
+    let mut on_observer = ensemble.client(observer);
+    assert_eq!(
+        on_observer.create("/c", b"3").unwrap().error(),
+        ErrorCode::Ok
+    );
+}
+
+#[test]
+fn a_session_on_a_follower_lives_while_used_and_expires_through_the_leader() {
+    let ensemble = LocalEnsemble::start(3, &[]);
+    let leader = ensemble.await_leader(Duration::from_secs(30));
+    let follower = (leader + 1) % 3;
+    let watcher = (leader + 2) % 3;
+    // tickTime=200: a 1 s session times out after 5 ticks.
+    let mut session = RawClient::connect(ensemble.addr(follower), 1_000).unwrap();
+    assert_eq!(session.timeout_ms, 1_000);
+    let reply = session
+        .call(&create_request("/mine", None, 1))
+        .unwrap();
+    assert_eq!(reply.error(), ErrorCode::Ok);
+    let mut other = ensemble.client(watcher);
+    // Used for three timeouts: the follower reports the activity to the
+    // leader, which keeps the session.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        let exists = session
+            .call(&Request::Exists(proto::PathWatchRequest {
+                path: "/mine".into(),
+                watch: false,
+            }))
+            .unwrap();
+        assert_eq!(exists.error(), ErrorCode::Ok);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(children(&mut other, "/").contains("mine"));
+    // Abandoned: the leader expires it, and its ephemeral goes everywhere.
+    let abandoned = Instant::now();
+    loop {
+        if !children(&mut other, "/").contains("mine") {
+            break;
+        }
+        assert!(
+            abandoned.elapsed() < Duration::from_secs(10),
+            "the abandoned session's ephemeral is still there"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        abandoned.elapsed() >= Duration::from_millis(500),
+        "expired before its timeout"
+    );
+    drop(session);
 }

@@ -28,15 +28,33 @@ pub struct LocalEnsemble {
 impl LocalEnsemble {
     /// Starts `n` servers and waits until they agree on a leader.
     pub fn start(n: usize, extra_cfg: &[&str]) -> LocalEnsemble {
-        let ensemble = LocalEnsemble::spawn_all(n, extra_cfg, |_| "127.0.0.1".to_owned(), None);
+        LocalEnsemble::start_with_observers(n, 0, extra_cfg)
+    }
+
+    /// Starts `voters` participants and `observers` observers (the last
+    /// ids) and waits until they agree on a leader.
+    pub fn start_with_observers(
+        voters: usize,
+        observers: usize,
+        extra_cfg: &[&str],
+    ) -> LocalEnsemble {
+        let ensemble = LocalEnsemble::spawn_all(
+            voters + observers,
+            observers,
+            extra_cfg,
+            |_| "127.0.0.1".to_owned(),
+            None,
+        );
         ensemble.await_leader(Duration::from_secs(60));
         ensemble
     }
 
-    /// Starts `n` servers that know each other as `host(id)`, each seeing
-    /// `hosts_file` as its /etc/hosts if given; does not wait for them.
+    /// Starts `n` servers (the last `observers` of them observers) that
+    /// know each other as `host(id)`, each seeing `hosts_file` as its
+    /// /etc/hosts if given; does not wait for them.
     pub fn spawn_all(
         n: usize,
+        observers: usize,
         extra_cfg: &[&str],
         host: impl Fn(u64) -> String,
         hosts_file: Option<std::path::PathBuf>,
@@ -47,8 +65,9 @@ impl LocalEnsemble {
             "syncLimit=5".to_owned(),
         ];
         for i in 1..=n {
+            let role = if i > n - observers { ":observer" } else { "" };
             config.push(format!(
-                "server.{i}={}:{}:{}",
+                "server.{i}={}:{}:{}{role}",
                 host(i as u64),
                 free_port(),
                 free_port()
