@@ -341,6 +341,30 @@ impl<S: Storage> Node<S> {
         self.raw.report_unreachable(peer);
     }
 
+    /// The transport found `peer`'s process gone: the connection it had
+    /// closed, and its port now refuses connections (a crash or a restart,
+    /// not a network partition, where connecting times out). If `peer` is
+    /// this follower's leader, waiting out the election timeout would only
+    /// delay the inevitable: its lease is over now (this server grants
+    /// other candidates' votes), and it campaigns itself after
+    /// `delay_ticks` ticks. The caller staggers the delays of the survivors
+    /// so they do not split their votes. Safety does not depend on this:
+    /// pre-vote, check-quorum and the vote rules are unchanged; a wrong
+    /// guess costs an election.
+    pub fn leader_gone(&mut self, peer: u64, delay_ticks: usize) {
+        let raft = &mut self.raw.raft;
+        if raft.state != StateRole::Follower || raft.leader_id != peer {
+            return;
+        }
+        raft.leader_id = raft::INVALID_ID;
+        if raft.promotable() {
+            let timeout = raft.randomized_election_timeout();
+            let target = timeout.saturating_sub(1 + delay_ticks).max(1);
+            raft.election_elapsed = raft.election_elapsed.max(target);
+        }
+        self.observe();
+    }
+
     /// A snapshot message to `peer` was delivered (its transport wrote it
     /// out): the leader goes back to probing `peer`, even if the peer's
     /// acknowledgement gets lost.

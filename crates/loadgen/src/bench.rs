@@ -38,7 +38,9 @@ pub(crate) enum WriteOp {
 
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// host:port of the server.
+    /// host:port of the server, or of an ensemble's servers separated by
+    /// commas: session i connects to server i mod n (setup and mntr use
+    /// the first).
     #[arg(long, default_value = "127.0.0.1:2181")]
     server: String,
     /// Concurrent sessions (one TCP connection each).
@@ -120,11 +122,11 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     let targets = Arc::new(setup(&args).await?);
 
+    let servers: Vec<&str> = args.server.split(',').collect();
     let mut sessions = Vec::with_capacity(args.sessions);
-    for _ in 0..args.sessions {
-        sessions.push(
-            Session::connect(&args.server, SESSION_TIMEOUT_MS, Duration::from_secs(10)).await?,
-        );
+    for i in 0..args.sessions {
+        let server = servers[i % servers.len()];
+        sessions.push(Session::connect(server, SESSION_TIMEOUT_MS, Duration::from_secs(10)).await?);
     }
     let cpu_before = own_cpu_seconds();
     let begin = Instant::now();
@@ -147,9 +149,9 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let group_commit = if args.mntr {
         tokio::time::sleep_until(start.into()).await;
-        let before = mntr::fetch(&args.server).await?;
+        let before = mntr::fetch(servers[0]).await?;
         tokio::time::sleep_until(end.into()).await;
-        let after = mntr::fetch(&args.server).await?;
+        let after = mntr::fetch(servers[0]).await?;
         Some(GroupCommit::between(&before, &after, args.duration)?)
     } else {
         None
@@ -198,8 +200,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 /// Creates the benchmark's znodes; returns the paths writes and reads use.
 async fn setup(args: &BenchArgs) -> anyhow::Result<Vec<String>> {
-    let mut session =
-        Session::connect(&args.server, SESSION_TIMEOUT_MS, Duration::from_secs(10)).await?;
+    let first = args.server.split(',').next().unwrap_or_default();
+    let mut session = Session::connect(first, SESSION_TIMEOUT_MS, Duration::from_secs(10)).await?;
     let mut rng = SmallRng::seed_from_u64(u64::MAX);
     let mut paths = vec![ROOT.to_owned()];
     let targets: Vec<String> = (0..args.sessions * args.in_flight)

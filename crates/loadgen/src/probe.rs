@@ -1,6 +1,8 @@
 //! Waits for a server to serve: repeatedly connect, create a session and
-//! getData a path, until one attempt succeeds. Used to time a restart from
-//! the moment the server process was started.
+//! getData a path (or, with `--write`, create a znode), until one attempt
+//! succeeds. Used to time a restart from the moment the server process was
+//! started, and an ensemble's failover from the moment its leader was
+//! killed (`--write` against every server, tried in turn).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -11,9 +13,14 @@ use crate::session::{Session, error_name};
 
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ProbeArgs {
-    /// host:port of the server.
+    /// host:port of the server, or several separated by commas (tried in
+    /// turn, as a client's connection string).
     #[arg(long, default_value = "127.0.0.1:2181")]
     server: String,
+    /// Create a sequential znode `<path>probe-` instead of reading `path`:
+    /// the first accepted write.
+    #[arg(long)]
+    write: bool,
     /// The znode to read; it must exist (so a server that is up but has not
     /// loaded its data does not count).
     #[arg(long, default_value = "/")]
@@ -57,9 +64,12 @@ pub(crate) async fn run(args: ProbeArgs) -> anyhow::Result<()> {
     let deadline = started + Duration::from_secs_f64(args.timeout);
     let mut attempts = 0;
     let mut last_error = None;
+    let servers: Vec<&str> = args.server.split(',').collect();
+    let mut next_server = servers.iter().cycle();
     let ready = loop {
+        let server = next_server.next().copied().unwrap_or_default();
         attempts += 1;
-        match attempt(&args).await {
+        match attempt(&args, server).await {
             Ok(session) => {
                 let ready = offset + started.elapsed();
                 session.close().await?;
@@ -86,12 +96,17 @@ pub(crate) async fn run(args: ProbeArgs) -> anyhow::Result<()> {
         last_error,
     };
     println!(
-        "{} served getData {} {:.0} ms after {} ({} attempts)",
+        "{} served {} {} {:.0} ms after {} ({} attempts)",
         report.server,
+        if args.write {
+            "a create under"
+        } else {
+            "getData"
+        },
         report.path,
         report.ready_ms,
         if args.since_unix_ns.is_some() {
-            "the process started"
+            "the given instant"
         } else {
             "the probe started"
         },
@@ -101,18 +116,34 @@ pub(crate) async fn run(args: ProbeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One connect + getData; the session on success.
-async fn attempt(args: &ProbeArgs) -> anyhow::Result<Session> {
+/// One connect + getData (or create); the session on success.
+async fn attempt(args: &ProbeArgs, server: &str) -> anyhow::Result<Session> {
     let timeout = Duration::from_millis(args.attempt_timeout_ms);
-    let mut session = Session::connect(&args.server, 10_000, timeout).await?;
-    let read = Request::GetData(PathWatchRequest {
-        path: args.path.clone(),
-        watch: false,
-    });
-    let reply = tokio::time::timeout(timeout, session.call(&read)).await??;
+    let mut session = Session::connect(server, 10_000, timeout).await?;
+    let request = if args.write {
+        let path = format!("{}/probe-", args.path.trim_end_matches('/'));
+        match crate::bench::create(path, Vec::new()) {
+            Request::Create(mut create) => {
+                create.flags = proto::CreateMode::PersistentSequential as i32;
+                Request::Create(create)
+            }
+            other => other,
+        }
+    } else {
+        Request::GetData(PathWatchRequest {
+            path: args.path.clone(),
+            watch: false,
+        })
+    };
+    let reply = tokio::time::timeout(timeout, session.call(&request)).await??;
     anyhow::ensure!(
         reply.err == 0,
-        "getData {}: {}",
+        "{} {}: {}",
+        if args.write {
+            "create under"
+        } else {
+            "getData"
+        },
         args.path,
         error_name(reply.err)
     );

@@ -51,6 +51,9 @@ pub enum PeerEvent {
     Unreachable(u64),
     /// A snapshot to `peer` was written out, or could not be.
     SnapshotSent { peer: u64, delivered: bool },
+    /// `peer`'s process is gone: it closed our connection and its port
+    /// refuses new ones (reported once per outage).
+    Gone(u64),
 }
 
 /// What goes out to one peer.
@@ -155,24 +158,32 @@ async fn send_loop(
 ) {
     let mut backoff = Duration::from_millis(50);
     let mut last_error: Option<String> = None;
+    // The peer closed the connection we had: a refused reconnect then
+    // means its process is gone.
+    let mut closed_by_peer = false;
     loop {
-        let mut stream = match connect(&peer, &hello).await {
+        let stream = match connect(&peer, &hello).await {
             Ok(stream) => {
                 tracing::info!(peer = peer.id, host = %peer.host, port = peer.port, "connected to peer");
                 last_error = None;
+                closed_by_peer = false;
                 backoff = Duration::from_millis(50);
                 stream
             }
             Err(e) => {
-                if last_error.as_deref() != Some(e.as_str()) {
+                if closed_by_peer && e.refused {
+                    closed_by_peer = false;
+                    let _ = commands.try_send(Command::Peer(PeerEvent::Gone(peer.id)));
+                }
+                if last_error.as_deref() != Some(e.message.as_str()) {
                     tracing::warn!(
                         peer = peer.id,
                         host = %peer.host,
                         port = peer.port,
-                        error = %e,
+                        error = %e.message,
                         "peer not reachable yet; retrying"
                     );
-                    last_error = Some(e);
+                    last_error = Some(e.message);
                 }
                 let _ = commands.try_send(Command::Peer(PeerEvent::Unreachable(peer.id)));
                 // What was queued meanwhile is stale: raft resends what
@@ -184,11 +195,30 @@ async fn send_loop(
             }
         };
         up.store(true, Ordering::Relaxed);
+        let (mut reader, mut writer) = stream.into_split();
+        // The peer never writes on this connection (but a refusal): a read
+        // that ends is the peer closing it, which a writer would notice
+        // only at its next write.
+        let mut watch = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok(n) = reader.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        });
         let mut buf = Vec::new();
         let broken = loop {
-            let Some(first) = queue.recv().await else {
-                // The processor is gone: the server is stopping.
-                return;
+            let first = tokio::select! {
+                item = queue.recv() => match item {
+                    Some(item) => item,
+                    // The processor is gone: the server is stopping.
+                    None => return,
+                },
+                _ = &mut watch => {
+                    closed_by_peer = true;
+                    break "the peer closed the connection".to_owned();
+                }
             };
             // Write everything queued in one go.
             buf.clear();
@@ -203,7 +233,7 @@ async fn send_loop(
                     None
                 };
             }
-            let written = stream.write_all(&buf).await;
+            let written = writer.write_all(&buf).await;
             for _ in 0..snapshots {
                 let event = PeerEvent::SnapshotSent {
                     peer: peer.id,
@@ -212,9 +242,10 @@ async fn send_loop(
                 let _ = commands.send(Command::Peer(event)).await;
             }
             if let Err(e) = written {
-                break e;
+                break e.to_string();
             }
         };
+        watch.abort();
         up.store(false, Ordering::Relaxed);
         tracing::warn!(peer = peer.id, error = %broken, "connection to peer broke; reconnecting");
         let _ = commands.try_send(Command::Peer(PeerEvent::Unreachable(peer.id)));
@@ -251,14 +282,25 @@ fn discard_queued(
     }
 }
 
+/// Why a connection attempt failed.
+struct ConnectError {
+    message: String,
+    /// Every address refused the connection: nothing listens there.
+    refused: bool,
+}
+
 /// Resolves the peer's name now, connects, and says Hello.
-async fn connect(peer: &PeerAddress, hello: &Hello) -> Result<TcpStream, String> {
+async fn connect(peer: &PeerAddress, hello: &Hello) -> Result<TcpStream, ConnectError> {
+    let failed = |message: String| ConnectError {
+        message,
+        refused: false,
+    };
     let attempt = async {
         let addresses: Vec<SocketAddr> = tokio::net::lookup_host((peer.host.as_str(), peer.port))
             .await
-            .map_err(|e| format!("cannot resolve {}: {e}", peer.host))?
+            .map_err(|e| failed(format!("cannot resolve {}: {e}", peer.host)))?
             .collect();
-        let mut last = format!("{} resolves to no address", peer.host);
+        let mut last = failed(format!("{} resolves to no address", peer.host));
         for address in addresses {
             match TcpStream::connect(address).await {
                 Ok(mut stream) => {
@@ -268,20 +310,25 @@ async fn connect(peer: &PeerAddress, hello: &Hello) -> Result<TcpStream, String>
                     stream
                         .write_all(&out)
                         .await
-                        .map_err(|e| format!("sending hello to {address}: {e}"))?;
+                        .map_err(|e| failed(format!("sending hello to {address}: {e}")))?;
                     return Ok(stream);
                 }
-                Err(e) => last = format!("connecting to {address}: {e}"),
+                Err(e) => {
+                    last = ConnectError {
+                        message: format!("connecting to {address}: {e}"),
+                        refused: e.kind() == std::io::ErrorKind::ConnectionRefused,
+                    };
+                }
             }
         }
         Err(last)
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt).await {
         Ok(result) => result,
-        Err(_) => Err(format!(
+        Err(_) => Err(failed(format!(
             "connecting to {}:{} timed out",
             peer.host, peer.port
-        )),
+        ))),
     }
 }
 

@@ -392,6 +392,20 @@ impl Processor {
                 }
             }
             PeerEvent::Unreachable(peer) => replica.node.report_unreachable(peer),
+            PeerEvent::Gone(peer) => {
+                // Survivors campaign one tick apart, lowest id first, so
+                // they do not split their votes.
+                let rank = replica
+                    .ensemble
+                    .voters()
+                    .map(|m| m.id)
+                    .filter(|&id| id != peer && id < replica.my_id)
+                    .count();
+                if replica.role.leader == Some(peer) {
+                    tracing::info!(peer, "the leader's process is gone; electing a new one");
+                }
+                replica.node.leader_gone(peer, rank);
+            }
             PeerEvent::SnapshotSent { peer, delivered } => {
                 if delivered {
                     replica.node.report_snapshot_sent(peer);

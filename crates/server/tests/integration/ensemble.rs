@@ -389,9 +389,7 @@ fn a_session_on_a_follower_lives_while_used_and_expires_through_the_leader() {
     // tickTime=200: a 1 s session times out after 5 ticks.
     let mut session = RawClient::connect(ensemble.addr(follower), 1_000).unwrap();
     assert_eq!(session.timeout_ms, 1_000);
-    let reply = session
-        .call(&create_request("/mine", None, 1))
-        .unwrap();
+    let reply = session.call(&create_request("/mine", None, 1)).unwrap();
     assert_eq!(reply.error(), ErrorCode::Ok);
     let mut other = ensemble.client(watcher);
     // Used for three timeouts: the follower reports the activity to the

@@ -1,9 +1,10 @@
-"""pytest plugin: run kazoo's own test suite against ONE standalone server.
+"""pytest plugin: run kazoo's own test suite against one standalone server,
+or against a three-server ensemble (``--members=3``).
 
 kazoo's harness (``kazoo.testing.harness``) normally builds a 3-node
 ZooKeeper ensemble itself.  This plugin replaces
-``kazoo.testing.harness.get_global_cluster`` with a one-server "cluster"
-whose only member is either
+``kazoo.testing.harness.get_global_cluster`` with a cluster whose members
+are either
 
 * ``zookeeper``: Debian's Apache ZooKeeper 3.8 (``ZooKeeperServerMain``), or
 * ``conclave``: the Conclave binary (``$CONCLAVE_BIN`` or
@@ -76,9 +77,12 @@ ServerInfo = namedtuple(
     "ServerInfo", "server_id client_port secure_client_port admin_port"
 )
 
+ZK_QUORUM_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+
 # --------------------------------------------------------------------------
 # state shared with the pytest hooks
 _KIND = None
+_MEMBERS = 1
 _CRASHES: list[str] = []
 _CURRENT_TEST = {"nodeid": None}
 
@@ -98,9 +102,11 @@ class ManagedServer(zkservers.ServerProcess):
     log_name = "zookeeper.log"
     log = logging.getLogger("kazoo_suite")
 
-    def __init__(self, kind, server_info, config, jaas_config, ssl_configuration):
+    def __init__(self, kind, server_info, config, jaas_config, ssl_configuration, quorum=()):
         super().__init__(kind, server_info.client_port, dir_prefix="kazoo")
         self.server_info = server_info
+        # (key, value) pairs of an ensemble: server.N lines and limits
+        self.quorum = list(quorum)
         self.config = dict(config)
         self.jaas_config = jaas_config
         self.ssl_configuration = ssl_configuration
@@ -133,7 +139,20 @@ class ManagedServer(zkservers.ServerProcess):
             self._close_log()
         return self._running
 
+    def command(self):
+        cmd = super().command()
+        if self.kind == "zookeeper" and self.quorum:
+            cmd = [ZK_QUORUM_MAIN if part == ZK_MAIN else part for part in cmd]
+        return cmd
+
     def run(self):
+        if self.running:
+            return
+        self.spawn_member()
+        self.wait_member()
+
+    def spawn_member(self):
+        """Writes the config and starts the process without waiting."""
         if self.running:
             return
         wp = self.dir
@@ -162,9 +181,12 @@ class ManagedServer(zkservers.ServerProcess):
                 ("ssl.trustStore.password", "apassword"),
             ]
             + list(self.config.items())
+            + self.quorum
         )
         self.spawn(note=f"{time.strftime('%H:%M:%S')}, test {_CURRENT_TEST['nodeid']}")
         self._running = True
+
+    def wait_member(self):
         try:
             self.wait_ready(timeout=60.0)
         except zkservers.ServerError:
@@ -214,18 +236,25 @@ class ManagedServer(zkservers.ServerProcess):
         _CRASHES.append(msg + "\n" + self.log_tail(30))
 
 
-class SingleServerCluster:
-    """Stand-in for kazoo.testing.common.ZookeeperCluster with one server."""
+class ServerCluster:
+    """Stand-in for kazoo.testing.common.ZookeeperCluster: one standalone
+    server, or an ensemble of ``members`` servers on loopback."""
 
-    def __init__(self, kind, config, jaas_config):
+    def __init__(self, kind, config, jaas_config, members=1):
         from kazoo.testing.common import ZookeeperCluster
 
         self._ssl_configuration = {}
         # reuse kazoo's own CA/server/client certificate generation
         ZookeeperCluster.perform_ssl_certs_generation(self)
-        info = ServerInfo(1, free_port(), free_port(), free_port())
+        infos = [ServerInfo(i, free_port(), free_port(), free_port()) for i in range(1, members + 1)]
+        quorum = []
+        if members > 1:
+            quorum = [("initLimit", "10"), ("syncLimit", "5")] + [
+                (f"server.{i.server_id}", f"127.0.0.1:{free_port()}:{free_port()}") for i in infos
+            ]
         self._servers = [
-            ManagedServer(kind, info, config, jaas_config, dict(self._ssl_configuration))
+            ManagedServer(kind, info, config, jaas_config, dict(self._ssl_configuration), quorum)
+            for info in infos
         ]
 
     def __getitem__(self, k):
@@ -238,8 +267,12 @@ class SingleServerCluster:
         return len(self._servers)
 
     def start(self):
+        # All first, then wait: a member of an ensemble serves only once a
+        # quorum is up.
         for server in self:
-            server.run()
+            server.spawn_member()
+        for server in self:
+            server.wait_member()
 
     def stop(self):
         for server in self:
@@ -298,7 +331,7 @@ def get_global_cluster():
     elif conf["ZOOKEEPER_JAAS_AUTH"]:
         # gssapi needs a KDC (KRB5_TEST_ENV); kazoo skips those tests first.
         raise RuntimeError("unsupported ZOOKEEPER_JAAS_AUTH=%r" % conf["ZOOKEEPER_JAAS_AUTH"])
-    _CLUSTER = SingleServerCluster(_KIND, config, jaas)
+    _CLUSTER = ServerCluster(_KIND, config, jaas, _MEMBERS)
     _CLUSTER_CONF = conf
     # backstop: servers run in their own session, so make sure none outlive us
     atexit.register(lambda c: [s.stop() for s in c], _CLUSTER)
@@ -317,6 +350,13 @@ def pytest_addoption(parser):
         help="which server kazoo's tests run against (default: $KAZOO_SUITE_SERVER or conclave)",
     )
     group.addoption(
+        "--members",
+        action="store",
+        type=int,
+        default=int(os.environ.get("KAZOO_SUITE_MEMBERS", "1")),
+        help="servers in the cluster: 1 (standalone, default) or an ensemble of 3",
+    )
+    group.addoption(
         "--outcomes-json",
         action="store",
         default=None,
@@ -331,8 +371,9 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    global _KIND
+    global _KIND, _MEMBERS
     _KIND = config.getoption("--server")
+    _MEMBERS = config.getoption("--members")
     os.environ.setdefault("ZOOKEEPER_VERSION", ZK_VERSION)
     if _KIND == "conclave" and not conclave_bin().exists():
         raise pytest.UsageError(
@@ -346,7 +387,8 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     what = str(conclave_bin()) if _KIND == "conclave" else f"java {ZK_MAIN}"
-    return [f"kazoo_suite: server={_KIND} ({what}), one standalone server, "
+    shape = "one standalone server" if _MEMBERS == 1 else f"an ensemble of {_MEMBERS} servers"
+    return [f"kazoo_suite: server={_KIND} ({what}), {shape}, "
             f"ZOOKEEPER_VERSION={os.environ.get('ZOOKEEPER_VERSION')} CI={os.environ.get('CI')}"]
 
 

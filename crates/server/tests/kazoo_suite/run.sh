@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Run kazoo 2.10.0's own test suite (kazoo.tests) against a standalone Apache
 # ZooKeeper 3.8 and a standalone Conclave, then compare.  See README.md.
+# With KAZOO_SUITE_MEMBERS=3: against a three-server ZooKeeper ensemble and a
+# three-server Conclave ensemble instead (results in ./results-ensemble,
+# allowed differences in known_differences_ensemble.txt).
 #
 #   ./run.sh                 # whole suite, both servers
 #   ./run.sh -k lock         # extra args go to both pytest runs
 #
 # Environment:
 #   CONCLAVE_BIN             use this binary (no cargo build)
-#   KAZOO_SUITE_RESULTS      results directory (default ./results)
+#   KAZOO_SUITE_MEMBERS      1 (standalone servers, default) or 3 (ensembles)
+#   KAZOO_SUITE_RESULTS      results directory (default ./results, ./results-ensemble)
 #   KAZOO_SUITE_PARALLEL=0   run the two servers' suites one after the other
 #                            (default: both at once; the suite is sleep-bound)
 #   KAZOO_SUITE_RERUN=0      don't re-run regressions to check for flakiness
@@ -20,7 +24,14 @@ set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../../../.." && pwd)
 VENV="$HERE/.venv"
-RESULTS="${KAZOO_SUITE_RESULTS:-$HERE/results}"
+MEMBERS="${KAZOO_SUITE_MEMBERS:-1}"
+if [ "$MEMBERS" = 1 ]; then
+    RESULTS="${KAZOO_SUITE_RESULTS:-$HERE/results}"
+    KNOWN="$HERE/known_differences.txt"
+else
+    RESULTS="${KAZOO_SUITE_RESULTS:-$HERE/results-ensemble}"
+    KNOWN="$HERE/known_differences_ensemble.txt"
+fi
 TIMEOUT="${KAZOO_SUITE_TIMEOUT:-60}"
 PY=${PYTHON:-python3}
 
@@ -84,7 +95,7 @@ run_suite() {  # kind name [pytest args...]
     start=$(date +%s)
     (cd "$RESULTS" && KAZOO_SUITE_KEEP_DIRS="$RESULTS/$name-serverlogs" \
         "$VENV/bin/python" -m pytest -c "$HERE/pytest.ini" --rootdir "$SITE" \
-        -p no:cacheprovider -p kazoo_suite_plugin --server="$kind" \
+        -p no:cacheprovider -p kazoo_suite_plugin --server="$kind" --members="$MEMBERS" \
         -o timeout="$TIMEOUT" -rfE --tb=short \
         --outcomes-json="$RESULTS/$name.json" --junitxml="$RESULTS/$name.xml" \
         "$@") >"$RESULTS/$name.log" 2>&1
@@ -134,7 +145,7 @@ fi
 T1=$(date +%s)
 echo $((T1 - T0)) >"$RESULTS/total.time"
 
-"$VENV/bin/python" "$HERE/summarize.py" "$RESULTS" "$HERE/known_differences.txt"
+"$VENV/bin/python" "$HERE/summarize.py" "$RESULTS" "$KNOWN"
 rc=$?
 echo "total wall time: $((T1 - T0)) s (results in $RESULTS)" | tee -a "$RESULTS/summary.txt"
 exit $rc
