@@ -42,6 +42,10 @@ use crate::service_message::{Forwarded, ForwardedWrite, ServiceMessage};
 use crate::sessions::ConnId;
 use crate::stats::wall_clock_ms;
 
+/// Most log entries an ensemble member keeps behind its applied index
+/// (`snapCount × autopurge.snapRetainCount` when smaller).
+const MAX_RETAINED_ENTRIES: u64 = 20_000;
+
 /// How this server takes part in an ensemble.
 #[derive(Debug, Clone)]
 pub struct ReplicaSetup {
@@ -963,10 +967,17 @@ impl Processor {
         }
     }
 
-    /// Keeps `snapCount` entries behind the applied index for followers to
-    /// catch up from; those further behind get a snapshot.
+    /// Keeps entries behind the applied index for followers to catch up
+    /// from; those further behind get a snapshot.
     fn compact_replica_log(&mut self, applied_index: u64) {
-        let retain = self.config.log_retention_entries.max(1);
+        // raft-rs reads the log from memory (`MemLog`), so an ensemble keeps
+        // fewer entries than a standalone server's retention: a follower
+        // further behind than that costs a snapshot, not memory on every
+        // server.
+        let retain = self
+            .config
+            .log_retention_entries
+            .clamp(1, MAX_RETAINED_ENTRIES);
         let Some(replica) = self.replica.as_deref_mut() else {
             return;
         };
