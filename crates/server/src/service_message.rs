@@ -5,7 +5,8 @@
 //!   to (as ZooKeeper's followers forward requests): the leader prepares it
 //!   against its tree and proposes the transaction; every server applies it
 //!   once committed, and the forwarding server answers its client then;
-//! - session activity: a follower tells the leader which sessions its
+//! - a follower's status, every raft tick: how far it has applied (for the
+//!   leader's report of each member's last zxid) and which sessions its
 //!   clients used since the last report, because the leader alone expires
 //!   sessions (ZooKeeper's followers do the same in their pings).
 //!
@@ -17,7 +18,7 @@ use proto::jute::{self, Reader};
 use proto::{DecodeError, Id, Request};
 
 const KIND_FORWARD: i32 = 1;
-const KIND_TOUCH: i32 = 2;
+const KIND_STATUS: i32 = 2;
 
 const WRITE_REQUEST: i32 = 1;
 const WRITE_CREATE_SESSION: i32 = 2;
@@ -39,8 +40,17 @@ pub enum ServiceDecodeError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServiceMessage {
     Forward(ForwardedWrite),
+    Status(FollowerStatus),
+}
+
+/// What a follower or observer tells its leader every raft tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerStatus {
+    /// The last log index it applied, and that entry's zxid.
+    pub applied_index: u64,
+    pub applied_zxid: i64,
     /// Sessions with client activity since the last report.
-    Touch(Vec<i64>),
+    pub sessions: Vec<i64>,
 }
 
 /// A write for the leader to prepare.
@@ -97,10 +107,12 @@ impl ServiceMessage {
                     }
                 }
             }
-            ServiceMessage::Touch(sessions) => {
-                jute::write_i32(&mut out, KIND_TOUCH);
-                jute::write_i32(&mut out, sessions.len() as i32);
-                for id in sessions {
+            ServiceMessage::Status(status) => {
+                jute::write_i32(&mut out, KIND_STATUS);
+                jute::write_i64(&mut out, status.applied_index as i64);
+                jute::write_i64(&mut out, status.applied_zxid);
+                jute::write_i32(&mut out, status.sessions.len() as i32);
+                for id in &status.sessions {
                     jute::write_i64(&mut out, *id);
                 }
             }
@@ -146,13 +158,19 @@ impl ServiceMessage {
                     write,
                 })
             }
-            KIND_TOUCH => {
+            KIND_STATUS => {
+                let applied_index = r.read_i64()? as u64;
+                let applied_zxid = r.read_i64()?;
                 let count = r.read_vec_len(8)?.unwrap_or(0);
                 let mut sessions = Vec::with_capacity(count);
                 for _ in 0..count {
                     sessions.push(r.read_i64()?);
                 }
-                ServiceMessage::Touch(sessions)
+                ServiceMessage::Status(FollowerStatus {
+                    applied_index,
+                    applied_zxid,
+                    sessions,
+                })
             }
             _ => return Err(ServiceDecodeError::Invalid("an unknown service message")),
         };
@@ -171,8 +189,16 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        round_trip(&ServiceMessage::Touch(vec![1, -5, i64::MAX]));
-        round_trip(&ServiceMessage::Touch(Vec::new()));
+        round_trip(&ServiceMessage::Status(FollowerStatus {
+            applied_index: 42,
+            applied_zxid: 0x1_0000_0007,
+            sessions: vec![1, -5, i64::MAX],
+        }));
+        round_trip(&ServiceMessage::Status(FollowerStatus {
+            applied_index: 0,
+            applied_zxid: 0,
+            sessions: Vec::new(),
+        }));
         round_trip(&ServiceMessage::Forward(ForwardedWrite {
             session_id: 0x100,
             cxid: 7,

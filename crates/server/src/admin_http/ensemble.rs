@@ -2,7 +2,8 @@
 //! operators and people: its id and state, the leader and term, the commit
 //! and applied positions, and every member with its role, whether this
 //! server is connected to it, and (when this server leads) how far its log
-//! matches the leader's and how many entries it lags behind the commit.
+//! matches the leader's, how many entries it lags behind the commit, and
+//! the applied index and last zxid it reported.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -18,6 +19,7 @@ pub(super) fn ensemble_status(s: &ServerSnapshot) -> Option<Value> {
         .iter()
         .map(|(id, role, connected)| {
             let progress = r.progress.iter().find(|p| p.id == *id);
+            let applied = r.member_applied.iter().find(|(m, _, _)| m == id);
             json!({
                 "id": id,
                 "role": match role {
@@ -29,6 +31,8 @@ pub(super) fn ensemble_status(s: &ServerSnapshot) -> Option<Value> {
                 "matched_index": progress.map(|p| p.matched),
                 "lag": progress.map(|p| r.commit_index.saturating_sub(p.matched)),
                 "recently_active": progress.map(|p| p.recent_active),
+                "applied_index": applied.map(|(_, index, _)| index),
+                "last_zxid": applied.map(|(_, _, zxid)| format!("0x{zxid:x}")),
             })
         })
         .collect();

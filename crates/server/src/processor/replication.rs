@@ -13,7 +13,7 @@
 //!   until the writer reports the ready that produced them synced.
 //! - Sessions are global: created and closed through the log on any
 //!   server; the leader alone expires them, from the activity followers
-//!   report every tick.
+//!   report every tick (with how far they have applied).
 //! - `sync` is a ReadIndex round: answered once the leader has confirmed
 //!   with a quorum that it still leads, and this server has applied up to
 //!   the commit index it had then (linearizable, unlike ZooKeeper's).
@@ -38,7 +38,7 @@ use super::{Processor, ProcessorError};
 use crate::durability::WriterCommand;
 use crate::ensemble_config::{Ensemble, MemberRole};
 use crate::peers::{PeerEvent, Peers};
-use crate::service_message::{Forwarded, ForwardedWrite, ServiceMessage};
+use crate::service_message::{FollowerStatus, Forwarded, ForwardedWrite, ServiceMessage};
 use crate::sessions::ConnId;
 use crate::stats::wall_clock_ms;
 
@@ -103,6 +103,9 @@ pub(super) struct Replica {
     syncs_ready: Vec<(u64, PendingSync)>,
     /// Sessions with client activity since the last report to the leader.
     touched: HashSet<i64>,
+    /// While leading: what each follower and observer last reported of its
+    /// applied position (index, zxid).
+    member_applied: HashMap<u64, (u64, i64)>,
     applied_index: u64,
     applied_zxid: i64,
     compacted_through: u64,
@@ -134,6 +137,9 @@ pub struct ReplicaStatus {
     pub progress: Vec<PeerProgress>,
     /// Members by id: (id, role, connected from here).
     pub members: Vec<(u64, MemberRole, bool)>,
+    /// While leading: each member's last reported applied (index, zxid),
+    /// this server's own included.
+    pub member_applied: Vec<(u64, u64, i64)>,
     pub pending_syncs: usize,
 }
 
@@ -296,6 +302,7 @@ impl Replica {
             next_sync: 1,
             syncs_ready: Vec::new(),
             touched: HashSet::new(),
+            member_applied: HashMap::new(),
             applied_index: meta.applied_index,
             applied_zxid: meta.applied_zxid,
             compacted_through: meta.compacted.0,
@@ -342,6 +349,18 @@ impl Replica {
                 })
                 .collect(),
             pending_syncs: self.syncs.len() + self.syncs_ready.len(),
+            member_applied: if self.is_leader() {
+                let mut all: Vec<(u64, u64, i64)> = self
+                    .member_applied
+                    .iter()
+                    .map(|(id, (index, zxid))| (*id, *index, *zxid))
+                    .chain([(self.my_id, self.applied_index, self.applied_zxid)])
+                    .collect();
+                all.sort_unstable();
+                all
+            } else {
+                Vec::new()
+            },
         }
     }
 }
@@ -364,10 +383,13 @@ impl Processor {
         replica.node.tick();
         if !replica.is_leader()
             && let Some(leader) = replica.role.leader
-            && !replica.touched.is_empty()
         {
-            let sessions: Vec<i64> = replica.touched.drain().collect();
-            let payload = ServiceMessage::Touch(sessions).encode();
+            let status = FollowerStatus {
+                applied_index: replica.applied_index,
+                applied_zxid: replica.applied_zxid,
+                sessions: replica.touched.drain().collect(),
+            };
+            let payload = ServiceMessage::Status(status).encode();
             replica.peers.send_service(leader, payload);
         }
         self.drive();
@@ -418,9 +440,12 @@ impl Processor {
                 }
             }
             PeerEvent::Service { from, payload } => match ServiceMessage::decode(&payload) {
-                Ok(ServiceMessage::Touch(sessions)) => {
+                Ok(ServiceMessage::Status(status)) => {
                     if replica.is_leader() {
-                        for session in sessions {
+                        replica
+                            .member_applied
+                            .insert(from, (status.applied_index, status.applied_zxid));
+                        for session in status.sessions {
                             self.sessions.touch(session, now);
                         }
                     }
@@ -851,6 +876,7 @@ impl Processor {
         if !leader_changed {
             return;
         }
+        replica.member_applied.clear();
         // Prepared writes of a lost leadership are forgotten; those that
         // still commit are applied like anyone else's.
         self.pending = Pending::new();

@@ -87,6 +87,34 @@ fn writes_anywhere_are_seen_everywhere_and_sessions_are_global() {
         .map(|c| c.sync().unwrap().zxid)
         .collect();
     assert_eq!(zxids.len(), 1, "{zxids:?}");
+
+    // The leader's admin API reports every member, and (within a tick or
+    // two) the zxid each one applied.
+    let leader = ensemble.await_leader(Duration::from_secs(10));
+    let zxid = format!("0x{:x}", zxids.first().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = ensemble.ensemble_status(leader);
+        let v: serde_json::Value = serde_json::from_str(&status).expect("JSON");
+        assert_eq!(v["server_state"], "leader", "{status}");
+        assert_eq!(v["members"].as_array().map(Vec::len), Some(3), "{status}");
+        let all_applied = v["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["last_zxid"].as_str() == Some(zxid.as_str()) && m["connected"] == true);
+        if all_applied {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let follower = (leader + 1) % 3;
+    let status = ensemble.ensemble_status(follower);
+    assert!(
+        status.contains("\"server_state\": \"follower\""),
+        "{status}"
+    );
 }
 
 /// Writes `/load/w<writer>-<n>` in a loop through any server that takes
@@ -423,4 +451,97 @@ fn a_session_on_a_follower_lives_while_used_and_expires_through_the_leader() {
         "expired before its timeout"
     );
     drop(session);
+}
+
+#[test]
+fn a_partitioned_leader_steps_down_and_the_majority_goes_on() {
+    let (ensemble, links) = LocalEnsemble::start_proxied(3, &[]);
+    let old = ensemble.await_leader(Duration::from_secs(30));
+    let mut on_old = ensemble.client(old);
+    links.isolate(old, 3);
+    // The majority elects a leader of its own and takes writes.
+    let majority: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let new = loop {
+        if let Some(&m) = majority
+            .iter()
+            .find(|&&m| ensemble.mode(m).as_deref() == Some("leader"))
+        {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the majority elected nobody\n{}",
+            ensemble.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut on_majority = ensemble.client(majority[0]);
+    assert_eq!(
+        on_majority.create("/majority", b"").unwrap().error(),
+        ErrorCode::Ok
+    );
+    // The cut-off leader commits nothing and stops serving.
+    let reply = on_old.call(&create_request("/minority", None, 0));
+    assert!(
+        !matches!(&reply, Ok(r) if r.error() == ErrorCode::Ok),
+        "a partitioned leader acknowledged a write: {reply:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ensemble.mode(old).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the partitioned leader still serves"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    links.heal();
+    let leader = ensemble.await_leader(Duration::from_secs(30));
+    assert_ne!(leader, old, "the partitioned leader won back leadership");
+    let _ = new;
+    let views: Vec<BTreeSet<String>> = (0..3)
+        .map(|i| children(&mut ensemble.client(i), "/"))
+        .collect();
+    assert!(views[0].contains("majority"), "{views:?}");
+    assert!(views.windows(2).all(|w| w[0] == w[1]), "{views:?}");
+}
+
+#[test]
+fn a_leader_that_cannot_send_is_replaced_and_follows_after_healing() {
+    let (ensemble, links) = LocalEnsemble::start_proxied(3, &[]);
+    let old = ensemble.await_leader(Duration::from_secs(30));
+    // Asymmetric: the leader hears the others, they do not hear it.
+    for other in (0..3).filter(|&i| i != old) {
+        links.block(old, other);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let leaders: Vec<usize> = (0..3)
+            .filter(|&i| i != old && ensemble.mode(i).as_deref() == Some("leader"))
+            .collect();
+        if leaders.len() == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new leader\n{}",
+            ensemble.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let writer = (0..3)
+        .find(|&i| i != old && ensemble.mode(i).is_some())
+        .unwrap();
+    let mut client = ensemble.client(writer);
+    for n in 0..20 {
+        let reply = client.create(&format!("/during{n}"), b"").unwrap();
+        assert_eq!(reply.error(), ErrorCode::Ok);
+    }
+    links.heal();
+    ensemble.await_leader(Duration::from_secs(30));
+    let mut on_old = ensemble.client(old);
+    let names = children(&mut on_old, "/");
+    for n in 0..20 {
+        assert!(names.contains(&format!("during{n}")), "{names:?}");
+    }
 }

@@ -1,8 +1,9 @@
 //! Local ensembles of real `conclave-server` processes on loopback for the
 //! multi-process tests: each member has its own data directory (outliving
-//! its processes, so members can be killed and restarted) and a zoo.cfg
-//! with the same `server.N` lines; `tickTime=200` keeps elections under a
-//! second or so.
+//! its processes, so members can be killed and restarted), a zoo.cfg with
+//! the `server.N` lines (the same for all, or naming the others through a
+//! fault-injecting proxy, `partition_proxy`), and admin HTTP on its own
+//! port; `tickTime=200` keeps elections under a second or so.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -19,7 +20,10 @@ pub struct Member {
 
 pub struct LocalEnsemble {
     pub members: Vec<Member>,
-    config: Vec<String>,
+    /// Each member's zoo.cfg lines.
+    configs: Vec<Vec<String>>,
+    /// Each member's admin HTTP port.
+    pub admin_ports: Vec<u16>,
     /// Each server sees this file as its /etc/hosts (a private mount
     /// namespace), when set.
     hosts_file: Option<std::path::PathBuf>,
@@ -59,21 +63,49 @@ impl LocalEnsemble {
         host: impl Fn(u64) -> String,
         hosts_file: Option<std::path::PathBuf>,
     ) -> LocalEnsemble {
-        let mut config = vec![
-            "tickTime=200".to_owned(),
-            "initLimit=10".to_owned(),
-            "syncLimit=5".to_owned(),
-        ];
-        for i in 1..=n {
-            let role = if i > n - observers { ":observer" } else { "" };
-            config.push(format!(
-                "server.{i}={}:{}:{}{role}",
-                host(i as u64),
-                free_port(),
-                free_port()
-            ));
+        let quorum: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let configs = (0..n)
+            .map(|_| config_for(n, observers, extra_cfg, |i| (host(i as u64 + 1), quorum[i])))
+            .collect();
+        LocalEnsemble::spawn_configs(n, configs, hosts_file)
+    }
+
+    /// Starts `n` servers whose peer traffic all passes through a proxy
+    /// that can partition them; waits until they agree on a leader.
+    pub fn start_proxied(
+        n: usize,
+        extra_cfg: &[&str],
+    ) -> (LocalEnsemble, crate::partition_proxy::Links) {
+        let quorum: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let links = crate::partition_proxy::Links::start(&quorum);
+        let configs = (0..n)
+            .map(|me| {
+                config_for(n, 0, extra_cfg, |i| {
+                    let port = if i == me {
+                        quorum[i]
+                    } else {
+                        links.port(me, i)
+                    };
+                    ("127.0.0.1".to_owned(), port)
+                })
+            })
+            .collect();
+        let ensemble = LocalEnsemble::spawn_configs(n, configs, None);
+        ensemble.await_leader(Duration::from_secs(60));
+        (ensemble, links)
+    }
+
+    fn spawn_configs(
+        n: usize,
+        mut configs: Vec<Vec<String>>,
+        hosts_file: Option<std::path::PathBuf>,
+    ) -> LocalEnsemble {
+        let admin_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        for (config, port) in configs.iter_mut().zip(&admin_ports) {
+            config.push("admin.enableServer=true".to_owned());
+            config.push("admin.serverAddress=127.0.0.1".to_owned());
+            config.push(format!("admin.serverPort={port}"));
         }
-        config.extend(extra_cfg.iter().map(|s| (*s).to_owned()));
         let members = (1..=n as u64)
             .map(|id| {
                 let dir = DataDir::new(&format!("ensemble-{id}"));
@@ -87,7 +119,8 @@ impl LocalEnsemble {
             .collect();
         let mut ensemble = LocalEnsemble {
             members,
-            config,
+            configs,
+            admin_ports,
             hosts_file,
         };
         for i in 0..n {
@@ -97,7 +130,7 @@ impl LocalEnsemble {
     }
 
     fn spawn(&mut self, i: usize) {
-        let config: Vec<&str> = self.config.iter().map(String::as_str).collect();
+        let config: Vec<&str> = self.configs[i].iter().map(String::as_str).collect();
         let wrapper: Vec<String> = match &self.hosts_file {
             // A private mount namespace whose /etc/hosts is the test's file
             // (a bind mount of the file: rewriting it in place is seen).
@@ -140,6 +173,22 @@ impl LocalEnsemble {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// `GET /ensemble` of member `i`, as JSON text.
+    pub fn ensemble_status(&self, i: usize) -> String {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.admin_ports[i])).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        std::io::Write::write_all(
+            &mut s,
+            b"GET /ensemble HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut s, &mut out);
+        out.split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or(out)
     }
 
     pub fn addr(&self, i: usize) -> SocketAddr {
@@ -218,4 +267,30 @@ impl LocalEnsemble {
         }
         out
     }
+}
+
+/// Member `me`'s zoo.cfg lines: `server.N` lines naming member i as
+/// `peer(i)` (host, quorum port), the limits, and `extra_cfg`.
+fn config_for(
+    n: usize,
+    observers: usize,
+    extra_cfg: &[&str],
+    peer: impl Fn(usize) -> (String, u16),
+) -> Vec<String> {
+    let mut config = vec![
+        "tickTime=200".to_owned(),
+        "initLimit=10".to_owned(),
+        "syncLimit=5".to_owned(),
+    ];
+    for i in 0..n {
+        let role = if i >= n - observers { ":observer" } else { "" };
+        let (host, port) = peer(i);
+        config.push(format!(
+            "server.{}={host}:{port}:{}{role}",
+            i + 1,
+            free_port()
+        ));
+    }
+    config.extend(extra_cfg.iter().map(|s| (*s).to_owned()));
+    config
 }
