@@ -72,6 +72,10 @@ pub struct Config {
     pub peer_type: Option<crate::ensemble_config::MemberRole>,
     /// `standaloneEnabled` (default true): one participant runs standalone.
     pub standalone_enabled: bool,
+    /// `readonlymode.enabled` (ZooKeeper: a `-D` flag): an ensemble member
+    /// without a quorum serves reads to clients that ask for a read-only
+    /// session.
+    pub read_only_mode: bool,
     /// `conclave.ensembleName` (Conclave's own, default "conclave"): named
     /// in every peer handshake, so that servers of two ensembles that reach
     /// each other by mistake refuse to talk.
@@ -116,6 +120,7 @@ impl Default for Config {
             sync_limit: None,
             peer_type: None,
             standalone_enabled: true,
+            read_only_mode: false,
             ensemble_name: "conclave".to_owned(),
             client_port_set: None,
             config_file: None,
@@ -149,7 +154,6 @@ const IGNORED_KEYS: &[&str] = &[
     "multiAddress.enabled",
     "admin.idleTimeout",
     "enforceQuota",
-    "readonlymode.enabled",
     "digest.enabled",
     "audit.enable",
     "jvm.pause.monitor",
@@ -304,6 +308,7 @@ impl Config {
                 "initLimit" => c.init_limit = Some(parse_num(key, value)?),
                 "syncLimit" => c.sync_limit = Some(parse_num(key, value)?),
                 "standaloneEnabled" => c.standalone_enabled = parse_bool(key, value)?,
+                "readonlymode.enabled" => c.read_only_mode = parse_bool(key, value)?,
                 "conclave.ensembleName" => {
                     if value.is_empty() || value.len() > consensus::wire::MAX_ENSEMBLE_NAME {
                         return Err(ConfigError::BadValue {

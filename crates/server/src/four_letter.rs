@@ -111,7 +111,15 @@ pub async fn execute(
         // Does nothing; ZooKeeper then reads the word as a negative frame
         // length and closes the connection.
         TELNET_CLOSE_NAME => String::new(),
-        "isro" => if serving { "rw" } else { "null" }.to_owned(),
+        "isro" => {
+            if serving {
+                "rw".to_owned()
+            } else if shared.config.read_only_mode {
+                report::read_only_state(shared).await.to_owned()
+            } else {
+                "null".to_owned()
+            }
+        }
         // Conclave keeps no digest log, so the list is empty; ZooKeeper's
         // not-serving answer has no newline here.
         "hash" => {

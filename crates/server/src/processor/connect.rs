@@ -24,7 +24,9 @@ impl Processor {
     ) {
         self.stats.packets_received += 1;
         self.stats.connection_requests += 1;
-        if self.replica.as_ref().is_some_and(|r| !r.has_leader()) {
+        let no_quorum = self.replica.as_ref().is_some_and(|r| !r.has_leader());
+        let read_only = no_quorum && self.config.read_only_mode && request.read_only == Some(true);
+        if no_quorum && !read_only {
             // As a ZooKeeper server that is not running (no quorum): the
             // client tries another server.
             tracing::debug!(%remote, "refusing a session: no leader, so no quorum to serve");
@@ -59,11 +61,14 @@ impl Processor {
                 stats,
                 closing: false,
                 establishing: false,
+                read_only,
                 pending_writes: 0,
                 queue: std::collections::VecDeque::new(),
             },
         );
-        if request.session_id == 0 {
+        if read_only {
+            self.read_only_session(conn_id, &request, timeout_ms);
+        } else if request.session_id == 0 {
             self.create_session(conn_id, timeout_ms, request.read_only);
         } else {
             self.reopen_session(conn_id, &request, timeout_ms);
@@ -140,6 +145,44 @@ impl Processor {
             session_id,
             password,
             read_only,
+        };
+        self.send_connect_response(conn_id, &response);
+    }
+
+    /// A read-only session, as ZooKeeper's read-only server gives: a new
+    /// one is local to this server (never in the log, gone when the server
+    /// regains a quorum and disconnects it); an existing session is served
+    /// read-only. The response says `readOnly`.
+    fn read_only_session(&mut self, conn_id: ConnId, request: &ConnectRequest, timeout_ms: i32) {
+        let (session_id, password) = if request.session_id == 0 {
+            let mut password = vec![0u8; PASSWORD_LEN];
+            rand::rng().fill_bytes(&mut password);
+            (self.sessions.next_session_id(), password)
+        } else {
+            match self.tree.session(request.session_id) {
+                Some(s) if s.password == request.password => {
+                    (request.session_id, s.password.clone())
+                }
+                _ => {
+                    self.send_connect_response(conn_id, &ConnectResponse::expired(Some(true)));
+                    self.close(conn_id);
+                    return;
+                }
+            }
+        };
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            conn.session_id = session_id;
+        }
+        tracing::info!(
+            session = format_args!("0x{session_id:x}"),
+            "read-only session: no quorum, readonlymode.enabled"
+        );
+        let response = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id,
+            password,
+            read_only: Some(true),
         };
         self.send_connect_response(conn_id, &response);
     }

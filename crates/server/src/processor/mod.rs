@@ -111,6 +111,9 @@ pub(crate) struct Conn {
     closing: bool,
     /// Its createSession is in flight: requests wait.
     establishing: bool,
+    /// A read-only session (an ensemble member without a quorum, with
+    /// `readonlymode.enabled`): reads are served, writes refused.
+    read_only: bool,
     /// Its writes prepared and not yet applied.
     pending_writes: usize,
     /// Requests waiting for earlier ones (see `pipeline`).
@@ -395,6 +398,37 @@ impl Processor {
                     received,
                 );
                 self.close(conn_id);
+            }
+            request
+                if self.conns.get(&conn_id).is_some_and(|c| c.read_only)
+                    && (writes::is_write(&request) || matches!(request, Request::Sync(_))) =>
+            {
+                // ZooKeeper's ReadOnlyRequestProcessor: every change, and
+                // sync, is refused; closing the session closes the
+                // connection.
+                if matches!(request, Request::CloseSession) {
+                    self.reply(
+                        conn_id,
+                        header.xid,
+                        0,
+                        ErrorCode::Ok,
+                        &Response::Empty,
+                        op,
+                        received,
+                    );
+                    self.close(conn_id);
+                } else {
+                    let zxid = self.tree.last_zxid();
+                    self.reply(
+                        conn_id,
+                        header.xid,
+                        zxid,
+                        ErrorCode::NotReadOnly,
+                        &Response::Empty,
+                        op,
+                        received,
+                    );
+                }
             }
             request if writes::is_write(&request) => self.write(conn_id, header, request, received),
             Request::Sync(r) if self.replica.is_some() => {

@@ -892,7 +892,16 @@ impl Processor {
         debug_assert!(deferred.iter().all(|k| !replica.awaiting.contains_key(k)));
         let has_leader = change.leader.is_some();
         let leads = change.role == Role::Leader;
-        if !has_leader {
+        if has_leader {
+            // Read-only sessions end with the read-only mode, as when
+            // ZooKeeper's read-only server makes way for a follower.
+            doomed.extend(
+                self.conns
+                    .iter()
+                    .filter(|(_, c)| c.read_only)
+                    .map(|(id, _)| *id),
+            );
+        } else {
             // No quorum: ZooKeeper's servers drop their clients then.
             doomed.extend(self.conns.keys().copied());
         }

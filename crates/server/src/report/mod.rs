@@ -93,6 +93,17 @@ pub async fn snapshot(shared: &Shared) -> Option<ServerSnapshot> {
     }
 }
 
+/// `isro`: "rw" when serving, "ro" when an ensemble member without a
+/// quorum serves read-only sessions (`readonlymode.enabled`), "null"
+/// otherwise.
+pub async fn read_only_state(shared: &Shared) -> &'static str {
+    match query(shared, AdminQuery::Ping).await {
+        Some(AdminAnswer::Done) => "rw",
+        Some(AdminAnswer::NotServing) if shared.config.read_only_mode => "ro",
+        _ => "null",
+    }
+}
+
 /// Is the server serving requests (`ZooKeeperServer.isRunning`)? In an
 /// ensemble: is there a leader, so a quorum, to serve with.
 pub async fn is_serving(shared: &Shared) -> bool {

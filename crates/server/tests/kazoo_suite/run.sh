@@ -25,6 +25,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../../../.." && pwd)
 VENV="$HERE/.venv"
 MEMBERS="${KAZOO_SUITE_MEMBERS:-1}"
+export KAZOO_SUITE_MEMBERS="$MEMBERS"
 if [ "$MEMBERS" = 1 ]; then
     RESULTS="${KAZOO_SUITE_RESULTS:-$HERE/results}"
     KNOWN="$HERE/known_differences.txt"
@@ -77,7 +78,7 @@ export CONCLAVE_BIN="$RESULTS/conclave-server"
 log "Conclave binary: $bin ($(date -r "$bin" '+%F %T'))"
 {
     echo "conclave binary: $bin (built $(date -r "$bin" '+%F %T'); repo HEAD $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$( [ -n "$(git -C "$REPO" status --porcelain -- 'crates/*/src' 'crates/*/Cargo.toml' Cargo.toml Cargo.lock 2>/dev/null | head -1)" ] && echo ' + uncommitted changes'))"
-    echo "zookeeper: Debian libzookeeper-java $(dpkg-query -W -f='${Version}' libzookeeper-java 2>/dev/null || echo '?') (ZooKeeperServerMain, /usr/share/java/zookeeper.jar)"
+    echo "zookeeper: Debian libzookeeper-java $(dpkg-query -W -f='${Version}' libzookeeper-java 2>/dev/null || echo '?') ($( [ "$MEMBERS" = 1 ] && echo ZooKeeperServerMain || echo QuorumPeerMain), /usr/share/java/zookeeper.jar)"
     echo "python: $("$VENV/bin/python" -V 2>&1); kazoo $("$VENV/bin/python" -c 'import kazoo.version as v; print(v.__version__)'); per-test timeout ${TIMEOUT}s"
 } >"$RESULTS/meta.txt"
 

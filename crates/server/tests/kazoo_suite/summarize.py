@@ -17,6 +17,7 @@ on Conclave when re-run is reported as FLAKY and does not fail the run.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import sys
 
@@ -68,7 +69,9 @@ def main() -> int:
     w = out.append
     status = 0
 
-    w("kazoo 2.10.0 test suite (kazoo.tests): ZooKeeper 3.8 vs Conclave, one standalone server each")
+    members = os.environ.get("KAZOO_SUITE_MEMBERS", "1")
+    shape = "one standalone server each" if members == "1" else f"a {members}-server ensemble each"
+    w("kazoo 2.10.0 test suite (kazoo.tests): ZooKeeper 3.8 vs Conclave, " + shape)
     meta = results / "meta.txt"
     if meta.exists():
         for line in meta.read_text().splitlines():
