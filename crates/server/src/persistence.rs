@@ -15,6 +15,18 @@ pub enum RecoveryError {
     Storage(#[from] StorageError),
     #[error("the stored tree is inconsistent: {0}")]
     Tree(#[from] RestoreError),
+    #[error(
+        "this data directory holds a standalone server's data (up to log index {last}); a member of an \
+         ensemble starts from an empty data directory and receives the ensemble's data (copy data in \
+         through a client if needed), or remove the server.N lines to run it standalone"
+    )]
+    StandaloneData { last: u64 },
+    #[error(
+        "this data directory belongs to a member of an ensemble; it cannot be served standalone \
+         (its log may hold entries the ensemble never committed): add its server.N lines back, or \
+         start the standalone server on an empty data directory"
+    )]
+    EnsembleData,
     #[error("log entry {index} has zxid {zxid:#x}, its position in the log says {expected:#x}")]
     ZxidMismatch {
         index: u64,
@@ -91,6 +103,21 @@ pub enum Replay {
     Committed,
 }
 
+/// Refuses a store written in the other mode: a standalone server's log
+/// is its own history, which an ensemble member must not mix with the
+/// ensemble's; an ensemble member's log may end in entries that were never
+/// committed, which a standalone server would serve as if they were.
+pub fn check_mode(store: &dyn Store, replay: Replay) -> Result<(), RecoveryError> {
+    let meta = store.meta();
+    let was_member = meta.config.is_some();
+    let last = store.last_index().max(meta.applied_index);
+    match replay {
+        Replay::Committed if !was_member && last > 0 => Err(RecoveryError::StandaloneData { last }),
+        Replay::Everything if was_member => Err(RecoveryError::EnsembleData),
+        _ => Ok(()),
+    }
+}
+
 /// Loads the tree from `store` and applies the logged entries after the
 /// applied marker. A fresh store gets the initial tree (`/`, `/zookeeper`
 /// and its children) written into it.
@@ -100,6 +127,7 @@ pub fn recover(store: Box<dyn Store>) -> Result<Recovered, RecoveryError> {
 
 /// [`recover`], applying the entries `replay` says.
 pub fn recover_with(mut store: Box<dyn Store>, replay: Replay) -> Result<Recovered, RecoveryError> {
+    check_mode(store.as_ref(), replay)?;
     let loaded = store.load()?;
     let meta = loaded.meta;
     let mut tree = if loaded.nodes.is_empty() && meta.applied_index == 0 {

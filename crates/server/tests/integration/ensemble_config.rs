@@ -91,3 +91,49 @@ fn one_participant_runs_standalone_as_in_zookeeper() {
     );
     assert!(server.terminate().success());
 }
+
+fn lonely_member_config() -> Vec<String> {
+    let q = crate::support::free_port;
+    let mut cfg: Vec<String> = (1..=3)
+        .map(|i| format!("server.{i}=127.0.0.1:{}:{}", q(), q()))
+        .collect();
+    cfg.extend(["tickTime=200", "initLimit=10", "syncLimit=5"].map(String::from));
+    cfg
+}
+
+#[test]
+fn a_standalone_data_directory_is_refused_as_an_ensemble_member() {
+    let dir = DataDir::new("standalone-then-member");
+    let server = dir.start(&[]);
+    let mut client = crate::raw_client::RawClient::connect(server.addr, 5_000).unwrap();
+    assert_eq!(
+        client.create("/mine", b"x").unwrap().error(),
+        proto::ErrorCode::Ok
+    );
+    drop(client);
+    assert!(server.terminate().success());
+    std::fs::write(dir.data_dir().join("myid"), "1\n").unwrap();
+    let cfg = lonely_member_config();
+    let cfg: Vec<&str> = cfg.iter().map(String::as_str).collect();
+    refused_saying(
+        &dir,
+        &cfg,
+        &["standalone server's data", "empty data directory"],
+    );
+}
+
+#[test]
+fn an_ensemble_members_data_directory_is_refused_standalone() {
+    let dir = DataDir::new("member-then-standalone");
+    std::fs::write(dir.data_dir().join("myid"), "1\n").unwrap();
+    let cfg = lonely_member_config();
+    let cfg: Vec<&str> = cfg.iter().map(String::as_str).collect();
+    let server = dir.spawn(&cfg);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !server.log().contains("joining the ensemble") {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(server.terminate().success());
+    refused_saying(&dir, &[], &["belongs to a member of an ensemble"]);
+}
