@@ -2,15 +2,18 @@
 //! disks and a simulated network, every event chosen by the seed.
 //!
 //! Faults: messages lost, duplicated and delivered in any order; partitions
-//! that split the ensemble and heal; crashes that lose every write not yet
-//! synced, and restarts; clocks that tick unevenly. After every event the
-//! invariants in `invariants.rs` are checked.
+//! that split the ensemble and heal, both ways or one way only (one side
+//! hears the other but cannot answer); crashes that lose every write not
+//! yet synced, and restarts; clocks that jitter (a lone server ticks now
+//! and then) and drift (a server's clock runs at half, 1.5×, double or
+//! triple speed until its next drift); log compaction. After every event
+//! the invariants (`invariants.rs`, and the durable-quorum check of
+//! [`Cluster::apply`]) are checked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use consensus::raft::eraftpb::Message;
-use consensus::raft::eraftpb::{Snapshot, SnapshotMetadata};
-use consensus::{CommittedKind, Node, NodeConfig, Role, wire};
+use consensus::raft::eraftpb::{ConfState, Entry, Message, Snapshot, SnapshotMetadata};
+use consensus::{Committed, CommittedKind, LogCore, Node, NodeConfig, Role, make_zxid, wire};
 
 use crate::sim::disk::{AppliedEntry, Disk};
 use crate::sim::invariants::History;
@@ -26,7 +29,12 @@ pub(crate) struct Faults {
     pub(crate) crash: u64,
     pub(crate) restart: u64,
     pub(crate) partition: u64,
+    /// A partition that cuts one direction only: servers on one side
+    /// still reach the other, and hear nothing back.
+    pub(crate) one_way: u64,
     pub(crate) heal: u64,
+    /// A server's clock changes speed (see [`Clock`]).
+    pub(crate) drift: u64,
     /// A server compacts its log up to what it has applied, keeping a
     /// snapshot of its tree: laggards then catch up by snapshot.
     pub(crate) compact: u64,
@@ -37,6 +45,12 @@ pub(crate) struct Faults {
     /// A deliberately broken server: `sync` answered from its own commit
     /// index, without a ReadIndex round.
     pub(crate) sync_locally: bool,
+    /// A deliberately broken state machine: entries applied as soon as
+    /// they reach the log, before they are committed.
+    pub(crate) apply_before_commit: bool,
+    /// A deliberately misconfigured ensemble: the servers count observers
+    /// as voters (the invariants still do not).
+    pub(crate) observers_vote: bool,
 }
 
 impl Default for Faults {
@@ -46,16 +60,51 @@ impl Default for Faults {
             duplicate: 20,
             crash: 8,
             restart: 30,
-            partition: 6,
+            partition: 4,
+            one_way: 2,
             heal: 15,
+            drift: 6,
             compact: 15,
             ack_before_sync: false,
             sync_locally: false,
+            apply_before_commit: false,
+            observers_vote: false,
         }
     }
 }
 
 pub(crate) const ELECTION_TICKS: usize = 10;
+
+/// Who is in the ensemble: voters with ids `1..=voters`, then observers,
+/// which are raft-rs learners: they receive every entry but never vote or
+/// campaign, and no quorum counts them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ensemble {
+    pub(crate) voters: u64,
+    pub(crate) observers: u64,
+}
+
+impl Ensemble {
+    pub(crate) fn voters(voters: u64) -> Ensemble {
+        Ensemble {
+            voters,
+            observers: 0,
+        }
+    }
+
+    pub(crate) fn with_observers(self, observers: u64) -> Ensemble {
+        Ensemble { observers, ..self }
+    }
+}
+
+impl std::fmt::Display for Ensemble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.observers {
+            0 => write!(f, "{} servers", self.voters),
+            n => write!(f, "{} voters + {n} observers", self.voters),
+        }
+    }
+}
 
 struct SimNode {
     id: u64,
@@ -70,16 +119,50 @@ struct SimNode {
     /// Seeds the server's election timeouts; a restart continues with a
     /// new seed drawn from it, as a restarted process would.
     seed: u64,
+    /// The machine's clock, which keeps its speed across restarts.
+    clock: Clock,
+}
+
+/// A server's clock. Ticks that reach every server (the common clock)
+/// advance each by `speed` quarter ticks: a server whose clock runs fast
+/// times out sooner than the others for as long as it runs fast, which
+/// the occasional lone tick (jitter) does not model.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    /// Quarter ticks per common tick; 4 is true time.
+    speed: u64,
+    /// Quarter ticks accumulated and not yet ticked.
+    quarters: u64,
+}
+
+impl Clock {
+    const TRUE: Clock = Clock {
+        speed: 4,
+        quarters: 0,
+    };
+    /// Half, true (twice as likely: drifts also end), 1.5×, double and
+    /// triple speed.
+    const SPEEDS: [u64; 6] = [2, 4, 4, 6, 8, 12];
+
+    /// Advances by one common tick: how many ticks the server sees.
+    fn advance(&mut self) -> u64 {
+        self.quarters += self.speed;
+        let ticks = self.quarters / 4;
+        self.quarters %= 4;
+        ticks
+    }
 }
 
 pub(crate) struct Cluster {
     pub(crate) rng: Rng,
     faults: Faults,
     voters: Vec<u64>,
+    observers: Vec<u64>,
+    /// Voters then observers, in id order.
     nodes: Vec<SimNode>,
     network: Vec<Message>,
-    /// The side of a partition each node is on (all 0: no partition).
-    side: BTreeMap<u64, u8>,
+    /// Links (from, to) that lose every message: a partition.
+    cut: BTreeSet<(u64, u64)>,
     pub(crate) history: History,
     next_command: u64,
     requests: Requests,
@@ -95,22 +178,33 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    pub(crate) fn new(seed: u64, size: u64, faults: Faults) -> Cluster {
+    pub(crate) fn new(seed: u64, ensemble: Ensemble, faults: Faults) -> Cluster {
         let mut rng = Rng::new(seed);
-        let voters: Vec<u64> = (1..=size).collect();
-        let nodes = voters
+        let voters: Vec<u64> = (1..=ensemble.voters).collect();
+        let observers: Vec<u64> =
+            (ensemble.voters + 1..=ensemble.voters + ensemble.observers).collect();
+        // What the servers are configured with; the invariants go by
+        // `voters` and `observers` whatever the servers believe.
+        let conf = if faults.observers_vote {
+            ConfState::from(([&voters[..], &observers[..]].concat(), Vec::new()))
+        } else {
+            ConfState::from((voters.clone(), observers.clone()))
+        };
+        let nodes: Vec<SimNode> = voters
             .iter()
+            .chain(&observers)
             .map(|&id| {
                 let seed = rng.next_u64();
                 let mut n = SimNode {
                     id,
                     node: None,
-                    disk: Disk::new(&voters),
+                    disk: Disk::new(&conf),
                     applied: Vec::new(),
                     machine: Machine::genesis(),
                     held: Vec::new(),
                     unsynced: None,
                     seed,
+                    clock: Clock::TRUE,
                 };
                 start(&mut n);
                 n
@@ -119,8 +213,9 @@ impl Cluster {
         Cluster {
             rng,
             faults,
-            side: voters.iter().map(|&id| (id, 0)).collect(),
+            cut: BTreeSet::new(),
             voters,
+            observers,
             nodes,
             network: Vec::new(),
             history: History::default(),
@@ -150,9 +245,14 @@ impl Cluster {
             let i = self.rng.below(self.nodes.len());
             self.restart(i)?;
         } else if pick(f.partition) {
-            self.partition();
+            self.partition(false);
+        } else if pick(f.one_way) {
+            self.partition(true);
         } else if pick(f.heal) {
             self.heal();
+        } else if pick(f.drift) {
+            let i = self.rng.below(self.nodes.len());
+            self.drift(i);
         } else if pick(f.compact) {
             let i = self.rng.below(self.nodes.len());
             self.compact(i)?;
@@ -164,9 +264,7 @@ impl Cluster {
             let i = self.rng.below(self.nodes.len());
             self.sync(i)?;
         } else if pick(60) {
-            for i in 0..self.nodes.len() {
-                self.tick(i)?;
-            }
+            self.tick_everywhere()?;
         } else if pick(40) {
             let i = self.rng.below(self.nodes.len());
             self.tick(i)?;
@@ -302,6 +400,16 @@ impl Cluster {
         Ok(())
     }
 
+    /// The fewest entries any observer has applied (0 without observers).
+    pub(crate) fn least_applied_by_observers(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| self.observers.contains(&n.id))
+            .map(|n| n.applied.len())
+            .min()
+            .unwrap_or(0)
+    }
+
     pub(crate) fn acknowledged(&self) -> usize {
         self.history.acknowledged()
     }
@@ -337,19 +445,56 @@ impl Cluster {
         self.drive(i)
     }
 
-    fn partition(&mut self) {
-        for id in &self.voters {
-            let side = self.rng.below(2) as u8;
-            self.side.insert(*id, side);
+    /// Splits the servers into two random sides (replacing any partition):
+    /// nothing crosses between them, or, `one_way`, only what the first
+    /// side sends to the second gets through.
+    fn partition(&mut self, one_way: bool) {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for n in &self.nodes {
+            if self.rng.below(2) == 0 {
+                a.push(n.id);
+            } else {
+                b.push(n.id);
+            }
         }
-        let line = format!("partition {:?}", self.side);
+        self.cut.clear();
+        for &x in &a {
+            for &y in &b {
+                self.cut.insert((y, x));
+                if !one_way {
+                    self.cut.insert((x, y));
+                }
+            }
+        }
+        let line = if one_way {
+            format!("one-way partition: {a:?} reach {b:?}, not back")
+        } else {
+            format!("partition {a:?} | {b:?}")
+        };
         self.log(line);
     }
 
     fn heal(&mut self) {
-        for side in self.side.values_mut() {
-            *side = 0;
+        self.cut.clear();
+    }
+
+    /// Server `i`'s clock changes speed.
+    fn drift(&mut self, i: usize) {
+        let speed = Clock::SPEEDS[self.rng.below(Clock::SPEEDS.len())];
+        let n = &mut self.nodes[i];
+        n.clock.speed = speed;
+        let id = n.id;
+        self.log(format!("{id}'s clock runs at {speed}/4 speed"));
+    }
+
+    /// A tick of the common clock: each server ticks as its clock says.
+    fn tick_everywhere(&mut self) -> Result<(), String> {
+        for i in 0..self.nodes.len() {
+            for _ in 0..self.nodes[i].clock.advance() {
+                self.tick(i)?;
+            }
         }
+        Ok(())
     }
 
     fn tick(&mut self, i: usize) -> Result<(), String> {
@@ -446,7 +591,7 @@ impl Cluster {
         } else {
             self.network.swap_remove(i)
         };
-        if self.side.get(&m.from) != self.side.get(&m.to) {
+        if self.cut.contains(&(m.from, m.to)) {
             return self.lost(&m);
         }
         self.receive(m)
@@ -634,33 +779,16 @@ impl Cluster {
                 // that still commit are applied like anyone else's.
                 n.machine.pending = tree::Pending::new();
             }
-            let mut last_applied = None;
-            for c in rd.committed {
-                let data = match c.kind {
-                    CommittedKind::Data(d) => {
-                        let prepared = self.requests.get(&d)?;
-                        if prepared.txn.zxid != c.zxid {
-                            return Err(format!(
-                                "server {}: entry {} has zxid {:#x}, its transaction {:#x}",
-                                n.id, c.index, c.zxid, prepared.txn.zxid
-                            ));
-                        }
-                        n.machine.apply(n.id, c.index, prepared)?;
-                        d
-                    }
-                    CommittedKind::LeaderStart | CommittedKind::Membership(_) => Vec::new(),
-                };
-                let entry = AppliedEntry {
-                    index: c.index,
-                    term: c.term,
-                    zxid: c.zxid,
-                    data,
-                };
-                self.history.applied(n.id, &n.applied, &entry)?;
-                n.applied.push(entry);
-                last_applied = Some(c.index);
+            if self.faults.apply_before_commit {
+                self.apply_appended(i, &rd.entries)?;
             }
-            if let Some(index) = last_applied {
+            let last_committed = rd.committed.last().map(|c| c.index);
+            self.apply_committed(i, rd.committed)?;
+            let n = &mut self.nodes[i];
+            let Some(node) = n.node.as_mut() else {
+                return Ok(());
+            };
+            if let Some(index) = last_committed {
                 node.applied(index);
             }
             for read in rd.read_states {
@@ -678,9 +806,115 @@ impl Cluster {
         }
     }
 
+    /// Applies the entries raft-rs handed over as committed, in order.
+    fn apply_committed(&mut self, i: usize, committed: Vec<Committed>) -> Result<(), String> {
+        for c in committed {
+            if self.faults.apply_before_commit && c.index <= self.last_applied(i) {
+                // The broken server applied it when it was appended.
+                continue;
+            }
+            let data = match c.kind {
+                CommittedKind::Data(d) => d,
+                CommittedKind::LeaderStart | CommittedKind::Membership(_) => Vec::new(),
+            };
+            self.apply(
+                i,
+                AppliedEntry {
+                    index: c.index,
+                    term: c.term,
+                    zxid: c.zxid,
+                    data,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The broken server of [`Faults::apply_before_commit`]: every entry is
+    /// applied as soon as it is written to the log, the next index after
+    /// the last applied one (anything at or below counts as done), with the
+    /// zxid a leader gives it (a transaction carries its own, a leader's
+    /// first entry takes counter 0).
+    fn apply_appended(&mut self, i: usize, entries: &[Entry]) -> Result<(), String> {
+        for e in entries {
+            if e.index != self.last_applied(i) + 1 {
+                continue;
+            }
+            let data = e.data.to_vec();
+            let zxid = if data.is_empty() {
+                make_zxid(e.term, 0)
+            } else {
+                self.requests.get(&data)?.txn.zxid
+            };
+            self.apply(
+                i,
+                AppliedEntry {
+                    index: e.index,
+                    term: e.term,
+                    zxid,
+                    data,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn last_applied(&self, i: usize) -> u64 {
+        self.nodes[i].applied.last().map_or(0, |e| e.index)
+    }
+
+    /// Server `i`'s state machine applies `entry`: its transaction, if it
+    /// has one, goes into the tree, and the history checks its place.
+    fn apply(&mut self, i: usize, entry: AppliedEntry) -> Result<(), String> {
+        self.held_by_voters(self.nodes[i].id, &entry)?;
+        let n = &mut self.nodes[i];
+        if !entry.data.is_empty() {
+            let prepared = self.requests.get(&entry.data)?;
+            if prepared.txn.zxid != entry.zxid {
+                return Err(format!(
+                    "server {}: entry {} has zxid {:#x}, its transaction {:#x}",
+                    n.id, entry.index, entry.zxid, prepared.txn.zxid
+                ));
+            }
+            n.machine.apply(n.id, entry.index, prepared)?;
+        }
+        self.history.applied(n.id, &n.applied, &entry)?;
+        n.applied.push(entry);
+        Ok(())
+    }
+
+    /// Committed means durable on a majority of the voters, whatever any
+    /// server's commit index says: when a server applies an entry, a
+    /// majority of the voters' disks (what survives a crash) must hold it,
+    /// or have compacted past it (which a server does only to what it
+    /// applied, itself checked here). Observers never count.
+    fn held_by_voters(&self, id: u64, entry: &AppliedEntry) -> Result<(), String> {
+        let holders: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|n| self.voters.contains(&n.id) && holds(&n.disk.durable.log, entry))
+            .map(|n| n.id)
+            .collect();
+        if holders.len() * 2 > self.voters.len() {
+            return Ok(());
+        }
+        Err(format!(
+            "server {id} applied {entry:?}, which only voters {holders:?} of {:?} hold durably: it was never committed",
+            self.voters
+        ))
+    }
+
     fn check(&mut self) -> Result<(), String> {
         for n in &self.nodes {
             if let Some(node) = &n.node {
+                if self.observers.contains(&n.id) && node.role() != Role::Follower {
+                    return Err(format!(
+                        "server {} is an observer but is {:?} in term {}",
+                        n.id,
+                        node.role(),
+                        node.term()
+                    ));
+                }
                 if node.role() == Role::Leader {
                     self.history.leader(n.id, node.term())?;
                 }
@@ -691,6 +925,12 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+/// Whether a durable log holds `entry`, or has compacted past it.
+fn holds(log: &LogCore, entry: &AppliedEntry) -> bool {
+    let compacted_through = log.first_index() - 1;
+    entry.index < compacted_through || log.term(entry.index) == Some(entry.term)
 }
 
 /// (Re)starts a server from its disk, as the server binary does: the log

@@ -32,9 +32,10 @@ pub(crate) struct Disk {
 }
 
 impl Disk {
-    pub(crate) fn new(voters: &[u64]) -> Disk {
+    /// A fresh disk holding only the membership.
+    pub(crate) fn new(conf: &ConfState) -> Disk {
         let mut core = LogCore::default();
-        core.conf_state = ConfState::from((voters.to_vec(), Vec::<u64>::new()));
+        core.conf_state = conf.clone();
         Disk {
             live: SimLog::new(core.clone()),
             durable: Durable {

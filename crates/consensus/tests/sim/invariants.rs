@@ -13,6 +13,15 @@
 //!   a read after the sync sees them (linearizable sync);
 //! - after the faults stop and the ensemble settles, every server holds
 //!   every write a leader acknowledged (applied and would answer).
+//!
+//! Two more need the disks and the membership, and live in `cluster.rs`:
+//!
+//! - **committed means durable on a majority of voters**: whenever any
+//!   server applies an entry, the synced logs of a majority of the voters
+//!   hold it (observers never count), whatever commit index raft-rs
+//!   reports;
+//! - **observers never campaign or lead**: an observer is always a
+//!   follower.
 
 use std::collections::BTreeMap;
 

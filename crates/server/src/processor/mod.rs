@@ -258,7 +258,19 @@ impl Processor {
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(command) => self.handle(command),
+                    Some(command) => {
+                        self.handle(command);
+                        // In an ensemble whatever else is queued goes in
+                        // the same batch (bounded, so timers and the
+                        // writer's events are not starved).
+                        for _ in 0..if replicated { COMMAND_BATCH } else { 0 } {
+                            match commands.try_recv() {
+                                Ok(command) => self.handle(command),
+                                Err(_) => break,
+                            }
+                        }
+                        self.after_commands();
+                    }
                     None => break,
                 },
                 event = events.recv() => match event {
@@ -656,19 +668,30 @@ impl Processor {
     }
 }
 
-/// How long a raft tick is: half a ZooKeeper tick, so a leader's
-/// heartbeats (one per raft tick) come twice per `tickTime`.
+/// Most commands handled between two rounds of replication work.
+const COMMAND_BATCH: usize = 256;
+
+/// Raft ticks per ZooKeeper tick. Fine-grained so that the steps of a
+/// failover that are counted in ticks (the staggered campaigns after a
+/// leader's process is gone) take a fraction of a `tickTime`.
+const RAFT_TICKS_PER_TICK: u32 = 10;
+
+/// How long a raft tick is: a tenth of a ZooKeeper tick.
 fn raft_tick(config: &Config) -> std::time::Duration {
-    std::time::Duration::from_millis(u64::from((config.tick_time_ms / 2).max(5)))
+    std::time::Duration::from_millis(u64::from(
+        (config.tick_time_ms / RAFT_TICKS_PER_TICK).max(2),
+    ))
 }
 
-/// (heartbeat, election timeout) in raft ticks. A follower that has heard
-/// nothing from its leader for `syncLimit` ZooKeeper ticks gives up on it,
-/// as ZooKeeper's followers do; here that is the upper end of the
-/// randomized election timeout (raft-rs draws it from [e, 2e) raft ticks).
+/// (heartbeat, election timeout) in raft ticks. The leader's heartbeats
+/// come twice per `tickTime`. A follower that has heard nothing from its
+/// leader for `syncLimit` ZooKeeper ticks gives up on it, as ZooKeeper's
+/// followers do; here that is the upper end of the randomized election
+/// timeout (raft-rs draws it from [e, 2e) raft ticks).
 fn raft_ticks(config: &Config) -> (usize, usize) {
     let sync_limit = usize::try_from(config.sync_limit.unwrap_or(5)).unwrap_or(5);
-    (1, sync_limit.max(3))
+    let per_tick = RAFT_TICKS_PER_TICK as usize;
+    (per_tick / 2, sync_limit.max(3) * per_tick / 2)
 }
 
 /// The four-letter code `cons` shows as `lop=` (`FinalRequestProcessor`).

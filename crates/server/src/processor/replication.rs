@@ -46,6 +46,9 @@ use crate::stats::wall_clock_ms;
 /// (`snapCount × autopurge.snapRetainCount` when smaller).
 const MAX_RETAINED_ENTRIES: u64 = 20_000;
 
+/// A follower reports its status to the leader every this many raft ticks.
+const STATUS_EVERY_TICKS: u64 = 5;
+
 /// How this server takes part in an ensemble.
 #[derive(Debug, Clone)]
 pub struct ReplicaSetup {
@@ -109,6 +112,8 @@ pub(super) struct Replica {
     applied_index: u64,
     applied_zxid: i64,
     compacted_through: u64,
+    /// Raft ticks since start.
+    ticks: u64,
     /// A consensus failure that stops the server (checked by `run`).
     pub(super) failure: Option<String>,
 }
@@ -242,7 +247,11 @@ impl Replica {
         core.conf_state = conf_state.clone();
         core.hard_state.term = meta.hard_state.term;
         core.hard_state.vote = meta.hard_state.vote;
-        core.hard_state.commit = meta.hard_state.commit;
+        // Everything applied was committed; a crash can keep an apply batch
+        // (or an installed snapshot) and lose the later hard state that
+        // recorded the commit, and raft-rs refuses to start with applied
+        // past commit.
+        core.hard_state.commit = meta.hard_state.commit.max(meta.applied_index);
         let (compacted_index, compacted_term) = meta.compacted;
         let mut snapshot = Snapshot::default();
         snapshot.mut_metadata().index = compacted_index;
@@ -303,6 +312,7 @@ impl Replica {
             syncs_ready: Vec::new(),
             touched: HashSet::new(),
             member_applied: HashMap::new(),
+            ticks: 0,
             applied_index: meta.applied_index,
             applied_zxid: meta.applied_zxid,
             compacted_through: meta.compacted.0,
@@ -381,7 +391,10 @@ impl Processor {
             return;
         };
         replica.node.tick();
+        replica.ticks += 1;
+        // Status twice per ZooKeeper tick, with the heartbeats' rhythm.
         if !replica.is_leader()
+            && replica.ticks % STATUS_EVERY_TICKS == 0
             && let Some(leader) = replica.role.leader
         {
             let status = FollowerStatus {
@@ -456,8 +469,6 @@ impl Processor {
                 }
             },
         }
-        self.drive();
-        self.offer_snapshot_if_wanted();
     }
 
     /// A write another server forwarded: proposed if this server leads.
@@ -620,9 +631,7 @@ impl Processor {
             // What it added to the pending writes will never commit.
             self.pending = Pending::new();
             self.fail_write(proposal.session_id, proposal.cxid);
-            return;
         }
-        self.drive();
     }
 
     /// A client's write that cannot be carried out now (no leader, or
@@ -653,6 +662,16 @@ impl Processor {
             }
         }
         self.drive();
+    }
+
+    /// After a batch of commands: every ready the node has, and a snapshot
+    /// if raft-rs asked for one. Proposals and peer messages of one batch
+    /// share one ready (one append message per follower, one sync).
+    pub(super) fn after_commands(&mut self) {
+        if self.replica.is_some() {
+            self.drive();
+            self.offer_snapshot_if_wanted();
+        }
     }
 
     /// Handles every ready the node has.
@@ -970,7 +989,6 @@ impl Processor {
         if let Some(c) = self.conns.get_mut(&conn_id) {
             c.pending_writes += 1;
         }
-        self.drive();
     }
 
     fn answer_syncs(&mut self) {
