@@ -8,6 +8,9 @@
 #                                  "zookeeper" runs ZK-vs-ZK to prove normalization stable)
 #   CONCLAVE_BIN=path              Conclave binary (default ${CARGO_TARGET_DIR:-<repo>/target}/debug/conclave-server)
 #   DIFF_BUILD=0                   do not run `cargo build -p server` first
+#   DIFF_MEMBERS=3                 compare a three-server ZooKeeper ensemble with a
+#                                  three-server ensemble of the other (clients get the
+#                                  whole connection string; raw clients member 1)
 #   DIFF_VENV=dir                  virtualenv location (default: .venv next to this script)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

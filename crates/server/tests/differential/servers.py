@@ -141,9 +141,94 @@ def _start_one(kind, config, label, attempts=3) -> Server:
     raise last
 
 
-def start_pair(config: dict | None = None, other: str | None = None) -> tuple[Server, Server]:
-    """Start reference ZooKeeper and the other server concurrently."""
+class Ensemble:
+    """``members`` servers of one kind forming an ensemble on loopback,
+    looking like one ``Server`` to the scenarios: ``hosts`` is the whole
+    connection string, while ``host``/``port`` (raw clients, four-letter
+    words) and the admin API are member 1's."""
+
+    def __init__(self, kind: str, config: dict | None, members: int, label: str):
+        quorum = {"initLimit": "10", "syncLimit": "5"}
+        for i in range(1, members + 1):
+            quorum[f"server.{i}"] = f"127.0.0.1:{free_port()}:{free_port()}"
+        self.kind = kind
+        self.label = label
+        self.members = [
+            Server(kind, {**(config or {}), **quorum}, label=f"{label}#{i}")
+            for i in range(1, members + 1)
+        ]
+        for i, m in enumerate(self.members, start=1):
+            (m.datadir / "myid").write_text(f"{i}\n")
+            if kind == "zookeeper":
+                m.main_class = zkservers.ZK_QUORUM_MAIN
+
+    @property
+    def first(self) -> Server:
+        return self.members[0]
+
+    host = property(lambda self: self.first.host)
+    port = property(lambda self: self.first.port)
+    dir = property(lambda self: self.first.dir)
+    admin_url = property(lambda self: self.first.admin_url)
+
+    @property
+    def hosts(self) -> str:
+        return ",".join(m.hosts for m in self.members)
+
+    def start(self, timeout: float = 60.0) -> None:
+        # All first, then wait: a member serves only once a quorum is up.
+        for m in self.members:
+            m.spawn()
+        for m in self.members:
+            m.wait_ready(timeout)
+
+    def alive(self) -> bool:
+        return all(m.alive() for m in self.members)
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(f"--- {m.label}\n" + m.log_tail(n) for m in self.members)
+
+    def four_letter(self, cmd: str, timeout: float = 5.0) -> str:
+        return self.first.four_letter(cmd, timeout)
+
+    def admin_get(self, path: str, timeout: float = 5.0):
+        return self.first.admin_get(path, timeout)
+
+    def restart(self, hard: bool = True, timeout: float = 60.0) -> None:
+        """Every member killed (SIGKILL when hard) and started again."""
+        for m in self.members:
+            m.kill() if hard else m.stop()
+        self.start(timeout)
+
+    def destroy(self) -> None:
+        for m in self.members:
+            m.destroy()
+
+    def __repr__(self) -> str:
+        return f"<Ensemble {self.label} {self.hosts}>"
+
+
+def ensemble_members() -> int:
+    """``DIFF_MEMBERS``: 1 (standalone servers, default) or an ensemble size."""
+    return int(os.environ.get("DIFF_MEMBERS", "1"))
+
+
+def start_pair(config: dict | None = None, other: str | None = None):
+    """Start reference ZooKeeper and the other server concurrently (with
+    ``DIFF_MEMBERS=3``: a ZooKeeper ensemble and an ensemble of the other)."""
     other = other or other_kind()
+    members = ensemble_members()
+    if members > 1:
+        ref = Ensemble("zookeeper", config, members, "zookeeper(ref)")
+        oth = Ensemble(other, config, members, f"{other}(other)")
+        try:
+            ref.start()
+            oth.start()
+        except BaseException:
+            ref.destroy()
+            oth.destroy()
+            raise
+        return ref, oth
     ref = Server("zookeeper", config, label="zookeeper(ref)")
     ref.spawn()
     try:

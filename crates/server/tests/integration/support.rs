@@ -55,12 +55,23 @@ impl Drop for TestServer {
     }
 }
 
+/// A loopback port nothing listens on now, and never handed out before by
+/// this process: the kernel may give a just-released port again at once,
+/// and two of a server's ports (client, admin, quorum) must differ.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 fn temp_dir(kind: Kind) -> PathBuf {

@@ -77,7 +77,6 @@ ServerInfo = namedtuple(
     "ServerInfo", "server_id client_port secure_client_port admin_port"
 )
 
-ZK_QUORUM_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 
 # --------------------------------------------------------------------------
 # state shared with the pytest hooks
@@ -107,6 +106,8 @@ class ManagedServer(zkservers.ServerProcess):
         self.server_info = server_info
         # (key, value) pairs of an ensemble: server.N lines and limits
         self.quorum = list(quorum)
+        if self.quorum:
+            self.main_class = zkservers.ZK_QUORUM_MAIN
         self.config = dict(config)
         self.jaas_config = jaas_config
         self.ssl_configuration = ssl_configuration
@@ -138,12 +139,6 @@ class ManagedServer(zkservers.ServerProcess):
             self._running = False
             self._close_log()
         return self._running
-
-    def command(self):
-        cmd = super().command()
-        if self.kind == "zookeeper" and self.quorum:
-            cmd = [ZK_QUORUM_MAIN if part == ZK_MAIN else part for part in cmd]
-        return cmd
 
     def run(self):
         if self.running:

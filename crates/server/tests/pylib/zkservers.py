@@ -37,6 +37,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[3]
 
 ZK_MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
+# A member of an ensemble (zoo.cfg with server.N lines).
+ZK_QUORUM_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 
 # What ZooKeeperServerMain needs besides what Debian's zookeeper.jar manifest
 # lists: the servlet API for Jetty (admin server) and a logging backend
@@ -82,10 +84,20 @@ def conclave_bin() -> Path:
     return Path(target) / "debug" / "conclave-server"
 
 
+_GIVEN_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on now and never handed out before
+    by this process (the kernel may give a just-released port again at
+    once, and a server's client, admin and quorum ports must differ)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 class ServerError(RuntimeError):
@@ -104,6 +116,8 @@ class ServerProcess:
     jvm_flags: list[str] = []
     log_name = "server.log"
     log = logging.getLogger("zkservers")
+    # ZooKeeper's main class (ZK_QUORUM_MAIN for an ensemble member).
+    main_class = ZK_MAIN
 
     def __init__(self, kind: str, port: int, label: str = "", dir_prefix: str = "zk"):
         assert kind in KINDS, kind
@@ -146,7 +160,7 @@ class ServerProcess:
                 + ["-cp", ":".join(self.classpath), f"-Dzookeeper.log.dir={self.dir}"]
                 + jaas
                 + [f"-D{k}={v}" for k, v in self.sysprops.items()]
-                + [ZK_MAIN, str(self.cfg_path)]
+                + [self.main_class, str(self.cfg_path)]
             )
         binary = conclave_bin()
         if not binary.exists():
