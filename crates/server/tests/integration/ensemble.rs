@@ -5,7 +5,8 @@
 //!   sessions are global (an ephemeral created through one server lives
 //!   while its session moves to another, and goes when it closes);
 //! - the leader killed with SIGKILL under write load: a new leader is
-//!   elected, clients carry on, and no acknowledged write is lost;
+//!   elected, clients carry on with their sessions (re-opened on another
+//!   server, their ephemerals kept), and no acknowledged write is lost;
 //! - a follower that was down catches up, by snapshot when log retention
 //!   dropped what it missed;
 //! - a server cut off from the others (frozen, so its sockets stay open)
@@ -118,24 +119,54 @@ fn writes_anywhere_are_seen_everywhere_and_sessions_are_global() {
 }
 
 /// Writes `/load/w<writer>-<n>` in a loop through any server that takes
-/// them, reconnecting (a new session) whenever its server fails it; records
-/// what was acknowledged.
+/// them, on one session: when its server fails it, it re-opens the same
+/// session on the next server, as a ZooKeeper client does. The session
+/// holds an ephemeral `/load/eph-w<writer>`. Records what was acknowledged;
+/// returns how many times the session was found expired (it must not be).
 fn writer(
     ensemble: Arc<Mutex<Vec<std::net::SocketAddr>>>,
     id: usize,
     stop: Arc<AtomicBool>,
     acked: Arc<Mutex<Vec<String>>>,
-) {
+) -> u32 {
     let mut n = 0u64;
     let mut target = id;
+    let mut expired = 0;
+    let mut session: Option<(i64, Vec<u8>, i32)> = None;
     let mut client: Option<RawClient> = None;
     while !stop.load(Ordering::Relaxed) {
         if client.is_none() {
             let addrs = ensemble.lock().unwrap().clone();
             let addr = addrs[target % addrs.len()];
-            match RawClient::connect(addr, 4_000) {
-                Ok(c) => client = Some(c),
-                Err(_) => {
+            let connected = match &session {
+                Some((sid, password, timeout)) => {
+                    match RawClient::resume(addr, *sid, password, *timeout) {
+                        Ok(Connected::Session(c)) => Some(c),
+                        Ok(Connected::Expired) => {
+                            expired += 1;
+                            session = None;
+                            None
+                        }
+                        Err(_) => None,
+                    }
+                }
+                None => match RawClient::connect(addr, 4_000) {
+                    Ok(mut c) => {
+                        let eph = format!("/load/eph-w{id}");
+                        match c.call(&create_request(&eph, None, 1)) {
+                            Ok(r) if r.error() == ErrorCode::Ok => {
+                                session = Some((c.session_id, c.password.clone(), c.timeout_ms));
+                                Some(c)
+                            }
+                            _ => None,
+                        }
+                    }
+                    Err(_) => None,
+                },
+            };
+            match connected {
+                Some(c) => client = Some(c),
+                None => {
                     target += 1;
                     std::thread::sleep(Duration::from_millis(20));
                     continue;
@@ -158,6 +189,7 @@ fn writer(
             }
         }
     }
+    expired
 }
 
 #[test]
@@ -203,8 +235,8 @@ fn killing_the_leader_under_load_loses_no_acknowledged_write() {
     addrs.lock().unwrap()[leader] = addr;
     std::thread::sleep(Duration::from_millis(1000));
     stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.join().unwrap();
+    for (id, w) in writers.into_iter().enumerate() {
+        assert_eq!(w.join().unwrap(), 0, "writer {id}'s session expired");
     }
     ensemble.await_leader(Duration::from_secs(30));
 
@@ -214,6 +246,12 @@ fn killing_the_leader_under_load_loses_no_acknowledged_write() {
     for i in 0..3 {
         let mut client = ensemble.client(i);
         let names = children(&mut client, "/load");
+        for w in 0..3 {
+            assert!(
+                names.contains(&format!("eph-w{w}")),
+                "server {i}: writer {w}'s ephemeral is gone, so its session was lost"
+            );
+        }
         for path in &acked {
             let name = path.trim_start_matches("/load/");
             assert!(
