@@ -61,6 +61,9 @@ pub enum WriterEvent {
 pub struct SyncStats {
     pub entries: usize,
     pub duration: Duration,
+    /// Whether a sync ran (a consensus ready that needs none is written
+    /// without one).
+    pub synced: bool,
 }
 
 /// The processor's end of the log writer.
@@ -195,7 +198,8 @@ fn write_batch(
     }
     let index = last_appended.unwrap_or(0);
     let started = Instant::now();
-    if last_appended.is_some() || must_sync {
+    let synced = last_appended.is_some() || must_sync;
+    if synced {
         store.sync()?;
     }
     Ok(Some(WriterEvent::Durable {
@@ -204,6 +208,7 @@ fn write_batch(
         sync: SyncStats {
             entries,
             duration: started.elapsed(),
+            synced,
         },
     }))
 }

@@ -276,7 +276,9 @@ impl Processor {
                 event = events.recv() => match event {
                     Some(WriterEvent::Durable { index, marker, sync }) => {
                         if let Some(number) = marker {
-                            self.stats.record_sync(sync.entries, sync.duration);
+                            if sync.synced {
+                                self.stats.record_sync(sync.entries, sync.duration);
+                            }
                             self.replica_persisted(number);
                         } else {
                             self.durable(index, sync);
