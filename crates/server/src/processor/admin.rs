@@ -27,6 +27,7 @@ pub enum AdminQuery {
     ResetConnectionStats,
     /// A four-letter word arrived: ZooKeeper counts its four bytes as a
     /// received packet (`ServerCnxn.packetReceived`) before running it.
+    /// Answered like `Ping`.
     FourLetterWord,
     /// A four-letter word's output went out in this many packets (ZooKeeper
     /// counts each flush of its 8192-character writer as a packet sent).
@@ -127,19 +128,23 @@ impl Processor {
             }
             AdminQuery::FourLetterWord => {
                 self.stats.packets_received += 1;
-                AdminAnswer::Done
+                self.serving_answer()
             }
             AdminQuery::FourLetterOutput { packets } => {
                 self.stats.packets_sent += packets;
                 AdminAnswer::Done
             }
-            AdminQuery::Ping => {
-                if self.replica.as_ref().is_none_or(|r| r.has_leader()) {
-                    AdminAnswer::Done
-                } else {
-                    AdminAnswer::NotServing
-                }
-            }
+            AdminQuery::Ping => self.serving_answer(),
+        }
+    }
+
+    /// `Done` while serving; `NotServing` for a member of an ensemble that
+    /// knows no leader.
+    fn serving_answer(&self) -> AdminAnswer {
+        if self.replica.as_ref().is_none_or(|r| r.has_leader()) {
+            AdminAnswer::Done
+        } else {
+            AdminAnswer::NotServing
         }
     }
 

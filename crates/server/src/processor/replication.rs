@@ -537,7 +537,6 @@ impl Processor {
                 c.pending_writes += 1;
             }
         }
-        let replica = self.replica.as_deref_mut().expect("checked above");
         if replica.is_leader() {
             let kind = match kind {
                 WriteKind::Write(write) => ProposalKind::Write(write.clone()),
@@ -930,16 +929,16 @@ impl Processor {
         if leads {
             // The new leader expires sessions from now on: each gets its
             // full timeout to show activity (as after a restart).
-            let sessions: Vec<(i64, i32)> = self
-                .tree
-                .sessions()
-                .iter()
-                .map(|(id, s)| (*id, s.timeout_ms))
-                .collect();
-            for (id, timeout_ms) in sessions {
-                let owner = self.sessions.owner(id);
-                self.sessions.track(id, timeout_ms, owner, now);
-            }
+            self.track_tree_sessions(now);
+        }
+    }
+
+    /// Tracks every session of the tree with its full timeout from `now`,
+    /// keeping the connection attached to it, if any.
+    fn track_tree_sessions(&mut self, now: u64) {
+        for (id, session) in self.tree.sessions() {
+            let owner = self.sessions.owner(*id);
+            self.sessions.track(*id, session.timeout_ms, owner, now);
         }
     }
 
@@ -1143,16 +1142,9 @@ impl Processor {
         }
         self.tree = tree;
         self.pending = Pending::new();
+        // Every connection was closed above: no session has an owner.
         let now = self.now_ms();
-        let sessions: Vec<(i64, i32)> = self
-            .tree
-            .sessions()
-            .iter()
-            .map(|(id, s)| (*id, s.timeout_ms))
-            .collect();
-        for (id, timeout_ms) in sessions {
-            self.sessions.track(id, timeout_ms, None, now);
-        }
+        self.track_tree_sessions(now);
         let replica = self
             .replica
             .as_deref_mut()

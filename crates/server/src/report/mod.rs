@@ -132,11 +132,14 @@ pub async fn reset_connection_stats(shared: &Shared) -> bool {
 }
 
 /// Counts a four-letter word as a received packet of four bytes, as
-/// ZooKeeper does before running (or refusing) it; false if the processor
-/// is gone.
+/// ZooKeeper does before running (or refusing) it; whether the server
+/// serves ([`is_serving`]), false if the processor is gone.
 pub async fn count_four_letter_word(shared: &Shared) -> bool {
     shared.bytes_received.fetch_add(4, Ordering::Relaxed);
-    query(shared, AdminQuery::FourLetterWord).await.is_some()
+    matches!(
+        query(shared, AdminQuery::FourLetterWord).await,
+        Some(AdminAnswer::Done)
+    )
 }
 
 /// Counts the packets a four-letter word's output of `output` is sent in:
