@@ -37,20 +37,8 @@ QUIET_WAIT=${QUIET_WAIT:-900}
 TICK_TIME=2000
 
 OUT=${1:-$(mktemp -d /tmp/conclave-bench.XXXXXX)}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-
-(cd "$REPO" && cargo build --release --locked -p loadgen -p server)
-TARGET=${CARGO_TARGET_DIR:-$REPO/target}
-LOADGEN=$TARGET/release/conclave-loadgen
-CONCLAVE=$TARGET/release/conclave-server
-ZK_CLASSPATH=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar
-
-log() { echo "[$(date +%T)] $*" | tee -a "$OUT/bench.log" >&2; }
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=crates/loadgen/bench-common.sh
+. "$REPO/crates/loadgen/bench-common.sh"
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
@@ -72,7 +60,6 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 # utime + stime of a process, in seconds (USER_HZ = 100).
 cpu_s() { awk '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / 100 }' "/proc/$1/stat"; }
-now_ns() { date +%s%N; }
 # Busy CPU seconds of the whole machine (all CPUs) since boot, from /proc/stat.
 busy_s() { awk '$1 == "cpu" { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / 100 }' /proc/stat; }
 

@@ -36,20 +36,9 @@ SERVERS=${SERVERS:-"zookeeper conclave"}
 VALUE_SIZE=1024
 
 OUT=${1:-$(mktemp -d /tmp/conclave-ensemble-bench.XXXXXX)}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
+# shellcheck source=crates/loadgen/bench-common.sh
+. "$REPO/crates/loadgen/bench-common.sh"
 
-(cd "$REPO" && cargo build --release --locked -p loadgen -p server)
-TARGET=${CARGO_TARGET_DIR:-$REPO/target}
-LOADGEN=$TARGET/release/conclave-loadgen
-CONCLAVE=$TARGET/release/conclave-server
-ZK_CLASSPATH=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar
-
-log() { echo "[$(date +%T)] $*" | tee -a "$OUT/bench.log" >&2; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-now_ns() { date +%s%N; }
 srvr_mode() { # port -> Mode or empty
     python3 - "$1" <<'EOF'
 import socket, sys
