@@ -324,14 +324,7 @@ fn a_server_cut_off_from_the_others_stops_serving_and_rejoins() {
         !matches!(&reply, Ok(r) if r.error() == ErrorCode::Ok),
         "an isolated server acknowledged a write: {reply:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while ensemble.mode(leader).is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "the isolated server still serves"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    ensemble.await_not_serving(&[leader], Duration::from_secs(10));
     assert!(
         RawClient::connect(ensemble.addr(leader), 5_000).is_err(),
         "an isolated server opened a session"
@@ -428,14 +421,7 @@ fn an_observer_learns_every_write_forwards_its_own_and_never_votes() {
     let voters: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     ensemble.kill9(leader);
     ensemble.kill9(voters[0]);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while ensemble.mode(observer).is_some() || ensemble.mode(voters[1]).is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "a voter and an observer still serve without a quorum"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    ensemble.await_not_serving(&[observer, voters[1]], Duration::from_secs(15));
     ensemble.restart(leader);
     ensemble.await_leader(Duration::from_secs(30));
     assert_ne!(ensemble.mode(observer).as_deref(), Some("leader"));
@@ -499,21 +485,7 @@ fn a_partitioned_leader_steps_down_and_the_majority_goes_on() {
     links.isolate(old, 3);
     // The majority elects a leader of its own and takes writes.
     let majority: Vec<usize> = (0..3).filter(|&i| i != old).collect();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let new = loop {
-        if let Some(&m) = majority
-            .iter()
-            .find(|&&m| ensemble.mode(m).as_deref() == Some("leader"))
-        {
-            break m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the majority elected nobody\n{}",
-            ensemble.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    ensemble.await_leader_among(&majority, Duration::from_secs(15));
     let mut on_majority = ensemble.client(majority[0]);
     assert_eq!(
         on_majority.create("/majority", b"").unwrap().error(),
@@ -525,18 +497,10 @@ fn a_partitioned_leader_steps_down_and_the_majority_goes_on() {
         !matches!(&reply, Ok(r) if r.error() == ErrorCode::Ok),
         "a partitioned leader acknowledged a write: {reply:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while ensemble.mode(old).is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "the partitioned leader still serves"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    ensemble.await_not_serving(&[old], Duration::from_secs(15));
     links.heal();
     let leader = ensemble.await_leader(Duration::from_secs(30));
     assert_ne!(leader, old, "the partitioned leader won back leadership");
-    let _ = new;
     let views: Vec<BTreeSet<String>> = (0..3)
         .map(|i| children(&mut ensemble.client(i), "/"))
         .collect();
@@ -552,24 +516,8 @@ fn a_leader_that_cannot_send_is_replaced_and_follows_after_healing() {
     for other in (0..3).filter(|&i| i != old) {
         links.block(old, other);
     }
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let leaders: Vec<usize> = (0..3)
-            .filter(|&i| i != old && ensemble.mode(i).as_deref() == Some("leader"))
-            .collect();
-        if leaders.len() == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no new leader\n{}",
-            ensemble.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let writer = (0..3)
-        .find(|&i| i != old && ensemble.mode(i).is_some())
-        .unwrap();
+    let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let writer = ensemble.await_leader_among(&others, Duration::from_secs(15));
     let mut client = ensemble.client(writer);
     for n in 0..20 {
         let reply = client.create(&format!("/during{n}"), b"").unwrap();

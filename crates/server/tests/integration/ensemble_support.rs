@@ -233,6 +233,40 @@ impl LocalEnsemble {
         }
     }
 
+    /// Waits until exactly one of `candidates` leads; returns it.
+    pub fn await_leader_among(&self, candidates: &[usize], limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        loop {
+            let leaders: Vec<usize> = candidates
+                .iter()
+                .copied()
+                .filter(|&i| self.mode(i).as_deref() == Some("leader"))
+                .collect();
+            if let [leader] = leaders[..] {
+                return leader;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "none of {candidates:?} leads after {limit:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until none of `members` serves (`srvr` says so).
+    pub fn await_not_serving(&self, members: &[usize], limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while let Some(&i) = members.iter().find(|&&i| self.mode(i).is_some()) {
+            assert!(
+                Instant::now() < deadline,
+                "member {i} still serves after {limit:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// A client session on member `i`, retried while it refuses (no leader
     /// yet).
     pub fn client(&self, i: usize) -> RawClient {
