@@ -30,6 +30,10 @@ pub enum ConsensusError {
     /// before the next committed entries.
     #[error("committed entries after a snapshot, before the snapshot's last zxid was given")]
     SnapshotNotResumed,
+    /// A membership change is proposed and not yet applied: one change at
+    /// a time.
+    #[error("membership change at index {index} is not applied yet")]
+    MembershipInProgress { index: u64 },
     /// raft-rs refused (a bad configuration, a message from a removed
     /// peer, a storage error).
     #[error("raft: {0}")]

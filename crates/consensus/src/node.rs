@@ -152,8 +152,10 @@ pub enum CommittedKind {
     LeaderStart,
     /// A proposal's data.
     Data(Vec<u8>),
-    /// A membership change, already applied to the node's configuration.
-    Membership(ConfState),
+    /// A membership change, already applied to the node's configuration,
+    /// with the context its proposer attached (the server's description
+    /// of the new configuration: addresses, version, who asked).
+    Membership { conf: ConfState, context: Vec<u8> },
 }
 
 /// One round of work for the driver (see the module documentation).
@@ -296,9 +298,16 @@ impl<S: Storage> Node<S> {
         Ok(())
     }
 
-    /// Proposes a membership change (one step at a time).
+    /// Proposes a membership change (one step at a time: refused while an
+    /// earlier change is not applied, where raft-rs would silently turn it
+    /// into an empty entry).
     pub fn propose_membership(&mut self, change: ConfChangeV2) -> Result<(), ConsensusError> {
         self.leading_counter()?;
+        if self.raw.raft.has_pending_conf() {
+            return Err(ConsensusError::MembershipInProgress {
+                index: self.raw.raft.pending_conf_index,
+            });
+        }
         let proposed = self.raw.propose_conf_change(Vec::new(), change);
         self.refused_if_dropped(proposed)?;
         self.observe();
@@ -540,6 +549,21 @@ impl<S: Storage> Node<S> {
         out
     }
 
+    /// The membership in force (the last applied change).
+    pub fn conf_state(&self) -> ConfState {
+        self.raw.raft.prs().conf().to_conf_state()
+    }
+
+    /// The member leadership is being handed to, if a transfer is on.
+    pub fn transferring_to(&self) -> Option<u64> {
+        self.raw.raft.lead_transferee
+    }
+
+    /// A proposed membership change is not yet applied.
+    pub fn membership_pending(&self) -> bool {
+        self.raw.raft.has_pending_conf()
+    }
+
     /// The storage the node reads.
     pub fn storage(&self) -> &S {
         self.raw.store()
@@ -634,7 +658,8 @@ impl<S: Storage> Node<S> {
                 EntryType::EntryNormal if entry.data.is_empty() => CommittedKind::LeaderStart,
                 EntryType::EntryNormal => CommittedKind::Data(entry.data.to_vec()),
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                    CommittedKind::Membership(apply_membership(&mut self.raw, &entry)?)
+                    let (conf, context) = apply_membership(&mut self.raw, &entry)?;
+                    CommittedKind::Membership { conf, context }
                 }
             };
             out.push(Committed {
@@ -654,17 +679,17 @@ impl<S: Storage> Node<S> {
 fn apply_membership<S: Storage>(
     raw: &mut RawNode<S>,
     entry: &Entry,
-) -> Result<ConfState, ConsensusError> {
+) -> Result<(ConfState, Vec<u8>), ConsensusError> {
     use protobuf::Message as _;
     let codec = |e: protobuf::ProtobufError| ConsensusError::Raft(raft::Error::CodecError(e));
     if entry.get_entry_type() == EntryType::EntryConfChange {
         let mut cc = raft::eraftpb::ConfChange::default();
         cc.merge_from_bytes(&entry.data).map_err(codec)?;
-        Ok(raw.apply_conf_change(&cc)?)
+        Ok((raw.apply_conf_change(&cc)?, cc.context.to_vec()))
     } else {
         let mut cc = ConfChangeV2::default();
         cc.merge_from_bytes(&entry.data).map_err(codec)?;
-        Ok(raw.apply_conf_change(&cc)?)
+        Ok((raw.apply_conf_change(&cc)?, cc.context.to_vec()))
     }
 }
 

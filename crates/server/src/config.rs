@@ -80,6 +80,13 @@ pub struct Config {
     /// in every peer handshake, so that servers of two ensembles that reach
     /// each other by mistake refuse to talk.
     pub ensemble_name: String,
+    /// `conclave.join`: this new server joins an existing ensemble (it
+    /// starts knowing no membership and waits to be added by a reconfig).
+    pub join: bool,
+    /// `conclave.adminToken`, or the first line of the file named by
+    /// `conclave.adminTokenFile`: the bearer token the admin API's
+    /// membership changes require (they are refused without one).
+    pub admin_token: Option<String>,
     /// `clientPort` as written, to check against this server's line.
     pub client_port_set: Option<u16>,
     /// Where the values came from, for `conf` and logs.
@@ -122,6 +129,8 @@ impl Default for Config {
             standalone_enabled: true,
             read_only_mode: false,
             ensemble_name: "conclave".to_owned(),
+            join: false,
+            admin_token: None,
             client_port_set: None,
             config_file: None,
             ignored_keys: Vec::new(),
@@ -309,6 +318,23 @@ impl Config {
                 "syncLimit" => c.sync_limit = Some(parse_num(key, value)?),
                 "standaloneEnabled" => c.standalone_enabled = parse_bool(key, value)?,
                 "readonlymode.enabled" => c.read_only_mode = parse_bool(key, value)?,
+                "conclave.join" => c.join = parse_bool(key, value)?,
+                "conclave.adminToken" => {
+                    c.admin_token = Some(value.to_owned()).filter(|t| !t.is_empty());
+                }
+                "conclave.adminTokenFile" => {
+                    let text =
+                        std::fs::read_to_string(value).map_err(|e| ConfigError::BadValue {
+                            key: key.to_owned(),
+                            value: value.to_owned(),
+                            reason: format!("cannot read it: {e}"),
+                        })?;
+                    c.admin_token = text
+                        .lines()
+                        .next()
+                        .map(|l| l.trim().to_owned())
+                        .filter(|t| !t.is_empty());
+                }
                 "conclave.ensembleName" => {
                     if value.is_empty() || value.len() > consensus::wire::MAX_ENSEMBLE_NAME {
                         return Err(ConfigError::BadValue {

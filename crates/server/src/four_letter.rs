@@ -129,7 +129,16 @@ pub async fn execute(
                 report::NOT_SERVING.to_owned()
             }
         }
-        "conf" if serving => report::conf_text(&shared.config),
+        "conf" if serving => {
+            let mut text = report::conf_text(&shared.config);
+            if shared.config.servers.is_empty() {
+                return text;
+            }
+            if let Some(r) = report::snapshot(shared).await.and_then(|s| s.replica) {
+                text.push_str(&report::conf_ensemble_text(&r));
+            }
+            text
+        }
         "dirs" if serving => report::dirs_text(&shared.config),
         "crst" | "srst" => {
             let done = serving

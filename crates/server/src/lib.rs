@@ -14,6 +14,7 @@ pub mod durability;
 pub mod ensemble_config;
 pub mod four_letter;
 pub mod inspect;
+pub mod membership;
 pub mod peers;
 pub mod persistence;
 pub mod processor;

@@ -21,8 +21,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use consensus::raft::eraftpb::{Message, MessageType};
@@ -31,7 +31,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::ensemble_config::Ensemble;
+use crate::ensemble_config::{Ensemble, Member};
 use crate::processor::Command;
 
 /// Messages waiting for one peer, at most.
@@ -69,6 +69,14 @@ pub struct Peers {
     queues: HashMap<u64, mpsc::Sender<Outbound>>,
     /// Per peer: whether its connection is up (for status reports).
     connected: HashMap<u64, Arc<AtomicBool>>,
+    /// Per peer: where it listens, and the flag that stops its sender.
+    addresses: HashMap<u64, (String, u16, Arc<AtomicBool>)>,
+    /// Who may connect in (shared with the listener).
+    members: Arc<RwLock<Vec<u64>>>,
+    ensemble_name: String,
+    my_id: u64,
+    commands: mpsc::Sender<Command>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Peers {
@@ -87,6 +95,63 @@ impl Peers {
             Some(queue) => queue.try_send(Outbound::Service(payload)).is_ok(),
             None => false,
         }
+    }
+
+    /// Follows a membership change: senders start for new members and stop
+    /// for members that left (or moved: they start again at the new
+    /// address); the listener accepts exactly the members.
+    pub fn set_members(&mut self, members: &[Member]) {
+        let wanted: HashMap<u64, (String, u16)> = members
+            .iter()
+            .filter(|m| m.id != self.my_id)
+            .map(|m| (m.id, (m.host.clone(), m.quorum_port)))
+            .collect();
+        let stale: Vec<u64> = self
+            .addresses
+            .iter()
+            .filter(|(id, (host, port, _))| {
+                wanted.get(id).is_none_or(|(h, p)| h != host || p != port)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            if let Some((_, _, stop)) = self.addresses.remove(&id) {
+                stop.store(true, Ordering::Relaxed);
+            }
+            self.queues.remove(&id);
+            self.connected.remove(&id);
+            tracing::info!(peer = id, "no longer a member: stopped connecting to it");
+        }
+        for (id, (host, port)) in wanted {
+            if !self.addresses.contains_key(&id) {
+                self.spawn_sender(id, host, port);
+            }
+        }
+        if let Ok(mut allowed) = self.members.write() {
+            *allowed = members
+                .iter()
+                .map(|m| m.id)
+                .filter(|&id| id != self.my_id)
+                .collect();
+        }
+    }
+
+    fn spawn_sender(&mut self, id: u64, host: String, port: u16) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let up = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        self.queues.insert(id, tx);
+        self.connected.insert(id, up.clone());
+        self.addresses
+            .insert(id, (host.clone(), port, stop.clone()));
+        let peer = PeerAddress { id, host, port };
+        let hello = Hello {
+            ensemble: self.ensemble_name.clone(),
+            from: self.my_id,
+            to: id,
+        };
+        self.runtime
+            .spawn(send_loop(peer, hello, rx, self.commands.clone(), up, stop));
     }
 
     /// Whether this server's connection to `peer` is up.
@@ -113,31 +178,18 @@ pub fn start(
     listener: TcpListener,
     commands: mpsc::Sender<Command>,
 ) -> Peers {
-    let mut queues = HashMap::new();
-    let mut connected = HashMap::new();
-    for member in ensemble.members.iter().filter(|m| m.id != ensemble.my_id) {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let up = Arc::new(AtomicBool::new(false));
-        queues.insert(member.id, tx);
-        connected.insert(member.id, up.clone());
-        let peer = PeerAddress {
-            id: member.id,
-            host: member.host.clone(),
-            port: member.quorum_port,
-        };
-        let hello = Hello {
-            ensemble: ensemble_name.to_owned(),
-            from: ensemble.my_id,
-            to: member.id,
-        };
-        tokio::spawn(send_loop(peer, hello, rx, commands.clone(), up));
-    }
-    let members = ensemble
-        .members
-        .iter()
-        .map(|m| m.id)
-        .filter(|&id| id != ensemble.my_id)
-        .collect();
+    let members = Arc::new(RwLock::new(Vec::new()));
+    let mut peers = Peers {
+        queues: HashMap::new(),
+        connected: HashMap::new(),
+        addresses: HashMap::new(),
+        members: members.clone(),
+        ensemble_name: ensemble_name.to_owned(),
+        my_id: ensemble.my_id,
+        commands: commands.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    };
+    peers.set_members(&ensemble.members);
     tokio::spawn(accept_loop(
         listener,
         ensemble_name.to_owned(),
@@ -145,7 +197,7 @@ pub fn start(
         members,
         commands,
     ));
-    Peers { queues, connected }
+    peers
 }
 
 /// Keeps a connection to `peer` up and writes its queue into it.
@@ -155,6 +207,7 @@ async fn send_loop(
     mut queue: mpsc::Receiver<Outbound>,
     commands: mpsc::Sender<Command>,
     up: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
 ) {
     let mut backoff = Duration::from_millis(50);
     let mut last_error: Option<String> = None;
@@ -162,6 +215,9 @@ async fn send_loop(
     // means its process is gone.
     let mut closed_by_peer = false;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         let stream = match connect(&peer, &hello).await {
             Ok(stream) => {
                 tracing::info!(peer = peer.id, host = %peer.host, port = peer.port, "connected to peer");
@@ -336,10 +392,9 @@ async fn accept_loop(
     listener: TcpListener,
     ensemble: String,
     my_id: u64,
-    members: Vec<u64>,
+    members: Arc<RwLock<Vec<u64>>>,
     commands: mpsc::Sender<Command>,
 ) {
-    let members = Arc::new(members);
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -351,7 +406,7 @@ async fn accept_loop(
         };
         let (ensemble, members, commands) = (ensemble.clone(), members.clone(), commands.clone());
         tokio::spawn(async move {
-            if let Err(e) = receive(stream, &ensemble, my_id, &members, &commands).await {
+            if let Err(e) = receive(stream, &ensemble, my_id, members, &commands).await {
                 tracing::info!(%remote, error = %e, "peer connection closed");
             }
         });
@@ -363,9 +418,10 @@ async fn receive(
     mut stream: TcpStream,
     ensemble: &str,
     my_id: u64,
-    members: &[u64],
+    members: Arc<RwLock<Vec<u64>>>,
     commands: &mpsc::Sender<Command>,
 ) -> Result<(), String> {
+    let is_member = |id: u64| members.read().is_ok_and(|m| m.contains(&id));
     let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut stream))
         .await
         .map_err(|_| "no hello in time".to_owned())??;
@@ -379,7 +435,7 @@ async fn receive(
         ))
     } else if hello.to != my_id {
         Some(format!("this is server {my_id}, not {}", hello.to))
-    } else if !members.contains(&hello.from) {
+    } else if !is_member(hello.from) {
         Some(format!(
             "server {} is not a member of this ensemble",
             hello.from
@@ -395,7 +451,11 @@ async fn receive(
     }
     let from = hello.from;
     loop {
-        let event = match read_frame(&mut stream).await? {
+        let frame = read_frame(&mut stream).await?;
+        if !is_member(from) {
+            return Err(format!("server {from} is no longer a member"));
+        }
+        let event = match frame {
             Frame::Raft(m) => {
                 if m.from != from || m.to != my_id {
                     return Err(format!(

@@ -172,6 +172,7 @@ pub async fn run_member(
         let peers = crate::peers::start(&m.ensemble, &m.ensemble_name, m.quorum, commands.clone());
         ReplicaSetup {
             ensemble: m.ensemble,
+            join: config.join,
             peers,
             seed: m.seed,
         }

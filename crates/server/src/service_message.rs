@@ -19,6 +19,8 @@ use proto::{DecodeError, Id, Request};
 
 const KIND_FORWARD: i32 = 1;
 const KIND_STATUS: i32 = 2;
+const KIND_REMOVED: i32 = 3;
+const KIND_HANDING_OVER: i32 = 4;
 
 const WRITE_REQUEST: i32 = 1;
 const WRITE_CREATE_SESSION: i32 = 2;
@@ -41,6 +43,18 @@ pub enum ServiceDecodeError {
 pub enum ServiceMessage {
     Forward(ForwardedWrite),
     Status(FollowerStatus),
+    /// From the leader to a server a committed membership change removed
+    /// (which may never see that entry committed: the leader stops
+    /// replicating to it), with the new membership's version.
+    Removed {
+        version: i64,
+    },
+    /// From a leader handing leadership to `to`: the leaderless moment
+    /// that follows is planned, and clients without writes in flight keep
+    /// their connections through it.
+    HandingOver {
+        to: u64,
+    },
 }
 
 /// What a follower or observer tells its leader every raft tick.
@@ -116,6 +130,14 @@ impl ServiceMessage {
                     jute::write_i64(&mut out, *id);
                 }
             }
+            ServiceMessage::Removed { version } => {
+                jute::write_i32(&mut out, KIND_REMOVED);
+                jute::write_i64(&mut out, *version);
+            }
+            ServiceMessage::HandingOver { to } => {
+                jute::write_i32(&mut out, KIND_HANDING_OVER);
+                jute::write_i64(&mut out, *to as i64);
+            }
         }
         out
     }
@@ -172,6 +194,12 @@ impl ServiceMessage {
                     sessions,
                 })
             }
+            KIND_REMOVED => ServiceMessage::Removed {
+                version: r.read_i64()?,
+            },
+            KIND_HANDING_OVER => ServiceMessage::HandingOver {
+                to: r.read_i64()? as u64,
+            },
             _ => return Err(ServiceDecodeError::Invalid("an unknown service message")),
         };
         r.finish()?;
@@ -189,6 +217,10 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
+        round_trip(&ServiceMessage::Removed {
+            version: 0x2_0000_000b,
+        });
+        round_trip(&ServiceMessage::HandingOver { to: 4 });
         round_trip(&ServiceMessage::Status(FollowerStatus {
             applied_index: 42,
             applied_zxid: 0x1_0000_0007,

@@ -815,7 +815,7 @@ impl Cluster {
             }
             let data = match c.kind {
                 CommittedKind::Data(d) => d,
-                CommittedKind::LeaderStart | CommittedKind::Membership(_) => Vec::new(),
+                CommittedKind::LeaderStart | CommittedKind::Membership { .. } => Vec::new(),
             };
             self.apply(
                 i,

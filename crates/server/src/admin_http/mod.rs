@@ -3,7 +3,8 @@
 //! command (by its primary name or an alias) as a JSON object in the
 //! AdminServer's shape, `/metrics` exposes Prometheus text, and `/healthz`
 //! / `/readyz` answer liveness and readiness probes, and `/ensemble` says
-//! how this server takes part in its ensemble (the last four are
+//! how this server takes part in its ensemble, and `/membership` and
+//! `/leader/transfer` read and change the membership (the last six are
 //! Conclave's own; ZooKeeper has no such paths on this port).
 //!
 //! This module owns the routes and their handlers; `commands` runs a
@@ -15,6 +16,7 @@ mod commands;
 mod ensemble;
 mod fields;
 mod json;
+mod membership;
 mod prometheus;
 mod system_properties;
 
@@ -65,6 +67,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/ensemble", get(ensemble_handler))
+        .route("/membership", get(membership::get_membership))
+        .route(
+            "/membership/{action}",
+            axum::routing::post(membership::change_membership),
+        )
+        .route(
+            "/leader/transfer",
+            axum::routing::post(membership::transfer_leadership),
+        )
         .with_state(shared)
 }
 

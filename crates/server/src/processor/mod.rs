@@ -24,6 +24,7 @@ mod connect;
 mod expiry;
 mod pipeline;
 mod reads;
+mod reconfig;
 mod replication;
 mod watches;
 mod writes;
@@ -40,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use tree::{DataTree, Features, Pending, WatchManager};
 
 pub use admin::{AdminAnswer, AdminQuery, ConnectionInfo, ServerSnapshot};
+pub use reconfig::{MembershipAnswer, MembershipOp, MembershipResult};
 pub use replication::{ReplicaSetup, ReplicaStatus, decode_conf_state, encode_conf_state};
 
 use crate::config::Config;
@@ -93,6 +95,8 @@ pub enum Command {
     Admin(AdminQuery, oneshot::Sender<AdminAnswer>),
     /// From the peer transport (ensemble only).
     Peer(crate::peers::PeerEvent),
+    /// A membership change from the admin API.
+    Membership(MembershipOp, oneshot::Sender<MembershipResult>),
 }
 
 /// A client connection as the processor sees it.
@@ -193,19 +197,21 @@ impl Processor {
         for (id, record) in recovered.tree.sessions() {
             sessions.track(*id, record.timeout_ms, None, 0);
         }
-        let compacted_through = recovered.store.meta().compacted.0;
         let replica = match replica {
             Some(setup) => {
                 let (heartbeat, election) = raft_ticks(&config);
                 Some(Box::new(replication::Replica::new(
                     setup,
                     recovered.store.as_mut(),
+                    &recovered.tree,
                     heartbeat,
                     election,
                 )?))
             }
             None => None,
         };
+        // A fresh member's store starts after its bootstrap point.
+        let compacted_through = recovered.store.meta().compacted.0;
         let (writer, events) = LogWriter::spawn(recovered.store)?;
         Ok(Processor {
             features,
@@ -326,6 +332,15 @@ impl Processor {
                 let _ = reply.send(answer);
             }
             Command::Peer(event) => self.peer_event(event),
+            Command::Membership(op, answer) => {
+                if self.replica.is_some() {
+                    self.membership_command(op, answer);
+                } else {
+                    let _ = answer.send(Err(crate::membership::ReconfigError::BadArguments(
+                        "this server runs standalone".into(),
+                    )));
+                }
+            }
         }
     }
 
@@ -676,7 +691,7 @@ const COMMAND_BATCH: usize = 256;
 /// Raft ticks per ZooKeeper tick. Fine-grained so that the steps of a
 /// failover that are counted in ticks (the staggered campaigns after a
 /// leader's process is gone) take a fraction of a `tickTime`.
-const RAFT_TICKS_PER_TICK: u32 = 10;
+pub(super) const RAFT_TICKS_PER_TICK: u32 = 10;
 
 /// How long a raft tick is: a tenth of a ZooKeeper tick.
 fn raft_tick(config: &Config) -> std::time::Duration {

@@ -90,6 +90,27 @@ impl Waiter {
             Waiter::Expired { .. } | Waiter::Internal => None,
         }
     }
+
+    /// A client's reconfig (which may outlive a leader).
+    pub(super) fn is_reconfig(&self) -> bool {
+        matches!(
+            self,
+            Waiter::Client {
+                op: OpCode::Reconfig,
+                ..
+            }
+        )
+    }
+
+    /// How long a client's request has waited.
+    pub(super) fn waited(&self) -> std::time::Duration {
+        match self {
+            Waiter::Client { received, .. } | Waiter::Malformed { received, .. } => {
+                received.elapsed()
+            }
+            _ => std::time::Duration::ZERO,
+        }
+    }
 }
 
 /// A transaction appended to the log and not yet applied.
@@ -388,6 +409,18 @@ impl Processor {
                     received,
                 );
                 self.close(conn);
+            }
+            (OpCode::Reconfig, Outcome::DataSet { stat }) => {
+                let data = self
+                    .tree
+                    .node(tree::CONFIG)
+                    .and_then(|n| n.data.clone())
+                    .unwrap_or_default();
+                let body = Response::GetData(proto::GetDataResponse {
+                    data: Some(data),
+                    stat,
+                });
+                self.reply(conn, xid, zxid, ErrorCode::Ok, &body, op, received);
             }
             (OpCode::Check, Outcome::Checked) => {
                 if let Some(c) = self.conns.get(&conn) {

@@ -37,6 +37,7 @@ use super::pipeline::Waiter;
 use super::{Processor, ProcessorError};
 use crate::durability::WriterCommand;
 use crate::ensemble_config::{Ensemble, MemberRole};
+use crate::membership::Membership;
 use crate::peers::{PeerEvent, Peers};
 use crate::service_message::{FollowerStatus, Forwarded, ForwardedWrite, ServiceMessage};
 use crate::sessions::ConnId;
@@ -53,6 +54,8 @@ const STATUS_EVERY_TICKS: u64 = 5;
 #[derive(Debug, Clone)]
 pub struct ReplicaSetup {
     pub ensemble: Ensemble,
+    /// `conclave.join`: a new server joining an existing ensemble.
+    pub join: bool,
     /// The transport to the other members.
     pub peers: Peers,
     /// Seeds this server's election timeouts.
@@ -61,15 +64,15 @@ pub struct ReplicaSetup {
 
 /// A write for the leader to prepare and propose.
 #[derive(Debug)]
-struct Proposal {
-    kind: ProposalKind,
-    session_id: i64,
-    cxid: i32,
-    auth: Vec<Id>,
+pub(super) struct Proposal {
+    pub(super) kind: ProposalKind,
+    pub(super) session_id: i64,
+    pub(super) cxid: i32,
+    pub(super) auth: Vec<Id>,
 }
 
 #[derive(Debug)]
-enum ProposalKind {
+pub(super) enum ProposalKind {
     Write(WriteRequest),
     /// Committed as an error transaction.
     Error(ErrorCode),
@@ -86,17 +89,37 @@ struct PendingSync {
 
 /// The ensemble side of the processor.
 pub(super) struct Replica {
-    node: Node<MemLog>,
-    log: MemLog,
-    peers: Peers,
-    my_id: u64,
-    ensemble: Ensemble,
-    role: RoleChange,
+    pub(super) node: Node<MemLog>,
+    pub(super) log: MemLog,
+    pub(super) peers: Peers,
+    pub(super) my_id: u64,
+    /// zoo.cfg's settings, with the committed members.
+    pub(super) ensemble: Ensemble,
+    /// The committed membership (what `/zookeeper/config` shows).
+    pub(super) membership: Membership,
+    /// A new server not yet added: it serves nobody and never campaigns.
+    pub(super) joining: bool,
+    /// Removed from the ensemble: serves nobody, ever again.
+    pub(super) removed: bool,
+    /// The membership change this leader is carrying out.
+    pub(super) job: Option<super::reconfig::ReconfigJob>,
+    /// The log index of the change that made the committed membership
+    /// (leadership goes only to a member that has applied it: raft-rs
+    /// refuses to campaign before).
+    pub(super) membership_index: u64,
+    /// Until this raft tick, a leaderless moment is a planned handover
+    /// (see `ServiceMessage::HandingOver`).
+    pub(super) handover_until: u64,
+    /// How long a handover may take, in raft ticks (two election timeouts).
+    pub(super) handover_ticks: u64,
+    /// An admin request to move leadership, until it moved.
+    pub(super) transfer: Option<super::reconfig::PendingTransfer>,
+    pub(super) role: RoleChange,
     /// Messages that may go out only once the ready that made them is
     /// synced, by ready number.
     held: VecDeque<(u64, Vec<Message>)>,
     /// Clients' writes not yet applied, by (session, cxid).
-    awaiting: HashMap<(i64, i32), Waiter>,
+    pub(super) awaiting: HashMap<(i64, i32), Waiter>,
     /// Writes a new leader cannot propose before it has applied the
     /// entries of earlier terms.
     deferred: VecDeque<Proposal>,
@@ -108,12 +131,12 @@ pub(super) struct Replica {
     touched: HashSet<i64>,
     /// While leading: what each follower and observer last reported of its
     /// applied position (index, zxid).
-    member_applied: HashMap<u64, (u64, i64)>,
+    pub(super) member_applied: HashMap<u64, (u64, i64)>,
     applied_index: u64,
     applied_zxid: i64,
     compacted_through: u64,
     /// Raft ticks since start.
-    ticks: u64,
+    pub(super) ticks: u64,
     /// A consensus failure that stops the server (checked by `run`).
     pub(super) failure: Option<String>,
 }
@@ -146,6 +169,12 @@ pub struct ReplicaStatus {
     /// this server's own included.
     pub member_applied: Vec<(u64, u64, i64)>,
     pub pending_syncs: usize,
+    /// The committed membership.
+    pub membership: Membership,
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    /// A membership change is under way (this server leads it).
+    pub reconfig_in_progress: bool,
 }
 
 /// The membership as stored: which members vote and which only learn.
@@ -180,13 +209,41 @@ pub fn decode_conf_state(bytes: &[u8]) -> Option<ConfState> {
     Some(conf)
 }
 
-fn conf_of(ensemble: &Ensemble) -> ConfState {
-    ConfState {
-        voters: ensemble.voters().map(|m| m.id).collect(),
-        learners: ensemble.observers().map(|m| m.id).collect(),
-        ..ConfState::default()
-    }
+/// A fresh member's store: the membership from zoo.cfg as a snapshot at
+/// index 1 of term 1. Every initial member writes the same point, so their
+/// logs match from there; a joining server (whose log is empty at index 0)
+/// can then only be caught up by a snapshot, which carries the membership,
+/// and never replays membership changes onto a base it does not have.
+fn bootstrap(
+    store: &mut dyn Store,
+    tree: &tree::DataTree,
+    conf: &ConfState,
+) -> Result<(), ProcessorError> {
+    let mut nodes: Vec<(String, storage::NodeRecord)> = tree
+        .nodes()
+        .map(|(path, node)| (path.clone(), crate::persistence::node_record(node)))
+        .collect();
+    nodes.sort_by(|a, b| a.0.cmp(&b.0));
+    store.install_image(&Image {
+        index: BOOTSTRAP_INDEX,
+        term: BOOTSTRAP_TERM,
+        zxid: consensus::zxid::make_zxid(BOOTSTRAP_TERM, 0),
+        nodes,
+        sessions: Vec::new(),
+    })?;
+    store.set_hard_state(storage::HardState {
+        term: BOOTSTRAP_TERM,
+        vote: 0,
+        commit: BOOTSTRAP_INDEX,
+    })?;
+    store.set_config(&encode_conf_state(conf))?;
+    store.sync()?;
+    Ok(())
 }
+
+/// Where every initial member's log starts (see [`bootstrap`]).
+const BOOTSTRAP_INDEX: u64 = 1;
+const BOOTSTRAP_TERM: u64 = 1;
 
 fn raft_entry(entry: &LogEntry) -> Entry {
     Entry {
@@ -220,29 +277,67 @@ impl Replica {
     pub(super) fn new(
         setup: ReplicaSetup,
         store: &mut dyn Store,
+        tree: &tree::DataTree,
         heartbeat_ticks: usize,
         election_ticks: usize,
     ) -> Result<Replica, ProcessorError> {
-        let meta = store.meta();
-        let configured = conf_of(&setup.ensemble);
-        let conf_state = match meta.config.as_deref().and_then(decode_conf_state) {
-            Some(stored) => {
-                if stored != configured {
-                    tracing::warn!(
-                        stored = %String::from_utf8_lossy(&encode_conf_state(&stored)),
-                        configured = %String::from_utf8_lossy(&encode_conf_state(&configured)),
-                        "the membership in the store differs from zoo.cfg's server lines; \
-                         using the stored one"
+        let my_id = setup.ensemble.my_id;
+        let configured = Membership::new(0, setup.ensemble.members.clone());
+        let committed = super::reconfig::committed_membership(tree)
+            .map_err(|e| ProcessorError::Consensus(format!("/zookeeper/config: {e}")))?;
+        let mut joining = false;
+        let membership = match committed {
+            Some(committed) => {
+                if !committed.contains(my_id) {
+                    return Err(ProcessorError::Consensus(format!(
+                        "server {my_id} was removed from the ensemble (membership version {:x}); \
+                         it does not rejoin under its old identity: to join again, start it \
+                         with an empty data directory and conclave.join=true, and add it with reconfig",
+                        committed.version
+                    )));
+                }
+                if committed.members != configured.members {
+                    tracing::info!(
+                        version = format_args!("{:x}", committed.version),
+                        committed = %committed.server_lines().trim_end().replace('\n', ", "),
+                        "adopting the committed membership from the store over zoo.cfg's server lines"
                     );
                 }
-                stored
+                committed
+            }
+            None if store.meta().config.is_none() && setup.join => {
+                // A new server: it knows no membership until the leader
+                // adds it, and then learns everything from a snapshot.
+                store.set_config(&encode_conf_state(&ConfState::default()))?;
+                store.sync()?;
+                joining = true;
+                configured
+            }
+            None if store.meta().config.is_none() => {
+                bootstrap(store, tree, &configured.conf_state())?;
+                configured
             }
             None => {
-                store.set_config(&encode_conf_state(&configured))?;
-                store.sync()?;
+                joining = store
+                    .meta()
+                    .config
+                    .as_deref()
+                    .and_then(decode_conf_state)
+                    .is_some_and(|c| c.voters.is_empty() && c.learners.is_empty());
                 configured
             }
         };
+        let meta = store.meta();
+        let conf_state = match meta.config.as_deref().and_then(decode_conf_state) {
+            Some(stored) => stored,
+            None => {
+                return Err(ProcessorError::Consensus(
+                    "the stored membership does not parse".into(),
+                ));
+            }
+        };
+        let mut peers = setup.peers;
+        peers.set_members(&membership.members);
         let mut core = LogCore::default();
         core.conf_state = conf_state.clone();
         core.hard_state.term = meta.hard_state.term;
@@ -279,7 +374,6 @@ impl Replica {
             )));
         }
         let log = MemLog::new(core);
-        let my_id = setup.ensemble.my_id;
         let mut config = NodeConfig::new(my_id, election_ticks, setup.seed);
         config.heartbeat_ticks = heartbeat_ticks;
         config.applied_index = meta.applied_index;
@@ -295,14 +389,25 @@ impl Replica {
             term = role.term,
             applied = meta.applied_index,
             log_last = last,
+            joining,
             "joining the ensemble"
         );
+        let mut ensemble = setup.ensemble;
+        ensemble.members = membership.members.clone();
         Ok(Replica {
+            membership,
+            joining,
+            removed: false,
+            job: None,
+            membership_index: 0,
+            handover_until: 0,
+            handover_ticks: 2 * election_ticks as u64,
+            transfer: None,
             node,
             log,
-            peers: setup.peers,
+            peers,
             my_id,
-            ensemble: setup.ensemble,
+            ensemble,
             role,
             held: VecDeque::new(),
             awaiting: HashMap::new(),
@@ -324,9 +429,10 @@ impl Replica {
         self.role.role == Role::Leader
     }
 
-    /// A leader is known (possibly this server).
+    /// A leader is known (possibly this server), and this server is a
+    /// member.
     pub(super) fn has_leader(&self) -> bool {
-        self.role.leader.is_some()
+        self.role.leader.is_some() && !self.removed && !self.joining
     }
 
     fn is_observer(&self) -> bool {
@@ -335,6 +441,8 @@ impl Replica {
 
     pub(super) fn status(&self) -> ReplicaStatus {
         let state = match (self.role.role, self.role.leader) {
+            _ if self.removed => "removed",
+            _ if self.joining => "joining",
             (Role::Leader, _) => "leader",
             (_, None) => "looking",
             _ if self.is_observer() => "observer",
@@ -359,6 +467,10 @@ impl Replica {
                 })
                 .collect(),
             pending_syncs: self.syncs.len() + self.syncs_ready.len(),
+            membership: self.membership.clone(),
+            init_limit: self.ensemble.init_limit,
+            sync_limit: self.ensemble.sync_limit,
+            reconfig_in_progress: self.job.is_some() || self.node.membership_pending(),
             member_applied: if self.is_leader() {
                 let mut all: Vec<(u64, u64, i64)> = self
                     .member_applied
@@ -390,8 +502,12 @@ impl Processor {
         let Some(replica) = self.replica() else {
             return;
         };
-        replica.node.tick();
         replica.ticks += 1;
+        if replica.removed {
+            // Not a member any more: no elections, no status reports.
+            return;
+        }
+        replica.node.tick();
         // Status twice per ZooKeeper tick, with the heartbeats' rhythm.
         if !replica.is_leader()
             && replica.ticks % STATUS_EVERY_TICKS == 0
@@ -406,6 +522,7 @@ impl Processor {
             replica.peers.send_service(leader, payload);
         }
         self.drive();
+        self.reconfig_tick();
         self.offer_snapshot_if_wanted();
     }
 
@@ -464,6 +581,13 @@ impl Processor {
                     }
                 }
                 Ok(ServiceMessage::Forward(forwarded)) => self.forwarded(from, forwarded),
+                Ok(ServiceMessage::Removed { version }) => self.told_removed(from, version),
+                Ok(ServiceMessage::HandingOver { to }) => {
+                    if replica.role.leader == Some(from) {
+                        tracing::info!(leader = from, to, "the leader hands leadership over");
+                        replica.handover_until = replica.ticks + replica.handover_ticks;
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(peer = from, error = %e, "undecodable message from a peer");
                 }
@@ -581,7 +705,7 @@ impl Processor {
     /// Prepares a write against the tree and the pending writes and
     /// proposes its transaction; kept for later while this new leader has
     /// not applied its predecessors' entries.
-    fn propose(&mut self, proposal: Proposal) {
+    pub(super) fn propose(&mut self, proposal: Proposal) {
         let Some(replica) = self.replica.as_deref_mut() else {
             return;
         };
@@ -601,6 +725,10 @@ impl Processor {
                 return;
             }
         };
+        if let ProposalKind::Write(WriteRequest::Reconfig(request)) = &proposal.kind {
+            self.start_reconfig(proposal.session_id, proposal.cxid, request, proposal.auth);
+            return;
+        }
         let time_ms = wall_clock_ms();
         let txn = match &proposal.kind {
             ProposalKind::Write(write) => {
@@ -637,7 +765,7 @@ impl Processor {
     /// leadership changed under it): its connection is closed, as
     /// ZooKeeper closes a connection whose server lost its leader; the
     /// client reconnects and learns the outcome by reading.
-    fn fail_write(&mut self, session_id: i64, cxid: i32) {
+    pub(super) fn fail_write(&mut self, session_id: i64, cxid: i32) {
         let Some(replica) = self.replica.as_deref_mut() else {
             return;
         };
@@ -801,16 +929,14 @@ impl Processor {
                             c.index, txn.zxid, c.zxid
                         ));
                     }
-                    self.apply_txn(&txn, &mut batch);
+                    self.apply_txn(&txn, &mut batch, true);
                 }
-                CommittedKind::LeaderStart => self.tree.advance_zxid(c.zxid),
-                CommittedKind::Membership(conf) => {
+                CommittedKind::LeaderStart => {
                     self.tree.advance_zxid(c.zxid);
-                    if let Some(replica) = self.replica() {
-                        replica.log.core().conf_state = conf.clone();
-                    }
-                    self.writer
-                        .send(WriterCommand::Config(encode_conf_state(&conf)));
+                    self.confirm_static_membership(c.zxid, &mut batch);
+                }
+                CommittedKind::Membership { conf, context } => {
+                    self.membership_committed(c.index, c.zxid, conf, &context, &mut batch)?;
                 }
             }
             batch.applied_index = c.index;
@@ -825,10 +951,14 @@ impl Processor {
         replica.applied_zxid = zxid;
         replica.node.applied(index);
         self.compact_replica_log(index);
+        self.advance_reconfig();
         Ok(())
     }
 
-    fn apply_txn(&mut self, txn: &Txn, batch: &mut ApplyBatch) {
+    /// Applies one committed transaction; `answer`: the server whose client
+    /// sent it answers (false for the transactions a server derives, like
+    /// an intermediate membership step's config write).
+    pub(super) fn apply_txn(&mut self, txn: &Txn, batch: &mut ApplyBatch, answer: bool) {
         let applied = apply(&mut self.tree, txn);
         self.pending.applied(txn.zxid);
         self.stats.commit_count += 1;
@@ -837,6 +967,7 @@ impl Processor {
         self.deliver(&applied.changes);
         let waiter = self
             .replica()
+            .filter(|_| answer)
             .and_then(|r| r.awaiting.remove(&(txn.session_id, txn.cxid)));
         let local = waiter.as_ref().and_then(Waiter::conn);
         // Sessions are global: every server tracks every session, so a
@@ -899,7 +1030,12 @@ impl Processor {
         // still commit are applied like anyone else's.
         self.pending = Pending::new();
         let mut doomed: Vec<ConnId> = Vec::new();
-        doomed.extend(replica.awaiting.drain().filter_map(|(_, w)| w.conn()));
+        // A reconfig may outlive its leader (one that leaves hands the job
+        // over): its waiter stays, with a deadline (`reconfig_tick`).
+        let (kept, failed): (Vec<_>, Vec<_>) =
+            replica.awaiting.drain().partition(|(_, w)| w.is_reconfig());
+        replica.awaiting.extend(kept);
+        doomed.extend(failed.into_iter().filter_map(|(_, w)| w.conn()));
         doomed.extend(replica.syncs.drain().map(|(_, s)| s.conn));
         doomed.extend(replica.syncs_ready.drain(..).map(|(_, s)| s.conn));
         let deferred: Vec<(i64, i32)> = replica
@@ -919,6 +1055,10 @@ impl Processor {
                     .filter(|(_, c)| c.read_only)
                     .map(|(id, _)| *id),
             );
+        } else if replica.ticks < replica.handover_until {
+            // A planned handover: the new leader is moments away; only the
+            // clients with writes in flight (doomed above) lose their
+            // connection.
         } else {
             // No quorum: ZooKeeper's servers drop their clients then.
             doomed.extend(self.conns.keys().copied());
@@ -931,6 +1071,7 @@ impl Processor {
             // full timeout to show activity (as after a restart).
             self.track_tree_sessions(now);
         }
+        self.reconfig_role_changed();
     }
 
     /// Tracks every session of the tree with its full timeout from `now`,
@@ -1112,6 +1253,7 @@ impl Processor {
     fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<u64, String> {
         let image = storage::decode_image(&snapshot.data).map_err(|e| e.to_string())?;
         let meta = snapshot.get_metadata();
+        let conf = meta.get_conf_state().clone();
         if image.index != meta.index || image.term != meta.term {
             return Err(format!(
                 "a snapshot for {}/{} carries the image of {}/{}",
@@ -1159,6 +1301,11 @@ impl Processor {
             zxid = format_args!("0x{zxid:x}"),
             "installed a snapshot from the leader"
         );
+        match super::reconfig::committed_membership(&self.tree) {
+            Ok(Some(membership)) => self.adopt_membership(membership, Some(conf)),
+            Ok(None) => {}
+            Err(e) => return Err(format!("the snapshot's /zookeeper/config: {e}")),
+        }
         Ok(index)
     }
 }

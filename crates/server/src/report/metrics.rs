@@ -422,6 +422,19 @@ fn ensemble_values(r: &crate::processor::ReplicaStatus, out: &mut Vec<(String, V
         .filter(|(_, role, _)| *role == crate::ensemble_config::MemberRole::Participant)
         .count();
     out.push(("quorum_size".to_owned(), int(voters)));
+    // Conclave's own: the committed membership (`/zookeeper/config`).
+    out.push((
+        "membership_version".to_owned(),
+        Value::Text(format!("{:x}", r.membership.version)),
+    ));
+    out.push((
+        "membership_observers".to_owned(),
+        int(r.members.len() - voters),
+    ));
+    out.push((
+        "reconfig_in_progress".to_owned(),
+        int(usize::from(r.reconfig_in_progress)),
+    ));
     if r.state == "leader" {
         let others = || r.progress.iter().filter(|p| p.id != r.my_id);
         let synced = |learner: bool| {

@@ -39,7 +39,8 @@ pub use metrics::{
     metrics, monitor, monitor_values,
 };
 pub use text::{
-    conf_text, connection_line, dirs_text, dump_text, environment_text, server_stats_text,
+    conf_ensemble_text, conf_text, connection_line, dirs_text, dump_text, environment_text,
+    server_stats_text,
 };
 
 /// The version Conclave reports: the ZooKeeper release whose protocol and

@@ -101,6 +101,32 @@ pub fn conf_text(config: &Config) -> String {
     out
 }
 
+/// What `conf` adds for a member of an ensemble (ZooKeeper's
+/// `QuorumPeer` part): limits, its ports and type, and the committed
+/// membership with its version.
+pub fn conf_ensemble_text(r: &crate::processor::ReplicaStatus) -> String {
+    let mut out = String::new();
+    let me = r.membership.get(r.my_id);
+    let _ = writeln!(out, "initLimit={}", r.init_limit);
+    let _ = writeln!(out, "syncLimit={}", r.sync_limit);
+    let _ = writeln!(out, "electionAlg=3");
+    let _ = writeln!(
+        out,
+        "electionPort={}",
+        me.map_or(-1, |m| i32::from(m.election_port))
+    );
+    let _ = writeln!(
+        out,
+        "quorumPort={}",
+        me.map_or(-1, |m| i32::from(m.quorum_port))
+    );
+    let observer = me.is_some_and(|m| m.role == crate::ensemble_config::MemberRole::Observer);
+    let _ = writeln!(out, "peerType={}", u8::from(observer));
+    let _ = writeln!(out, "membership: ");
+    let _ = writeln!(out, "{}", r.membership.render());
+    out
+}
+
 /// `dirs`.
 pub fn dirs_text(config: &Config) -> String {
     format!(

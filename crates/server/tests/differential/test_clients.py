@@ -168,6 +168,99 @@ def test_zkcli_session(diff):
     diff.check(scenario)
 
 
+RECONFIG_PORTS = (41791, 41792, 41793)  # a joining observer that never runs
+SERVER_LINE = re.compile(r"^server\.(\d+)=([^:]+):(\d+):(\d+)(.*)$")
+VERSION_LINE = re.compile(r"^version=([0-9a-f]+)$")
+
+
+def norm_reconfig(text, names):
+    """zkCli output with servers named by their part in the scenario
+    (``names``: id -> name; the two ensembles listen on different ports and
+    may elect different leaders), config versions named in order of
+    appearance (their first leader's epoch differs), each run of server
+    lines sorted (ZooKeeper prints them in hash order), and `sync`'s
+    outcome left out (a server may drop its clients when the membership
+    changes; zkCli then reconnects)."""
+    versions, out = {}, []
+    for line in text.splitlines():
+        line = line.rstrip()
+        if not line or line.startswith(NOISE) or line.startswith("Sync "):
+            continue
+        m = VERSION_LINE.match(line)
+        if m:
+            v = versions.setdefault(m.group(1), f"V{len(versions) + 1}")
+            out.append(f"version={v}")
+            continue
+        m = SERVER_LINE.match(line)
+        if m:
+            sid, host, _, _, rest = m.groups()
+            name = names.get(int(sid), sid)
+            if name == "joiner":
+                out.append(("SERVER", line))
+            else:
+                out.append(("SERVER", f"server.<{name}>={host}:<q>:<e>{rest}"))
+            continue
+        out.append(line)
+    res, block = [], []
+    for item in out + [None]:
+        if isinstance(item, tuple):
+            block.append(item[1])
+            continue
+        res.extend(sorted(block))
+        block = []
+        if item is not None:
+            res.append(item)
+    return res
+
+
+def leader_id(ensemble):
+    for i, m in enumerate(ensemble.members, start=1):
+        if "Mode: leader" in m.four_letter("srvr"):
+            return i
+    return None
+
+
+def test_zkcli_reconfig(fresh):
+    """zkCli.sh's reconfig and config commands: an observer joins and
+    leaves, a stale version is refused, a follower leaves (standalone: both
+    servers refuse the same way). zkCli talks to server 1, and the follower
+    that leaves is neither server 1 nor the leader: how a leader leaves
+    differs by design (ZooKeeper commits, then re-elects and drops every
+    client; Conclave hands leadership over first)."""
+    d = fresh({"reconfigEnabled": "true", "skipACL": "yes"})
+
+    def scenario(ctx):
+        members = getattr(ctx.server, "members", None)
+        if members:
+            leader = leader_id(ctx.server)
+            victim = max(i for i in (2, 3) if i != leader)
+            stays = 5 - victim
+            names = {1: "one", victim: "leaves", stays: "stays", 9: "joiner"}
+            one = members[0]
+        else:
+            victim, names, one = 3, {}, ctx.server
+        p1, p2, p3 = RECONFIG_PORTS
+        cmds = [
+            "config",
+            f"reconfig -add server.9=127.0.0.1:{p1}:{p2}:observer;0.0.0.0:{p3}",
+            "sync /",
+            "config",
+            "reconfig -remove 9",
+            f"reconfig -v 1 -remove {victim}",
+            f"reconfig -remove {victim}",
+            "sync /",
+            "config",
+        ]
+
+        class One:
+            hosts = one.hosts
+            dir = one.dir
+
+        return norm_reconfig(run_zkcli(type("C", (), {"server": One}), cmds), names)
+
+    d.check(scenario)
+
+
 # -------------------------------------------------------------------- cli_mt
 def run_cli_mt(ctx, commands, pause=0.3):
     p = subprocess.Popen(

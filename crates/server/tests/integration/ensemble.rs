@@ -26,7 +26,7 @@ use proto::{ErrorCode, Request};
 use crate::ensemble_support::LocalEnsemble;
 use crate::raw_client::{Connected, RawClient, create_request};
 
-fn children(client: &mut RawClient, path: &str) -> BTreeSet<String> {
+pub(crate) fn children(client: &mut RawClient, path: &str) -> BTreeSet<String> {
     client.sync().unwrap();
     match client.children(path).unwrap() {
         Ok((names, _)) => names.into_iter().collect(),
@@ -123,7 +123,7 @@ fn writes_anywhere_are_seen_everywhere_and_sessions_are_global() {
 /// session on the next server, as a ZooKeeper client does. The session
 /// holds an ephemeral `/load/eph-w<writer>`. Records what was acknowledged;
 /// returns how many times the session was found expired (it must not be).
-fn writer(
+pub(crate) fn writer(
     ensemble: Arc<Mutex<Vec<std::net::SocketAddr>>>,
     id: usize,
     stop: Arc<AtomicBool>,

@@ -24,6 +24,7 @@ pub struct LocalEnsemble {
     configs: Vec<Vec<String>>,
     /// Each member's admin HTTP port.
     pub admin_ports: Vec<u16>,
+
     /// Each server sees this file as its /etc/hosts (a private mount
     /// namespace), when set.
     hosts_file: Option<std::path::PathBuf>,
@@ -149,6 +150,87 @@ impl LocalEnsemble {
         self.members[i].process = Some(process);
     }
 
+    /// Starts a new server that joins the ensemble (`conclave.join=true`,
+    /// an empty data directory, a zoo.cfg naming the first member's servers
+    /// and itself); returns its index and its `server.N=...` line, for a
+    /// reconfig to add it.
+    pub fn add_member(&mut self, role: &str) -> (usize, String) {
+        let id = self.members.len() as u64 + 1;
+        let line = format!(
+            "server.{id}=127.0.0.1:{}:{}:{role}",
+            free_port(),
+            free_port()
+        );
+        // The first member's lines: limits, server lines, the test's
+        // settings (its admin port aside).
+        let mut config: Vec<String> = self.configs[0]
+            .iter()
+            .filter(|l| !l.starts_with("admin."))
+            .cloned()
+            .collect();
+        config.push(line.clone());
+        config.push("conclave.join=true".to_owned());
+        let port = free_port();
+        config.push("admin.enableServer=true".to_owned());
+        config.push("admin.serverAddress=127.0.0.1".to_owned());
+        config.push(format!("admin.serverPort={port}"));
+        let dir = DataDir::new(&format!("ensemble-{id}"));
+        std::fs::write(dir.data_dir().join("myid"), format!("{id}\n")).unwrap();
+        self.members.push(Member {
+            id,
+            dir,
+            process: None,
+        });
+        self.configs.push(config);
+        self.admin_ports.push(port);
+        let i = self.members.len() - 1;
+        self.spawn(i);
+        (i, line)
+    }
+
+    /// Runs stopped member `i` with its zoo.cfg until it exits (a start
+    /// that must be refused).
+    pub fn run_to_exit(&self, i: usize, limit: Duration) -> crate::support::Exited {
+        assert!(self.members[i].process.is_none(), "member {i} is running");
+        let config: Vec<&str> = self.configs[i].iter().map(String::as_str).collect();
+        self.members[i].dir.run_to_exit(&config, limit)
+    }
+
+    /// An HTTP request to member `i`'s admin server: (status, body).
+    pub fn admin(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.admin_ports[i])).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(150))).unwrap();
+        let body = body.unwrap_or("");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut s, &mut out);
+        let status = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
     /// Starts a stopped member again on its data directory (a new client
     /// port) without waiting for it.
     pub fn restart(&mut self, i: usize) {
@@ -177,7 +259,10 @@ impl LocalEnsemble {
 
     /// `GET /ensemble` of member `i`, as JSON text.
     pub fn ensemble_status(&self, i: usize) -> String {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.admin_ports[i])).unwrap();
+        // Empty while the server does not listen yet.
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.admin_ports[i])) else {
+            return String::new();
+        };
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         std::io::Write::write_all(
             &mut s,

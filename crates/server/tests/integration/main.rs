@@ -11,6 +11,7 @@ mod crash;
 mod ensemble;
 mod ensemble_config;
 mod ensemble_support;
+mod membership;
 mod partition_proxy;
 mod raw_client;
 mod raw_protocol;
