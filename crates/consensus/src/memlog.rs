@@ -119,17 +119,24 @@ impl LogCore {
         self.offered = Some(snapshot);
     }
 
-    /// The snapshot to send to a peer that needs the state at
-    /// `request_index` or later, if one is at hand.
-    fn snapshot_for(&mut self, request_index: u64) -> Option<Snapshot> {
+    /// The snapshot to send to peer `to`, which needs the state at
+    /// `request_index` or later, if one is at hand. It must name `to` as a
+    /// member: raft-rs refuses to restore a snapshot whose membership
+    /// lacks it (a server added after the snapshot was made).
+    fn snapshot_for(&mut self, request_index: u64, to: u64) -> Option<Snapshot> {
         let needed = request_index.max(self.snapshot_index());
+        let usable = |s: &Snapshot| {
+            let conf = s.get_metadata().get_conf_state();
+            s.get_metadata().index >= needed
+                && (conf.voters.contains(&to) || conf.learners.contains(&to))
+        };
         if let Some(offered) = &self.offered
-            && offered.get_metadata().index >= needed
+            && usable(offered)
         {
             return Some(offered.clone());
         }
         let compaction = self.snapshot.get_metadata().index;
-        if compaction > 0 && compaction >= needed && !self.snapshot.data.is_empty() {
+        if compaction > 0 && usable(&self.snapshot) && !self.snapshot.data.is_empty() {
             return Some(self.snapshot.clone());
         }
         self.wanted = true;
@@ -209,9 +216,9 @@ impl raft::Storage for MemLog {
         Ok(self.core().last_index())
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         self.core()
-            .snapshot_for(request_index)
+            .snapshot_for(request_index, to)
             .ok_or(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ))
@@ -240,6 +247,7 @@ mod tests {
         let mut s = Snapshot::default();
         s.mut_metadata().index = index;
         s.mut_metadata().term = term;
+        s.mut_metadata().mut_conf_state().voters = vec![1, 2];
         s.data = data.to_vec().into();
         s
     }
@@ -271,6 +279,10 @@ mod tests {
         assert_eq!(log.snapshot(0, 2).unwrap().get_metadata().index, 3);
         // An offer older than the peer needs does not do.
         assert!(log.snapshot(4, 2).is_err());
+        assert!(log.core().snapshot_wanted());
+        // Nor one made before the peer was a member.
+        log.core().offer_snapshot(snapshot(4, 1, b"tree"));
+        assert!(log.snapshot(4, 3).is_err());
         assert!(log.core().snapshot_wanted());
     }
 

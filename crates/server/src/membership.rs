@@ -156,8 +156,6 @@ pub enum ReconfigError {
     NotLeader(Option<u64>),
     #[error("server {0} leads: transfer leadership first")]
     RemovesLeader(u64),
-    #[error("the session is not valid")]
-    SessionExpired,
 }
 
 impl ReconfigError {
@@ -173,7 +171,6 @@ impl ReconfigError {
             }
             ReconfigError::NoAuth => ErrorCode::NoAuth,
             ReconfigError::NotLeader(_) => ErrorCode::ConnectionLoss,
-            ReconfigError::SessionExpired => ErrorCode::SessionExpired,
         }
     }
 
@@ -188,7 +185,6 @@ impl ReconfigError {
             ReconfigError::NoAuth => "NoAuth",
             ReconfigError::NotLeader(_) => "NotLeader",
             ReconfigError::RemovesLeader(_) => "TransferLeadershipFirst",
-            ReconfigError::SessionExpired => "SessionExpired",
         }
     }
 }

@@ -76,7 +76,7 @@ pub(super) fn membership_doc(r: &ReplicaStatus, serving: bool) -> Value {
             let healthy = if m.id == r.my_id {
                 Some(serving)
             } else {
-                progress.map(|p| p.recent_active && lag.unwrap_or(u64::MAX) <= 1000)
+                progress.map(|_| r.live.contains(&m.id) && lag.unwrap_or(u64::MAX) <= 1000)
             };
             json!({
                 "id": m.id,

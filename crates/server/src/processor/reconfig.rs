@@ -41,6 +41,10 @@ use crate::stats::wall_clock_ms;
 /// entries in flight).
 const CAUGHT_UP_SLACK: u64 = 1000;
 
+/// The stored membership record of a server that was removed, followed by
+/// the version (hex) that removed it.
+pub(super) const REMOVED_MARK: &str = "removed=";
+
 /// What the admin API asks for.
 #[derive(Debug, Clone)]
 pub enum MembershipOp {
@@ -174,11 +178,12 @@ impl Processor {
             return true;
         }
         let commit = replica.node.commit_index();
-        replica
-            .node
-            .progress()
-            .iter()
-            .any(|p| p.id == id && p.recent_active && p.matched + slack >= commit)
+        replica.is_live(id)
+            && replica
+                .node
+                .progress()
+                .iter()
+                .any(|p| p.id == id && p.matched + slack >= commit)
     }
 
     /// A client's reconfig reached the leader (its own or forwarded), after
@@ -191,7 +196,7 @@ impl Processor {
         request: &ReconfigRequest,
         auth: Vec<Id>,
     ) {
-        match self.check_reconfig(session_id, request, &auth) {
+        match self.check_reconfig(request, &auth) {
             Ok(target) => {
                 let job = ReconfigJob {
                     answer: JobAnswer::Client { session_id, cxid },
@@ -223,21 +228,24 @@ impl Processor {
 
     fn check_reconfig(
         &self,
-        session_id: i64,
         request: &ReconfigRequest,
         auth: &[Id],
     ) -> Result<Vec<Member>, ReconfigError> {
         if !self.features.reconfig_enabled {
             return Err(ReconfigError::Disabled);
         }
-        if self.tree.session(session_id).is_none() {
-            return Err(ReconfigError::SessionExpired);
-        }
+        // The session is not checked here but by the server the client is
+        // connected to: the leader may not have applied its creation yet (a
+        // quorum of followers can commit it before the leader's own log is
+        // synced).
         let replica = self
             .replica
             .as_ref()
             .ok_or(ReconfigError::NotLeader(None))?;
-        if replica.job.is_some() || replica.node.membership_pending() {
+        // (A change raft-rs still has pending, such as a previous leader's,
+        // or any before a new leader's first entry applies, only delays the
+        // first step.)
+        if replica.job.is_some() {
             return Err(ReconfigError::InProgress);
         }
         let target = target_of(&replica.membership, request, self.config.standalone_enabled)?;
@@ -318,7 +326,10 @@ impl Processor {
                 actual: current.version,
             });
         }
-        if replica.job.is_some() || replica.node.membership_pending() {
+        // (A change raft-rs still has pending, such as a previous leader's,
+        // or any before a new leader's first entry applies, only delays the
+        // first step.)
+        if replica.job.is_some() {
             return Err(ReconfigError::InProgress);
         }
         let mut target = current.members.clone();
@@ -440,11 +451,16 @@ impl Processor {
             Step::Promote(m) => {
                 let commit = replica.node.commit_index();
                 let (id, since, reach) = *job.catching_up.get_or_insert((m.id, ticks, commit));
-                let caught_up = replica
-                    .node
-                    .progress()
-                    .iter()
-                    .any(|p| p.id == id && p.recent_active && p.matched >= reach);
+                let live = replica
+                    .last_heard
+                    .get(&id)
+                    .is_some_and(|&t| ticks.saturating_sub(t) <= replica.election_ticks);
+                let caught_up = live
+                    && replica
+                        .node
+                        .progress()
+                        .iter()
+                        .any(|p| p.id == id && p.matched >= reach);
                 if !caught_up {
                     if ticks - since > deadline {
                         let e = ReconfigError::NoQuorum(format!(
@@ -527,7 +543,7 @@ impl Processor {
             .node
             .progress()
             .into_iter()
-            .filter(|p| p.id != replica.my_id && !p.learner && p.recent_active)
+            .filter(|p| p.id != replica.my_id && !p.learner && replica.is_live(p.id))
             .filter(|p| p.matched + CAUGHT_UP_SLACK >= commit && eligible(p.id))
             .filter(|p| applied_membership(p.id))
             .max_by_key(|p| p.matched)
@@ -935,6 +951,11 @@ impl Processor {
             return;
         }
         replica.removed = true;
+        // Remembered across restarts even when the removal itself never
+        // reached this server's log (the leader told it).
+        self.writer.send(WriterCommand::Config(
+            format!("{REMOVED_MARK}{version:x}").into_bytes(),
+        ));
         tracing::error!(
             id = replica.my_id,
             version = format_args!("{version:x}"),

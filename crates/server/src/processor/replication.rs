@@ -112,6 +112,12 @@ pub(super) struct Replica {
     pub(super) handover_until: u64,
     /// How long a handover may take, in raft ticks (two election timeouts).
     pub(super) handover_ticks: u64,
+    /// The raft tick each peer was last heard from (any message): raft-rs's
+    /// `recent_active` is cleared at every check-quorum round, so it says
+    /// little just after one.
+    pub(super) last_heard: HashMap<u64, u64>,
+    /// Election timeout, in raft ticks.
+    pub(super) election_ticks: u64,
     /// An admin request to move leadership, until it moved.
     pub(super) transfer: Option<super::reconfig::PendingTransfer>,
     pub(super) role: RoleChange,
@@ -175,6 +181,9 @@ pub struct ReplicaStatus {
     pub sync_limit: u32,
     /// A membership change is under way (this server leads it).
     pub reconfig_in_progress: bool,
+    /// Members heard from within the last election timeout (this server
+    /// included).
+    pub live: Vec<u64>,
 }
 
 /// The membership as stored: which members vote and which only learn.
@@ -283,6 +292,19 @@ impl Replica {
     ) -> Result<Replica, ProcessorError> {
         let my_id = setup.ensemble.my_id;
         let configured = Membership::new(0, setup.ensemble.members.clone());
+        if let Some(version) = store
+            .meta()
+            .config
+            .as_deref()
+            .and_then(|c| c.strip_prefix(super::reconfig::REMOVED_MARK.as_bytes()))
+        {
+            return Err(ProcessorError::Consensus(format!(
+                "server {my_id} was removed from the ensemble (membership version {}); \
+                 it does not rejoin under its old identity: to join again, start it \
+                 with an empty data directory and conclave.join=true, and add it with reconfig",
+                String::from_utf8_lossy(version)
+            )));
+        }
         let committed = super::reconfig::committed_membership(tree)
             .map_err(|e| ProcessorError::Consensus(format!("/zookeeper/config: {e}")))?;
         let mut joining = false;
@@ -402,6 +424,8 @@ impl Replica {
             membership_index: 0,
             handover_until: 0,
             handover_ticks: 2 * election_ticks as u64,
+            last_heard: HashMap::new(),
+            election_ticks: election_ticks as u64,
             transfer: None,
             node,
             log,
@@ -433,6 +457,15 @@ impl Replica {
     /// member.
     pub(super) fn has_leader(&self) -> bool {
         self.role.leader.is_some() && !self.removed && !self.joining
+    }
+
+    /// Heard from within the last election timeout (itself always).
+    pub(super) fn is_live(&self, id: u64) -> bool {
+        id == self.my_id
+            || self
+                .last_heard
+                .get(&id)
+                .is_some_and(|&t| self.ticks.saturating_sub(t) <= self.election_ticks)
     }
 
     fn is_observer(&self) -> bool {
@@ -471,6 +504,13 @@ impl Replica {
             init_limit: self.ensemble.init_limit,
             sync_limit: self.ensemble.sync_limit,
             reconfig_in_progress: self.job.is_some() || self.node.membership_pending(),
+            live: self
+                .membership
+                .members
+                .iter()
+                .map(|m| m.id)
+                .filter(|&id| self.is_live(id))
+                .collect(),
             member_applied: if self.is_leader() {
                 let mut all: Vec<(u64, u64, i64)> = self
                     .member_applied
@@ -543,6 +583,7 @@ impl Processor {
         };
         match event {
             PeerEvent::Raft(message) => {
+                replica.last_heard.insert(message.from, replica.ticks);
                 if let Err(e) = replica.node.step(*message) {
                     tracing::debug!(error = %e, "a peer message was not taken");
                 }
@@ -713,21 +754,31 @@ impl Processor {
             replica.deferred.push_back(proposal);
             return;
         }
+        self.propose_now(proposal);
+    }
+
+    /// [`Processor::propose`] without waiting behind deferred writes;
+    /// false if the leader is not ready yet (the proposal is then first in
+    /// line again).
+    fn propose_now(&mut self, proposal: Proposal) -> bool {
+        let Some(replica) = self.replica.as_deref_mut() else {
+            return true;
+        };
         let next = match replica.node.next_proposal() {
             Ok(next) => next,
             Err(ConsensusError::LeaderNotReady { .. }) => {
-                replica.deferred.push_back(proposal);
-                return;
+                replica.deferred.push_front(proposal);
+                return false;
             }
             Err(e) => {
                 tracing::debug!(error = %e, "cannot propose");
                 self.fail_write(proposal.session_id, proposal.cxid);
-                return;
+                return true;
             }
         };
         if let ProposalKind::Write(WriteRequest::Reconfig(request)) = &proposal.kind {
             self.start_reconfig(proposal.session_id, proposal.cxid, request, proposal.auth);
-            return;
+            return true;
         }
         let time_ms = wall_clock_ms();
         let txn = match &proposal.kind {
@@ -751,7 +802,7 @@ impl Processor {
             },
         };
         let Some(replica) = self.replica.as_deref_mut() else {
-            return;
+            return true;
         };
         if let Err(e) = replica.node.propose(storage::encode_txn(&txn), next) {
             tracing::debug!(error = %e, "proposal refused");
@@ -759,6 +810,7 @@ impl Processor {
             self.pending = Pending::new();
             self.fail_write(proposal.session_id, proposal.cxid);
         }
+        true
     }
 
     /// A client's write that cannot be carried out now (no leader, or
@@ -1098,7 +1150,11 @@ impl Processor {
             let Some(proposal) = replica.deferred.pop_front() else {
                 return;
             };
-            self.propose(proposal);
+            // Not `propose`: it would queue the proposal behind the others
+            // still waiting, and this loop would never end.
+            if !self.propose_now(proposal) {
+                return;
+            }
         }
     }
 

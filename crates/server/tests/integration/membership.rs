@@ -269,17 +269,20 @@ fn reconfig_grows_three_to_five_and_back_while_clients_write() {
     ensemble.await_leader_among(&remaining, Duration::from_secs(30));
     load.finish(&ensemble, &remaining);
 
-    // A removed server does not come back under its old identity.
-    ensemble.kill9(leader);
-    let exited = ensemble.run_to_exit(leader, Duration::from_secs(30));
-    assert!(!exited.status.success());
-    assert!(
-        exited.stderr.contains("was removed from the ensemble")
-            || exited.stdout.contains("was removed from the ensemble"),
-        "{}{}",
-        exited.stdout,
-        exited.stderr
-    );
+    // A removed server does not come back under its old identity, whether
+    // it applied its removal or was told by the leader.
+    for gone in [leader, other] {
+        ensemble.kill9(gone);
+        let exited = ensemble.run_to_exit(gone, Duration::from_secs(30));
+        assert!(!exited.status.success());
+        assert!(
+            exited.stderr.contains("was removed from the ensemble")
+                || exited.stdout.contains("was removed from the ensemble"),
+            "{}{}",
+            exited.stdout,
+            exited.stderr
+        );
+    }
 
     // A member restarted with its old zoo.cfg (three or five servers)
     // adopts the committed membership.
@@ -465,4 +468,42 @@ fn unsafe_or_invalid_changes_are_refused_with_zookeepers_codes() {
     assert_eq!(err, ErrorCode::NewConfigNoQuorum);
     let config = config_of(&ensemble, leader);
     assert!(ids_in(&config).contains(&(other as u64 + 1)), "{config}");
+}
+
+#[test]
+fn a_participant_becomes_an_observer_and_back() {
+    let ensemble = LocalEnsemble::start(3, &["reconfigEnabled=true", "skipACL=yes"]);
+    let leader = ensemble.await_leader(Duration::from_secs(30));
+    let follower = (leader + 1) % 3;
+    let line = config_of(&ensemble, leader)
+        .lines()
+        .find(|l| l.starts_with(&format!("server.{}=", follower + 1)))
+        .expect("its line")
+        .to_owned();
+    let as_observer = line.replace(":participant", ":observer");
+    let mut client = ensemble.client(leader);
+    let (err, text) = reconfig(&mut client, &as_observer, "", "", -1).unwrap();
+    assert_eq!(err, ErrorCode::Ok, "{}", ensemble.logs());
+    assert!(text.contains(&as_observer), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ensemble.mode(follower).as_deref() != Some("observer") {
+        assert!(Instant::now() < deadline, "{:?}", ensemble.mode(follower));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // An observer still serves and forwards writes.
+    let mut on_observer = ensemble.client(follower);
+    assert_eq!(
+        on_observer.create("/via-observer", b"x").unwrap().error(),
+        ErrorCode::Ok
+    );
+
+    let mut client = ensemble.client(leader);
+    let (err, text) = reconfig(&mut client, &line, "", "", -1).unwrap();
+    assert_eq!(err, ErrorCode::Ok, "{}", ensemble.logs());
+    assert!(text.contains(&line), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ensemble.mode(follower).as_deref() != Some("follower") {
+        assert!(Instant::now() < deadline, "{:?}", ensemble.mode(follower));
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

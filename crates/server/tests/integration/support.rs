@@ -55,19 +55,35 @@ impl Drop for TestServer {
     }
 }
 
-/// A loopback port nothing listens on now, and never handed out before by
-/// this process: the kernel may give a just-released port again at once,
-/// and two of a server's ports (client, admin, quorum) must differ.
+/// A port nothing listens on now, never handed out before by this process,
+/// and outside the kernel's ephemeral range (32768 and up here): an
+/// ephemeral port may be taken at any moment by some process's outbound
+/// connection, and a server that then fails to bind its quorum port never
+/// joins. Each test process takes its ports from its own block of 200,
+/// chosen by its pid (nextest runs tests in separate processes); when the
+/// block runs out, ephemeral ports are used.
 pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    const BLOCK: u32 = 200;
+    let base = 10_000 + (std::process::id() % 110) * BLOCK;
+    let bindable = |port: u16| {
+        TcpListener::bind(("0.0.0.0", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+    };
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-        if !given.contains(&port) {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = if n < BLOCK {
+            u16::try_from(base + n).unwrap_or(0)
+        } else {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        if port != 0 && !given.contains(&port) && bindable(port) {
             given.push(port);
             return port;
         }
