@@ -577,11 +577,17 @@ impl<S: Storage> Node<S> {
     /// writes, which is only right when nothing else sits between them in
     /// the log. This is Zab's rule that a leader serves only after its
     /// synchronisation phase.
+    ///
+    /// A leader that a membership change demoted or removed proposes
+    /// nothing more: raft-rs keeps it leading (check-quorum counts only the
+    /// voters) until it hands over.
     fn leading_counter(&self) -> Result<ZxidCounter, ConsensusError> {
+        let voter = self.raw.raft.prs().conf().voters().contains(self.id());
         match self.leading {
             Some(counter)
                 if self.raw.raft.state == StateRole::Leader
-                    && self.raw.raft.lead_transferee.is_none() =>
+                    && self.raw.raft.lead_transferee.is_none()
+                    && voter =>
             {
                 if self.applied_index < counter.term_start() {
                     return Err(ConsensusError::LeaderNotReady {

@@ -6,18 +6,28 @@
 //! hears the other but cannot answer); crashes that lose every write not
 //! yet synced, and restarts; clocks that jitter (a lone server ticks now
 //! and then) and drift (a server's clock runs at half, 1.5×, double or
-//! triple speed until its next drift); log compaction. After every event
-//! the invariants (`invariants.rs`, and the durable-quorum check of
-//! [`Cluster::apply`]) are checked.
+//! triple speed until its next drift); log compaction. With a membership
+//! plan, the leader of the moment also takes the plan's next change now
+//! and then (`reconfig.rs`). After every event the invariants
+//! (`invariants.rs`, `configs.rs`, and the durable-quorum, role and
+//! configuration checks here) are checked.
+//!
+//! The initial members bootstrap from the same configuration with their
+//! log's snapshot point at index 1, term 1, as the server does; joiners
+//! start with nothing (see [`Disk::bootstrap`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use consensus::raft::eraftpb::{ConfState, Entry, Message, Snapshot, SnapshotMetadata};
+use consensus::raft::eraftpb::{
+    ConfChangeV2, ConfState, Entry, EntryType, Message, Snapshot, SnapshotMetadata,
+};
 use consensus::{Committed, CommittedKind, LogCore, Node, NodeConfig, Role, make_zxid, wire};
 
+use crate::sim::configs::Configs;
 use crate::sim::disk::{AppliedEntry, Disk};
 use crate::sim::invariants::History;
 use crate::sim::machine::{Machine, Prepared, Requests, random_write};
+use crate::sim::membership::{Config, Plan};
 use crate::sim::rng::Rng;
 use consensus::MemLog as SimLog;
 
@@ -51,6 +61,17 @@ pub(crate) struct Faults {
     /// A deliberately misconfigured ensemble: the servers count observers
     /// as voters (the invariants still do not).
     pub(crate) observers_vote: bool,
+    /// A deliberately broken bootstrap: the initial servers start at index
+    /// 0 rather than 1, so a joiner (empty log, no configuration) is sent
+    /// the whole log and replays its changes onto an empty configuration.
+    pub(crate) bootstrap_at_zero: bool,
+    /// A deliberately broken server: a change's configuration is stored
+    /// when its entry is written, not when it is applied, so a restart
+    /// runs with a change that may never commit.
+    pub(crate) persist_conf_on_append: bool,
+    /// A deliberately broken leader: all the steps toward a goal go into
+    /// one change (raft-rs makes that a joint configuration).
+    pub(crate) jump_to_goal: bool,
 }
 
 impl Default for Faults {
@@ -69,6 +90,9 @@ impl Default for Faults {
             sync_locally: false,
             apply_before_commit: false,
             observers_vote: false,
+            bootstrap_at_zero: false,
+            persist_conf_on_append: false,
+            jump_to_goal: false,
         }
     }
 }
@@ -106,14 +130,14 @@ impl std::fmt::Display for Ensemble {
     }
 }
 
-struct SimNode {
-    id: u64,
-    node: Option<Node<SimLog>>,
-    disk: Disk,
-    applied: Vec<AppliedEntry>,
+pub(super) struct SimNode {
+    pub(super) id: u64,
+    pub(super) node: Option<Node<SimLog>>,
+    pub(super) disk: Disk,
+    pub(super) applied: Vec<AppliedEntry>,
     machine: Machine,
     /// Messages to send once the next sync covers them.
-    held: Vec<Message>,
+    pub(super) held: Vec<Message>,
     /// The highest ready number written and not yet synced.
     unsynced: Option<u64>,
     /// Seeds the server's election timeouts; a restart continues with a
@@ -121,6 +145,28 @@ struct SimNode {
     seed: u64,
     /// The machine's clock, which keeps its speed across restarts.
     clock: Clock,
+    /// The process was started: initial members from the beginning,
+    /// joiners when a leader first proposes to add them. Only started
+    /// servers crash and restart.
+    pub(super) started: bool,
+    /// It applied a configuration without itself and stopped for good
+    /// (its disk stays, as a removed server's would).
+    pub(super) retired: bool,
+    /// It applied a configuration without itself during the current
+    /// ready; it stops once that ready is handled.
+    pub(super) retiring: bool,
+    /// The term in which it last became leader as a voter: a leader
+    /// demoted while leading (raft-rs keeps it leading) stays allowed in
+    /// that term while it hands leadership over.
+    pub(super) led_as_voter: Option<u64>,
+    /// Not in the initial ensemble: it starts empty when a leader first
+    /// proposes to add it.
+    pub(super) joiner: bool,
+    /// The last hand-over asked of it as leader: (term, successor).
+    pub(super) handing_over: Option<(u64, u64)>,
+    /// The applied index at which raft-rs's configuration was last found
+    /// to be the one in force (reset at every start).
+    conf_checked: Option<u64>,
 }
 
 /// A server's clock. Ticks that reach every server (the common clock)
@@ -155,12 +201,13 @@ impl Clock {
 
 pub(crate) struct Cluster {
     pub(crate) rng: Rng,
-    faults: Faults,
-    voters: Vec<u64>,
+    pub(super) faults: Faults,
+    /// The initial observers (for the observer test's summary).
     observers: Vec<u64>,
-    /// Voters then observers, in id order.
-    nodes: Vec<SimNode>,
-    network: Vec<Message>,
+    /// Every server that is ever a member, in id order: the initial ones,
+    /// then any joiners of the plan.
+    pub(super) nodes: Vec<SimNode>,
+    pub(super) network: Vec<Message>,
     /// Links (from, to) that lose every message: a partition.
     cut: BTreeSet<(u64, u64)>,
     pub(crate) history: History,
@@ -172,41 +219,96 @@ pub(crate) struct Cluster {
     /// Snapshot index → the state machine at that index (the data a
     /// snapshot carries; the same at an index on every server).
     snapshots: BTreeMap<u64, (tree::DataTree, Vec<AppliedEntry>)>,
+    /// The configuration in force at each index, as applied.
+    pub(crate) configs: Configs,
+    /// The membership changes a scenario asks for, if any.
+    pub(super) plan: Option<Plan>,
+    pub(crate) membership: MembershipWork,
     /// The last events, printed when an invariant fails.
     pub(crate) trace: Vec<String>,
+    /// Every event is also printed as it happens (`CONCLAVE_SIM_TRACE`
+    /// set), to follow a replayed seed from its start.
+    echo: bool,
     pub(crate) events: u64,
 }
 
+/// What the membership changes of a run did (for the test's summary).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct MembershipWork {
+    /// Changes a leader proposed (committed or not).
+    pub(crate) proposed: usize,
+    /// Leadership hand-overs asked for so that a leader can leave.
+    pub(crate) transfers: usize,
+    /// Joiners that started empty and caught up by a snapshot.
+    pub(crate) joined_by_snapshot: usize,
+    /// Servers that applied their own removal and stopped.
+    pub(crate) retired: usize,
+    /// Of those, servers that were leading then (they won an election
+    /// while their removal was on its way).
+    pub(crate) leaders_removed: usize,
+    /// Leaders that applied their own demotion (raft-rs kept them leading
+    /// until they handed over).
+    pub(crate) leaders_demoted: usize,
+}
+
 impl Cluster {
+    /// A fixed ensemble: `ensemble`'s voters and observers, no changes.
     pub(crate) fn new(seed: u64, ensemble: Ensemble, faults: Faults) -> Cluster {
+        let voters = 1..=ensemble.voters;
+        let observers = ensemble.voters + 1..=ensemble.voters + ensemble.observers;
+        Cluster::build(seed, Config::new(voters, observers), None, faults)
+    }
+
+    /// An ensemble that starts as `plan.initial` and changes as the plan
+    /// asks, while everything else goes on as in [`Cluster::new`].
+    pub(crate) fn with_plan(seed: u64, plan: Plan, faults: Faults) -> Cluster {
+        Cluster::build(seed, plan.initial.clone(), Some(plan), faults)
+    }
+
+    fn build(seed: u64, initial: Config, plan: Option<Plan>, faults: Faults) -> Cluster {
         let mut rng = Rng::new(seed);
-        let voters: Vec<u64> = (1..=ensemble.voters).collect();
-        let observers: Vec<u64> =
-            (ensemble.voters + 1..=ensemble.voters + ensemble.observers).collect();
+        let voters: Vec<u64> = initial.voters.iter().copied().collect();
+        let observers: Vec<u64> = initial.learners.iter().copied().collect();
         // What the servers are configured with; the invariants go by
-        // `voters` and `observers` whatever the servers believe.
+        // `initial` whatever the servers believe.
         let conf = if faults.observers_vote {
             ConfState::from(([&voters[..], &observers[..]].concat(), Vec::new()))
         } else {
-            ConfState::from((voters.clone(), observers.clone()))
+            initial.to_conf_state()
         };
-        let nodes: Vec<SimNode> = voters
+        let bootstrap = if faults.bootstrap_at_zero { 0 } else { 1 };
+        let mut servers = plan.as_ref().map(Plan::servers).unwrap_or_default();
+        servers.extend(voters.iter().chain(&observers));
+        let nodes: Vec<SimNode> = servers
             .iter()
-            .chain(&observers)
             .map(|&id| {
                 let seed = rng.next_u64();
+                let member = initial.contains(id);
                 let mut n = SimNode {
                     id,
                     node: None,
-                    disk: Disk::new(&conf),
+                    disk: if member {
+                        Disk::bootstrap(&conf, bootstrap)
+                    } else {
+                        Disk::empty()
+                    },
                     applied: Vec::new(),
                     machine: Machine::genesis(),
                     held: Vec::new(),
                     unsynced: None,
                     seed,
                     clock: Clock::TRUE,
+                    started: member,
+                    retired: false,
+                    retiring: false,
+                    led_as_voter: None,
+                    joiner: !member,
+                    handing_over: None,
+                    conf_checked: None,
                 };
-                start(&mut n);
+                if member {
+                    start(&mut n);
+                }
                 n
             })
             .collect();
@@ -214,7 +316,6 @@ impl Cluster {
             rng,
             faults,
             cut: BTreeSet::new(),
-            voters,
             observers,
             nodes,
             network: Vec::new(),
@@ -223,7 +324,11 @@ impl Cluster {
             requests: Requests::default(),
             snapshots: BTreeMap::new(),
             syncs: BTreeMap::new(),
+            configs: Configs::new(bootstrap, initial),
+            plan,
+            membership: MembershipWork::default(),
             trace: Vec::new(),
+            echo: std::env::var_os("CONCLAVE_SIM_TRACE").is_some(),
             events: 0,
         }
     }
@@ -256,6 +361,8 @@ impl Cluster {
         } else if pick(f.compact) {
             let i = self.rng.below(self.nodes.len());
             self.compact(i)?;
+        } else if pick(self.plan.as_ref().map_or(0, |p| p.pace)) {
+            self.reconfigure()?;
         } else if pick(100) {
             self.propose()?;
         } else if pick(30) {
@@ -281,9 +388,7 @@ impl Cluster {
     pub(crate) fn settle(&mut self, rounds: u64) -> Result<(), String> {
         self.heal();
         for i in 0..self.nodes.len() {
-            if self.nodes[i].node.is_none() {
-                self.restart(i)?;
-            }
+            self.restart(i)?;
         }
         for _ in 0..rounds {
             self.events += 1;
@@ -311,43 +416,69 @@ impl Cluster {
         Ok(())
     }
 
-    /// The state machines agree and hold every acknowledged write.
+    /// The members agree and hold every acknowledged write: one leader
+    /// among the running servers, a voter, and every member of its
+    /// configuration running and applied as far, with the same tree.
+    /// Servers outside that configuration (removed, or joiners whose
+    /// addition never committed) take no part.
     pub(crate) fn check_settled(&self) -> Result<(), String> {
-        let leaders: Vec<u64> = self
-            .nodes
-            .iter()
-            .filter(|n| n.node.as_ref().is_some_and(|x| x.role() == Role::Leader))
-            .map(|n| n.id)
+        let leaders: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| {
+                self.nodes[i]
+                    .node
+                    .as_ref()
+                    .is_some_and(|x| x.role() == Role::Leader)
+            })
             .collect();
-        if leaders.len() != 1 {
+        let [leader] = leaders[..] else {
+            let ids: Vec<u64> = leaders.iter().map(|&i| self.nodes[i].id).collect();
             let states: Vec<String> = self
                 .nodes
                 .iter()
                 .map(|n| match &n.node {
                     Some(x) => format!(
-                        "{}: {:?} term {} last {} committed {} applied {}",
+                        "{}: {:?} term {} last {} committed {} applied {} conf {}",
                         n.id,
                         x.role(),
                         x.term(),
                         x.last_index(),
                         x.commit_index(),
-                        n.applied.len()
+                        n.applied.len(),
+                        Config::of(&x.conf_state())
                     ),
+                    None if n.retired => format!("{}: removed", n.id),
+                    None if !n.started => format!("{}: never started", n.id),
                     None => format!("{}: down", n.id),
                 })
                 .collect();
             return Err(format!(
-                "after settling, leaders: {leaders:?}; {}",
+                "after settling, leaders: {ids:?}; {}",
                 states.join("; ")
             ));
+        };
+        let members = match &self.nodes[leader].node {
+            Some(x) => Config::of(&x.conf_state()),
+            None => Config::default(),
+        };
+        if !members.is_voter(self.nodes[leader].id) {
+            return Err(format!(
+                "after settling, server {} leads but is not a voter of {members}",
+                self.nodes[leader].id
+            ));
         }
-        let longest = self
+        let members: Vec<&SimNode> = self
             .nodes
             .iter()
-            .map(|n| n.applied.len())
-            .max()
-            .unwrap_or(0);
-        for n in &self.nodes {
+            .filter(|n| members.contains(n.id))
+            .collect();
+        let longest = members.iter().map(|n| n.applied.len()).max().unwrap_or(0);
+        for n in &members {
+            if n.node.is_none() {
+                return Err(format!(
+                    "after settling, member {} is not running (retired: {})",
+                    n.id, n.retired
+                ));
+            }
             if n.applied.len() != longest {
                 let (first, last) = {
                     let log = n.disk.live.core();
@@ -388,12 +519,12 @@ impl Cluster {
             }
             self.history.holds_every_ack(n.id, &n.applied)?;
         }
-        let first = self.nodes[0].machine.fingerprint();
-        for n in &self.nodes[1..] {
-            if n.machine.fingerprint() != first {
+        let first = &members[0];
+        for n in &members[1..] {
+            if n.machine.fingerprint() != first.machine.fingerprint() {
                 return Err(format!(
-                    "after settling, server {} holds a different tree than server 1",
-                    n.id
+                    "after settling, server {} holds a different tree than server {}",
+                    n.id, first.id
                 ));
             }
         }
@@ -414,11 +545,15 @@ impl Cluster {
         self.history.acknowledged()
     }
 
-    fn log(&mut self, line: String) {
+    pub(super) fn log(&mut self, line: String) {
         if self.trace.len() >= 60 {
             self.trace.remove(0);
         }
-        self.trace.push(format!("#{} {line}", self.events));
+        let line = format!("#{} {line}", self.events);
+        if self.echo {
+            eprintln!("{line}");
+        }
+        self.trace.push(line);
     }
 
     fn crash(&mut self, i: usize) {
@@ -435,8 +570,9 @@ impl Cluster {
         self.log(format!("crash {id}"));
     }
 
-    fn restart(&mut self, i: usize) -> Result<(), String> {
-        if self.nodes[i].node.is_some() {
+    pub(super) fn restart(&mut self, i: usize) -> Result<(), String> {
+        let n = &self.nodes[i];
+        if n.node.is_some() || !n.started || n.retired {
             return Ok(());
         }
         start(&mut self.nodes[i]);
@@ -648,27 +784,53 @@ impl Cluster {
         Ok(())
     }
 
-    /// Server `i` compacts its log up to the last entry it applied,
-    /// keeping a snapshot of its tree there.
+    /// Server `i` compacts its log up to the last entry it applied. As on
+    /// the server, the compaction point carries no state: a laggard is
+    /// sent a snapshot made for it on demand ([`Cluster::offer_snapshot`]).
+    /// The tree at that index is still remembered, to check that every
+    /// server held the same one there.
     fn compact(&mut self, i: usize) -> Result<(), String> {
-        let n = &mut self.nodes[i];
-        if n.node.is_none() {
+        if self.nodes[i].node.is_none() {
             return Ok(());
         }
-        let Some(last) = n.applied.last() else {
+        let Some(last) = self.nodes[i].applied.last() else {
             return Ok(());
         };
         let (index, term) = (last.index, last.term);
-        let mut core = n.disk.live.core();
-        if index <= core.first_index() {
-            return Ok(());
-        }
-        if core.term(index) != Some(term) {
-            return Err(format!(
-                "server {}: applied entry {index} of term {term} is not in its log",
-                n.id
-            ));
-        }
+        let n = &self.nodes[i];
+        let conf = {
+            let core = n.disk.live.core();
+            if index <= core.first_index() {
+                return Ok(());
+            }
+            if core.term(index) != Some(term) {
+                return Err(format!(
+                    "server {}: applied entry {index} of term {term} is not in its log",
+                    n.id
+                ));
+            }
+            core.conf_state.clone()
+        };
+        self.remember_state(i, index)?;
+        let mut meta = SnapshotMetadata {
+            index,
+            term,
+            ..SnapshotMetadata::default()
+        };
+        meta.set_conf_state(conf);
+        let mut point = Snapshot::default();
+        point.set_metadata(meta);
+        let n = &mut self.nodes[i];
+        n.disk.live.core().compact(point);
+        let id = n.id;
+        self.log(format!("{id} compacts through {index}"));
+        Ok(())
+    }
+
+    /// Records server `i`'s state machine as the one at `index` (its last
+    /// applied), or checks it against the one recorded there before.
+    fn remember_state(&mut self, i: usize, index: u64) -> Result<(), String> {
+        let n = &self.nodes[i];
         match self.snapshots.get(&index) {
             Some((tree, _)) => {
                 if crate::sim::machine::fingerprint(tree) != n.machine.fingerprint() {
@@ -683,19 +845,35 @@ impl Cluster {
                     .insert(index, (n.machine.tree.clone(), n.applied.clone()));
             }
         }
+        Ok(())
+    }
+
+    /// raft-rs on server `i` wants a snapshot to send and has none at
+    /// hand: the driver makes one of its state machine as applied, with
+    /// the configuration in force there, as the server does.
+    fn offer_snapshot(&mut self, i: usize) -> Result<(), String> {
+        let index = applied_index(&self.nodes[i]);
+        let (term, conf) = {
+            let core = self.nodes[i].disk.live.core();
+            (core.term(index), core.conf_state.clone())
+        };
+        let Some(term) = term else {
+            return Ok(());
+        };
+        self.remember_state(i, index)?;
         let mut meta = SnapshotMetadata {
             index,
             term,
             ..SnapshotMetadata::default()
         };
-        meta.set_conf_state(core.conf_state.clone());
+        meta.set_conf_state(conf);
         let mut snapshot = Snapshot::default();
         snapshot.set_metadata(meta);
         snapshot.data = index.to_be_bytes().to_vec().into();
-        core.compact(snapshot);
-        drop(core);
+        let n = &mut self.nodes[i];
+        n.disk.live.core().offer_snapshot(snapshot);
         let id = n.id;
-        self.log(format!("{id} compacts through {index}"));
+        self.log(format!("{id} offers a snapshot at {index}"));
         Ok(())
     }
 
@@ -715,15 +893,30 @@ impl Cluster {
     }
 
     /// Handles every ready of server `i`, as the server's driver does.
-    fn drive(&mut self, i: usize) -> Result<(), String> {
+    pub(super) fn drive(&mut self, i: usize) -> Result<(), String> {
+        let mut housekept = false;
         loop {
+            if self.nodes[i].retiring {
+                self.retire(i);
+                return Ok(());
+            }
             let n = &mut self.nodes[i];
             let Some(node) = n.node.as_mut() else {
                 return Ok(());
             };
             let rd = match node.ready() {
                 Ok(Some(rd)) => rd,
-                Ok(None) => return Ok(()),
+                Ok(None) if housekept => return Ok(()),
+                Ok(None) => {
+                    // Between rounds, as the server's loop does: a snapshot
+                    // raft-rs asked for, a leader that must hand over.
+                    housekept = true;
+                    if n.disk.live.core().snapshot_wanted() {
+                        self.offer_snapshot(i)?;
+                    }
+                    self.hand_over_if_not_a_voter(i);
+                    continue;
+                }
                 Err(e) => return Err(format!("server {}: ready failed: {e}", n.id)),
             };
             self.network.extend(rd.messages);
@@ -734,6 +927,11 @@ impl Cluster {
                 let Some((tree, applied)) = self.snapshots.get(&index) else {
                     return Err(format!("server {}: snapshot {index} is unknown", n.id));
                 };
+                self.configs
+                    .installed(n.id, index, snapshot.get_metadata().get_conf_state())?;
+                if n.joiner && n.applied.is_empty() {
+                    self.membership.joined_by_snapshot += 1;
+                }
                 n.machine.install(tree.clone());
                 n.applied = applied.clone();
                 let zxid = applied.last().map_or(0, |e| e.zxid);
@@ -753,6 +951,9 @@ impl Cluster {
                 }
                 core.append(&rd.entries)
                     .map_err(|e| format!("server {}: append: {e}", n.id))?;
+                if self.faults.persist_conf_on_append {
+                    store_conf_on_append(&mut core, &rd.entries);
+                }
             }
             node.appended(rd.number);
             n.unsynced = Some(rd.number);
@@ -800,6 +1001,16 @@ impl Cluster {
                 let id = n.id;
                 if change.role == Role::Leader {
                     self.history.leader(id, change.term)?;
+                    // Only a voter wins an election (an observer never
+                    // does, nor a server demoted or not yet promoted).
+                    let in_force = self.configs.at(applied_index(n));
+                    if !in_force.is_voter(id) {
+                        return Err(format!(
+                            "server {id} became leader in term {} but is no voter of {in_force}",
+                            change.term
+                        ));
+                    }
+                    n.led_as_voter = Some(change.term);
                 }
                 self.log(format!("{id} is {change:?}"));
             }
@@ -813,19 +1024,20 @@ impl Cluster {
                 // The broken server applied it when it was appended.
                 continue;
             }
-            let data = match c.kind {
-                CommittedKind::Data(d) => d,
-                CommittedKind::LeaderStart | CommittedKind::Membership { .. } => Vec::new(),
+            let entry = |data| AppliedEntry {
+                index: c.index,
+                term: c.term,
+                zxid: c.zxid,
+                data,
             };
-            self.apply(
-                i,
-                AppliedEntry {
-                    index: c.index,
-                    term: c.term,
-                    zxid: c.zxid,
-                    data,
-                },
-            )?;
+            match c.kind {
+                CommittedKind::Data(d) => self.apply(i, entry(d), false)?,
+                CommittedKind::LeaderStart => self.apply(i, entry(Vec::new()), false)?,
+                CommittedKind::Membership { conf, context } => {
+                    self.apply(i, entry(Vec::new()), true)?;
+                    self.apply_membership(i, c.index, &conf, &context)?;
+                }
+            }
         }
         Ok(())
     }
@@ -854,6 +1066,7 @@ impl Cluster {
                     zxid,
                     data,
                 },
+                false,
             )?;
         }
         Ok(())
@@ -865,8 +1078,9 @@ impl Cluster {
 
     /// Server `i`'s state machine applies `entry`: its transaction, if it
     /// has one, goes into the tree, and the history checks its place.
-    fn apply(&mut self, i: usize, entry: AppliedEntry) -> Result<(), String> {
-        self.held_by_voters(self.nodes[i].id, &entry)?;
+    /// `change`: the entry is a membership change.
+    fn apply(&mut self, i: usize, entry: AppliedEntry, change: bool) -> Result<(), String> {
+        self.held_by_quorum(self.nodes[i].id, &entry, change)?;
         let n = &mut self.nodes[i];
         if !entry.data.is_empty() {
             let prepared = self.requests.get(&entry.data)?;
@@ -883,47 +1097,153 @@ impl Cluster {
         Ok(())
     }
 
-    /// Committed means durable on a majority of the voters, whatever any
-    /// server's commit index says: when a server applies an entry, a
-    /// majority of the voters' disks (what survives a crash) must hold it,
-    /// or have compacted past it (which a server does only to what it
-    /// applied, itself checked here). Observers never count.
-    fn held_by_voters(&self, id: u64, entry: &AppliedEntry) -> Result<(), String> {
-        let holders: Vec<u64> = self
+    /// Committed means durable on a quorum, whatever any server's commit
+    /// index says: when a server applies an entry, the synced logs of a
+    /// majority of the voters of a configuration that may have committed
+    /// it ([`Configs::committers`]: for a membership change, the
+    /// configuration it changes) must hold it, or have compacted past it
+    /// (which a server does only to what it applied, itself checked here).
+    /// Learners never count, nor joiners before their promotion. The
+    /// configurations are the ones the changes really made, whatever the
+    /// servers believe.
+    fn held_by_quorum(&self, id: u64, entry: &AppliedEntry, change: bool) -> Result<(), String> {
+        let holders: BTreeSet<u64> = self
             .nodes
             .iter()
-            .filter(|n| self.voters.contains(&n.id) && holds(&n.disk.durable.log, entry))
+            .filter(|n| holds(&n.disk.durable.log, entry))
             .map(|n| n.id)
             .collect();
-        if holders.len() * 2 > self.voters.len() {
+        let committers = self.configs.committers(entry.index, change);
+        if committers.iter().any(|(_, c)| c.is_quorum(&holders)) {
             return Ok(());
         }
+        let configs: Vec<String> = committers
+            .iter()
+            .map(|(from, c)| format!("{c} (in force from index {from})"))
+            .collect();
         Err(format!(
-            "server {id} applied {entry:?}, which only voters {holders:?} of {:?} hold durably: it was never committed",
-            self.voters
+            "server {id} applied {}{entry:?}, which only {holders:?} hold durably, no quorum of {}: it was never committed",
+            if change { "the membership change " } else { "" },
+            configs.join(" or ")
         ))
     }
 
+    /// The invariants on each running server's state, after every event.
     fn check(&mut self) -> Result<(), String> {
-        for n in &self.nodes {
-            if let Some(node) = &n.node {
-                if self.observers.contains(&n.id) && node.role() != Role::Follower {
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
+            let Some(node) = &n.node else {
+                continue;
+            };
+            let term = node.term();
+            let applied = applied_index(n);
+            // Roles by the configuration really in force at what the
+            // server applied: only voters campaign; a leader is a voter,
+            // or was one when it won this term (raft-rs keeps a leader
+            // that its own change demoted leading; it hands over).
+            let role = node.role();
+            let voter = role == Role::Follower || self.configs.is_voter_at(applied, n.id);
+            match role {
+                Role::PreCandidate | Role::Candidate if !voter => {
                     return Err(format!(
-                        "server {} is an observer but is {:?} in term {}",
+                        "server {} is {role:?} in term {term} but no voter of {}",
                         n.id,
-                        node.role(),
-                        node.term()
+                        self.configs.at(applied)
                     ));
                 }
-                if node.role() == Role::Leader {
-                    self.history.leader(n.id, node.term())?;
+                Role::Leader if !voter && n.led_as_voter != Some(term) => {
+                    return Err(format!(
+                        "server {} leads in term {term} but is no voter of {}",
+                        n.id,
+                        self.configs.at(applied)
+                    ));
                 }
-                if node.persisted_index() > node.last_index() {
-                    return Err(format!("server {}: persisted beyond the log", n.id));
-                }
+                _ => {}
             }
+            if role == Role::Leader {
+                self.history.leader(n.id, term)?;
+                self.one_change_at_a_time(n)?;
+            }
+            if node.persisted_index() > node.last_index() {
+                return Err(format!("server {}: persisted beyond the log", n.id));
+            }
+            // The configuration raft-rs runs is the one the server's
+            // applied log prefix makes (a misconfigured ensemble runs
+            // another on purpose; a joiner with nothing yet has none).
+            // It changes only with what the server applied, or at a
+            // restart, so it is compared once per applied index.
+            if n.conf_checked == Some(applied) || self.faults.observers_vote {
+                continue;
+            }
+            let running = Config::of(&node.conf_state());
+            let in_force = self.configs.at(applied);
+            let blank = running.is_empty() && n.applied.is_empty();
+            if !blank && running != in_force {
+                return Err(format!(
+                    "server {} runs with {running}, but {in_force} is in force at its applied index {applied}",
+                    n.id
+                ));
+            }
+            self.nodes[i].conf_checked = Some(applied);
         }
         Ok(())
+    }
+
+    /// A leader's log holds at most one membership change it has not
+    /// applied.
+    fn one_change_at_a_time(&self, n: &SimNode) -> Result<(), String> {
+        let applied = applied_index(n);
+        let core = n.disk.live.core();
+        // Only the entries past the applied index (few) are looked at.
+        let skip =
+            usize::try_from((applied + 1).saturating_sub(core.first_index())).unwrap_or(usize::MAX);
+        let pending: Vec<u64> = core
+            .entries
+            .iter()
+            .skip(skip)
+            .filter(|e| e.index > applied && is_membership(e))
+            .map(|e| e.index)
+            .collect();
+        drop(core);
+        if pending.len() > 1 {
+            return Err(format!(
+                "leader {} holds membership changes at {pending:?} past its applied index {applied}",
+                n.id
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The last index server `n`'s state machine applied: its last applied
+/// entry, or its log's snapshot point (the bootstrap index, or 0 for a
+/// joiner with nothing yet).
+pub(super) fn applied_index(n: &SimNode) -> u64 {
+    n.applied
+        .last()
+        .map_or_else(|| n.disk.live.core().first_index() - 1, |e| e.index)
+}
+
+fn is_membership(e: &Entry) -> bool {
+    matches!(
+        e.get_entry_type(),
+        EntryType::EntryConfChange | EntryType::EntryConfChangeV2
+    )
+}
+
+/// The broken server of [`Faults::persist_conf_on_append`]: the
+/// configuration a change describes is stored as soon as its entry is
+/// written (raft-rs itself still switches when it applies the change).
+fn store_conf_on_append(core: &mut LogCore, entries: &[Entry]) {
+    use protobuf::Message as _;
+    for e in entries.iter().filter(|e| is_membership(e)) {
+        let mut cc = ConfChangeV2::default();
+        if cc.merge_from_bytes(&e.data).is_err() {
+            continue;
+        }
+        if let Ok(described) = Config::decode(&cc.context) {
+            core.conf_state = described.to_conf_state();
+        }
     }
 }
 
@@ -935,7 +1255,7 @@ fn holds(log: &LogCore, entry: &AppliedEntry) -> bool {
 
 /// (Re)starts a server from its disk, as the server binary does: the log
 /// and hard state as stored, `applied` as the state machine stored it.
-fn start(n: &mut SimNode) {
+pub(super) fn start(n: &mut SimNode) {
     let (applied_index, applied_zxid) = n.applied.last().map_or((0, 0), |e| (e.index, e.zxid));
     n.seed = n
         .seed
@@ -946,4 +1266,5 @@ fn start(n: &mut SimNode) {
     config.applied_index = applied_index;
     config.applied_zxid = applied_zxid;
     n.node = Some(Node::new(&config, n.disk.live.clone()).expect("a valid configuration"));
+    n.conf_checked = None;
 }

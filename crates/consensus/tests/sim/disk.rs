@@ -1,7 +1,7 @@
 //! A simulated server's disk: what raft reads (everything written) and what
 //! survives a crash (only what the last sync covered).
 
-use consensus::raft::eraftpb::ConfState;
+use consensus::raft::eraftpb::{ConfState, Snapshot};
 
 use consensus::{LogCore, MemLog as SimLog};
 
@@ -32,10 +32,36 @@ pub(crate) struct Disk {
 }
 
 impl Disk {
-    /// A fresh disk holding only the membership.
-    pub(crate) fn new(conf: &ConfState) -> Disk {
+    /// The disk of a server of the initial ensemble: the static
+    /// configuration as a snapshot point at `bootstrap` (index 1, term 1,
+    /// as the server bootstraps; index 0 only for the deliberately broken
+    /// ensembles of [`crate::sim::cluster::Faults::bootstrap_at_zero`]).
+    ///
+    /// Starting at index 1 means no server ever holds entry 1, so a joiner,
+    /// which starts with an empty log and no configuration, can only catch
+    /// up by a snapshot (which carries the configuration), never by
+    /// replaying entries onto a configuration it never had.
+    pub(crate) fn bootstrap(conf: &ConfState, bootstrap: u64) -> Disk {
         let mut core = LogCore::default();
         core.conf_state = conf.clone();
+        if bootstrap > 0 {
+            let mut point = Snapshot::default();
+            point.mut_metadata().index = bootstrap;
+            point.mut_metadata().term = 1;
+            point.mut_metadata().set_conf_state(conf.clone());
+            core.snapshot = point;
+            core.hard_state.term = 1;
+            core.hard_state.commit = bootstrap;
+        }
+        Disk::of(core)
+    }
+
+    /// The disk of a joiner: nothing at all, not even a configuration.
+    pub(crate) fn empty() -> Disk {
+        Disk::of(LogCore::default())
+    }
+
+    fn of(core: LogCore) -> Disk {
         Disk {
             live: SimLog::new(core.clone()),
             durable: Durable {

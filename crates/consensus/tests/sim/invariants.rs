@@ -11,17 +11,26 @@
 //! - a `sync` (ReadIndex) answered with index R covers every write
 //!   acknowledged before the sync was asked: R is at least their index, so
 //!   a read after the sync sees them (linearizable sync);
-//! - after the faults stop and the ensemble settles, every server holds
+//! - after the faults stop and the ensemble settles, every member holds
 //!   every write a leader acknowledged (applied and would answer).
 //!
-//! Two more need the disks and the membership, and live in `cluster.rs`:
+//! The membership checks live in `configs.rs` (one configuration per
+//! index, each change reaching what it describes, snapshots carrying the
+//! configuration in force) and, since they need the disks and the
+//! servers, in `cluster.rs`:
 //!
-//! - **committed means durable on a majority of voters**: whenever any
-//!   server applies an entry, the synced logs of a majority of the voters
-//!   hold it (observers never count), whatever commit index raft-rs
-//!   reports;
-//! - **observers never campaign or lead**: an observer is always a
-//!   follower.
+//! - **committed means durable on a quorum**: whenever any server applies
+//!   an entry, the synced logs of a majority of the voters of a
+//!   configuration that may have committed it hold it (a membership
+//!   change: the configuration it changes; learners and joiners not yet
+//!   promoted never count), whatever commit index raft-rs reports;
+//! - **only voters campaign or win**: a server that is an observer, a
+//!   joiner or demoted in the configuration in force at what it applied
+//!   never campaigns, and never becomes leader;
+//! - **one membership change at a time**: a leader's log never holds more
+//!   than one change past what it applied;
+//! - **the configuration raft-rs runs** is the one in force at what the
+//!   server applied (after restarts too).
 
 use std::collections::BTreeMap;
 

@@ -54,6 +54,9 @@ impl Requests {
 pub(crate) struct Machine {
     pub(crate) tree: DataTree,
     durable: DataTree,
+    /// `tree` changed since the last sync (most syncs follow none: they
+    /// skip copying the tree).
+    dirty: bool,
     pub(crate) pending: Pending,
 }
 
@@ -81,16 +84,21 @@ impl Machine {
         Machine {
             durable: tree.clone(),
             tree,
+            dirty: false,
             pending: Pending::new(),
         }
     }
 
     pub(crate) fn sync(&mut self) {
-        self.durable = self.tree.clone();
+        if self.dirty {
+            self.durable = self.tree.clone();
+            self.dirty = false;
+        }
     }
 
     pub(crate) fn crash(&mut self) {
         self.tree = self.durable.clone();
+        self.dirty = false;
         self.pending = Pending::new();
     }
 
@@ -117,6 +125,7 @@ impl Machine {
             ));
         }
         tree::apply(&mut self.tree, &p.txn);
+        self.dirty = true;
         self.pending.applied(p.txn.zxid);
         Ok(())
     }
@@ -124,6 +133,7 @@ impl Machine {
     /// Catching up by snapshot: the tree as another server had it.
     pub(crate) fn install(&mut self, tree: DataTree) {
         self.tree = tree;
+        self.dirty = true;
         self.pending = Pending::new();
     }
 

@@ -725,6 +725,7 @@ impl Processor {
         for (session_id, cxid) in stale {
             self.fail_write(session_id, cxid);
         }
+        self.hand_over_if_not_participant();
         self.advance_reconfig();
     }
 
@@ -751,6 +752,13 @@ impl Processor {
         if leads {
             return;
         }
+        if !replica.removed && !replica.joining && !replica.membership.contains(replica.my_id) {
+            let version = replica.membership.version;
+            self.become_removed(version);
+        }
+        let Some(replica) = self.replica.as_deref_mut() else {
+            return;
+        };
         let Some(job) = replica.job.take() else {
             return;
         };
@@ -922,9 +930,33 @@ impl Processor {
             tracing::info!("this server is a member now");
             replica.joining = false;
         }
-        if !me && !replica.joining {
+        if !me && !replica.joining && !replica.is_leader() {
             let version = replica.membership.version;
             self.become_removed(version);
+        }
+        // A leader that a change demoted or removed (it was elected while
+        // the change was on its way): it proposes nothing more and hands
+        // over; a removed one stops once someone else leads.
+        self.hand_over_if_not_participant();
+    }
+
+    fn hand_over_if_not_participant(&mut self) {
+        let Some(replica) = self.replica.as_deref() else {
+            return;
+        };
+        let participant = replica
+            .membership
+            .get(replica.my_id)
+            .is_some_and(|m| m.role == MemberRole::Participant);
+        if participant || !replica.is_leader() || replica.node.transferring_to().is_some() {
+            return;
+        }
+        if let Some(to) = self.transfer_candidate(&|_| true) {
+            tracing::warn!(
+                to,
+                "this leader is no longer a participant: handing leadership over"
+            );
+            self.hand_over(to);
         }
     }
 
