@@ -22,6 +22,7 @@
 mod admin;
 mod connect;
 mod expiry;
+mod membership_apply;
 mod pipeline;
 mod reads;
 mod reconfig;

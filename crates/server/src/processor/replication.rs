@@ -296,7 +296,7 @@ impl Replica {
             .meta()
             .config
             .as_deref()
-            .and_then(|c| c.strip_prefix(super::reconfig::REMOVED_MARK.as_bytes()))
+            .and_then(|c| c.strip_prefix(super::membership_apply::REMOVED_MARK.as_bytes()))
         {
             return Err(ProcessorError::Consensus(format!(
                 "server {my_id} was removed from the ensemble (membership version {}); \
@@ -305,7 +305,7 @@ impl Replica {
                 String::from_utf8_lossy(version)
             )));
         }
-        let committed = super::reconfig::committed_membership(tree)
+        let committed = super::membership_apply::committed_membership(tree)
             .map_err(|e| ProcessorError::Consensus(format!("/zookeeper/config: {e}")))?;
         let mut joining = false;
         let membership = match committed {
@@ -1357,7 +1357,7 @@ impl Processor {
             zxid = format_args!("0x{zxid:x}"),
             "installed a snapshot from the leader"
         );
-        match super::reconfig::committed_membership(&self.tree) {
+        match super::membership_apply::committed_membership(&self.tree) {
             Ok(Some(membership)) => self.adopt_membership(membership, Some(conf)),
             Ok(None) => {}
             Err(e) => return Err(format!("the snapshot's /zookeeper/config: {e}")),
