@@ -166,17 +166,7 @@ impl Processor {
     ) {
         match self.check_reconfig(request, &auth) {
             Ok(target) => {
-                let job = ReconfigJob {
-                    answer: JobAnswer::Client { session_id, cxid },
-                    target,
-                    auth,
-                    in_flight: None,
-                    catching_up: None,
-                    transferring: None,
-                    original: Vec::new(),
-                    rolling_back: None,
-                };
-                self.begin_job(job);
+                self.begin_job(JobAnswer::Client { session_id, cxid }, target, auth);
             }
             Err(e) => {
                 tracing::info!(error = %e, "reconfig refused");
@@ -248,17 +238,7 @@ impl Processor {
                 self.start_transfer(to, answer);
             }
             Ok(Some(target)) => {
-                let job = ReconfigJob {
-                    answer: JobAnswer::Admin(answer),
-                    target,
-                    auth: Vec::new(),
-                    in_flight: None,
-                    catching_up: None,
-                    transferring: None,
-                    original: Vec::new(),
-                    rolling_back: None,
-                };
-                self.begin_job(job);
+                self.begin_job(JobAnswer::Admin(answer), target, Vec::new());
             }
         }
     }
@@ -354,17 +334,23 @@ impl Processor {
         Ok(Some(target))
     }
 
-    fn begin_job(&mut self, job: ReconfigJob) {
+    fn begin_job(&mut self, answer: JobAnswer, target: Vec<Member>, auth: Vec<Id>) {
         let Some(replica) = self.replica.as_deref_mut() else {
             return;
         };
         tracing::info!(
-            target = %job.target.iter().map(member_line).collect::<Vec<_>>().join(", "),
+            target = %target.iter().map(member_line).collect::<Vec<_>>().join(", "),
             "membership change started"
         );
         replica.job = Some(ReconfigJob {
+            answer,
+            target,
+            auth,
+            in_flight: None,
+            catching_up: None,
+            transferring: None,
             original: replica.membership.members.iter().map(|m| m.id).collect(),
-            ..job
+            rolling_back: None,
         });
         self.advance_reconfig();
     }

@@ -107,8 +107,14 @@ def norm_zkcli(ctx, text):
             continue
         out.append(line)
     # sort each run of whoami lines
+    return sort_tagged_runs(out)
+
+
+def sort_tagged_runs(items):
+    """``items`` with each run of (tag, line) tuples replaced by its lines,
+    sorted (for output a server prints in hash order)."""
     res, block = [], []
-    for item in out + [None]:
+    for item in items + [None]:
         if isinstance(item, tuple):
             block.append(item[1])
             continue
@@ -201,16 +207,7 @@ def norm_reconfig(text, names):
                 out.append(("SERVER", f"server.<{name}>={host}:<q>:<e>{rest}"))
             continue
         out.append(line)
-    res, block = [], []
-    for item in out + [None]:
-        if isinstance(item, tuple):
-            block.append(item[1])
-            continue
-        res.extend(sorted(block))
-        block = []
-        if item is not None:
-            res.append(item)
-    return res
+    return sort_tagged_runs(out)
 
 
 def leader_id(ensemble):
