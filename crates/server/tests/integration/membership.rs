@@ -481,10 +481,22 @@ fn a_participant_becomes_an_observer_and_back() {
         .expect("its line")
         .to_owned();
     let as_observer = line.replace(":participant", ":observer");
+    // A watch on /zookeeper/config (on another server) fires.
+    let mut watcher = ensemble.client((leader + 2) % 3);
+    let watch = Request::GetData(proto::PathWatchRequest {
+        path: "/zookeeper/config".into(),
+        watch: true,
+    });
+    assert_eq!(watcher.call(&watch).unwrap().error(), ErrorCode::Ok);
     let mut client = ensemble.client(leader);
     let (err, text) = reconfig(&mut client, &as_observer, "", "", -1).unwrap();
     assert_eq!(err, ErrorCode::Ok, "{}", ensemble.logs());
     assert!(text.contains(&as_observer), "{text}");
+    let event = watcher.next_notification().unwrap();
+    let mut body = proto::jute::Reader::new(&event.body);
+    let e = <proto::WatcherEvent as proto::jute::Jute>::decode(&mut body).expect("an event");
+    assert_eq!(e.path, "/zookeeper/config");
+    assert_eq!(e.event_type, proto::EventType::NodeDataChanged as i32);
     let deadline = Instant::now() + Duration::from_secs(30);
     while ensemble.mode(follower).as_deref() != Some("observer") {
         assert!(Instant::now() < deadline, "{:?}", ensemble.mode(follower));

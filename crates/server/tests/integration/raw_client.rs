@@ -179,6 +179,17 @@ impl RawClient {
         read_reply(&mut self.stream)
     }
 
+    /// The next watch notification (replies and pings in between are
+    /// dropped).
+    pub fn next_notification(&mut self) -> std::io::Result<Reply> {
+        loop {
+            let reply = parse_reply(&read_frame(&mut self.stream)?)?;
+            if reply.xid == proto::xid::NOTIFICATION {
+                return Ok(reply);
+            }
+        }
+    }
+
     /// One request, one reply.
     pub fn call(&mut self, request: &Request) -> std::io::Result<Reply> {
         let xid = self.send(request)?;
