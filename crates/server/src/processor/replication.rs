@@ -24,7 +24,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
-use consensus::raft::eraftpb::{ConfState, Entry, EntryType, Message, Snapshot};
+use consensus::raft::eraftpb::{ConfState, Entry, EntryType, Message, MessageType, Snapshot};
 use consensus::{
     CommittedKind, ConsensusError, LogCore, MemLog, Node, NodeConfig, PeerProgress, Ready, Role,
     RoleChange,
@@ -118,6 +118,11 @@ pub(super) struct Replica {
     pub(super) last_heard: HashMap<u64, u64>,
     /// Election timeout, in raft ticks.
     pub(super) election_ticks: u64,
+    /// When this server last logged that it lost its data (a joining
+    /// server the leader takes for a member with a log).
+    lost_data_warned: Option<u64>,
+    /// A joining server saw a heartbeat showing the leader knows it as new.
+    join_confirmed: bool,
     /// An admin request to move leadership, until it moved.
     pub(super) transfer: Option<super::reconfig::PendingTransfer>,
     pub(super) role: RoleChange,
@@ -426,6 +431,8 @@ impl Replica {
             handover_ticks: 2 * election_ticks as u64,
             last_heard: HashMap::new(),
             election_ticks: election_ticks as u64,
+            lost_data_warned: None,
+            join_confirmed: false,
             transfer: None,
             node,
             log,
@@ -457,6 +464,47 @@ impl Replica {
     /// member.
     pub(super) fn has_leader(&self) -> bool {
         self.role.leader.is_some() && !self.removed && !self.joining
+    }
+
+    /// Whether a joining server (no state of its own) takes a raft message.
+    ///
+    /// It votes for nobody: a server with no state must not help elect a
+    /// leader that may lack what it once acknowledged. And it takes nothing
+    /// from a leader before a heartbeat has shown that the leader knows it
+    /// as new: a heartbeat carries `min(how far the leader believes this
+    /// server's log reaches, commit)`, which is 0 for a server just added.
+    /// Anything else means this server is still a member that lost its
+    /// data; Raft cannot give it its log again under this id (the leader
+    /// would go on counting entries it no longer holds), so it waits until
+    /// it is removed and added again.
+    fn admitted(&mut self, message: &Message) -> bool {
+        match message.get_msg_type() {
+            MessageType::MsgRequestVote | MessageType::MsgRequestPreVote => false,
+            MessageType::MsgHeartbeat if message.commit == 0 => {
+                if !self.join_confirmed {
+                    tracing::info!(leader = message.from, "the leader knows this server as new");
+                }
+                self.join_confirmed = true;
+                true
+            }
+            MessageType::MsgHeartbeat => {
+                self.join_confirmed = false;
+                let quiet = self.election_ticks * 10;
+                if self
+                    .lost_data_warned
+                    .is_none_or(|t| self.ticks.saturating_sub(t) >= quiet)
+                {
+                    self.lost_data_warned = Some(self.ticks);
+                    tracing::error!(
+                        leader = message.from,
+                        "this server is still a member but its data directory is empty: \
+                         remove it from the ensemble and add it again to rejoin"
+                    );
+                }
+                false
+            }
+            _ => self.join_confirmed,
+        }
     }
 
     /// Heard from within the last election timeout (itself always).
@@ -584,6 +632,9 @@ impl Processor {
         match event {
             PeerEvent::Raft(message) => {
                 replica.last_heard.insert(message.from, replica.ticks);
+                if replica.joining && !replica.admitted(&message) {
+                    return;
+                }
                 if let Err(e) = replica.node.step(*message) {
                     tracing::debug!(error = %e, "a peer message was not taken");
                 }

@@ -188,6 +188,11 @@ impl LocalEnsemble {
         (i, line)
     }
 
+    /// Adds a zoo.cfg line for member `i`'s next start.
+    pub fn add_config_line(&mut self, i: usize, line: &str) {
+        self.configs[i].push(line.to_owned());
+    }
+
     /// Runs stopped member `i` with its zoo.cfg until it exits (a start
     /// that must be refused).
     pub fn run_to_exit(&self, i: usize, limit: Duration) -> crate::support::Exited {
