@@ -1,0 +1,243 @@
+//! zoo.cfg for every server of the cluster, and the ConfigMap that holds
+//! it.
+//!
+//! The server lines are the committed membership as the operator last read
+//! it from the ensemble (a server started with an older list adopts the
+//! committed one anyway); `conclave.join` is false only while the ensemble
+//! is first formed, so that a server with an empty volume later (a new one,
+//! or one that lost its data) joins rather than starting a second ensemble.
+//! `myid` is written by the pod itself from its ordinal.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use super::{BuildError, Names, owned_meta};
+use crate::crd::CoordinationCluster;
+
+/// Where the ConfigMap is mounted, and the file in it.
+pub const CONFIG_DIR: &str = "/etc/conclave";
+pub const CONFIG_FILE: &str = "zoo.cfg";
+/// The data volume's mount point (`dataDir`).
+pub const DATA_DIR: &str = "/data";
+/// Where the admin token Secret is mounted.
+pub const TOKEN_FILE: &str = "/etc/conclave-token/token";
+
+/// Keys the operator sets itself: a user's value would break the cluster
+/// the operator manages, so `spec.config` may not hold them.
+pub const OWNED: &[&str] = &[
+    "dataDir",
+    "dataLogDir",
+    "clientPort",
+    "clientPortAddress",
+    "admin.serverPort",
+    "admin.enableServer",
+    "reconfigEnabled",
+    "standaloneEnabled",
+    "4lw.commands.whitelist",
+];
+
+/// Keys the server knows that a user may set (zoo.cfg settings that do
+/// not decide who the servers are or where they listen).
+pub const ALLOWED: &[&str] = &[
+    "tickTime",
+    "initLimit",
+    "syncLimit",
+    "maxClientCnxns",
+    "minSessionTimeout",
+    "maxSessionTimeout",
+    "snapCount",
+    "autopurge.snapRetainCount",
+    "autopurge.purgeInterval",
+    "jute.maxbuffer",
+    "skipACL",
+    "extendedTypesEnabled",
+    "DigestAuthenticationProvider.superDigest",
+    "readonlymode.enabled",
+    "znode.container.checkIntervalMs",
+    "znode.container.maxPerMinute",
+    "znode.container.maxNeverUsedIntervalMs",
+    "globalOutstandingLimit",
+    "preAllocSize",
+    "forceSync",
+];
+
+/// One server of the membership, as zoo.cfg names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub id: u64,
+    pub observer: bool,
+}
+
+/// Checks `spec.config`: only keys the server knows, none the operator
+/// owns.
+pub fn validate(config: &BTreeMap<String, String>) -> Result<(), BuildError> {
+    for (key, value) in config {
+        let bad = |reason: &str| BuildError::Config {
+            key: key.clone(),
+            reason: reason.to_owned(),
+        };
+        if OWNED.contains(&key.as_str())
+            || key.starts_with("server.")
+            || key.starts_with("conclave.")
+        {
+            return Err(bad("set by the operator"));
+        }
+        if !ALLOWED.contains(&key.as_str()) {
+            return Err(bad("not a setting conclave-server takes from spec.config"));
+        }
+        if value.contains('\n') {
+            return Err(bad("a value is one line"));
+        }
+    }
+    Ok(())
+}
+
+/// The zoo.cfg text.
+pub fn zoo_cfg(
+    cc: &CoordinationCluster,
+    servers: &[Server],
+    formed: bool,
+) -> Result<String, BuildError> {
+    validate(&cc.spec.config)?;
+    let names = Names::of(cc)?;
+    let ports = &cc.spec.ports;
+    let mut settings: BTreeMap<&str, String> = BTreeMap::from([
+        ("tickTime", "2000".to_owned()),
+        ("initLimit", "10".to_owned()),
+        ("syncLimit", "5".to_owned()),
+    ]);
+    for (key, value) in &cc.spec.config {
+        settings.insert(key, value.clone());
+    }
+    let mut out =
+        String::from("# Written by conclave-operator; edit the CoordinationCluster instead.\n");
+    for (key, value) in &settings {
+        let _ = writeln!(out, "{key}={value}");
+    }
+    let _ = writeln!(out, "dataDir={DATA_DIR}");
+    let _ = writeln!(out, "clientPort={}", ports.client);
+    let _ = writeln!(out, "admin.enableServer=true");
+    let _ = writeln!(out, "admin.serverPort={}", ports.admin);
+    let _ = writeln!(out, "reconfigEnabled=true");
+    let _ = writeln!(out, "standaloneEnabled=false");
+    let _ = writeln!(out, "4lw.commands.whitelist=*");
+    let _ = writeln!(
+        out,
+        "conclave.ensembleName={}.{}",
+        names.namespace, names.cluster
+    );
+    let _ = writeln!(out, "conclave.adminTokenFile={TOKEN_FILE}");
+    let _ = writeln!(out, "conclave.join={formed}");
+    for server in servers {
+        let _ = writeln!(
+            out,
+            "server.{}={}:{}:{}:{};{}",
+            server.id,
+            names.server_host(server.id),
+            ports.quorum,
+            ports.election,
+            if server.observer {
+                "observer"
+            } else {
+                "participant"
+            },
+            ports.client
+        );
+    }
+    Ok(out)
+}
+
+/// The ConfigMap holding zoo.cfg.
+pub fn config_map(cc: &CoordinationCluster, zoo_cfg: String) -> Result<ConfigMap, BuildError> {
+    let names = Names::of(cc)?;
+    Ok(ConfigMap {
+        metadata: owned_meta(cc, names.config())?,
+        data: Some(BTreeMap::from([(CONFIG_FILE.to_owned(), zoo_cfg)])),
+        ..ConfigMap::default()
+    })
+}
+
+/// The servers of a cluster being created: participants 1..=replicas,
+/// then the observers.
+pub fn initial_servers(cc: &CoordinationCluster) -> Vec<Server> {
+    let voters = u64::try_from(cc.spec.replicas.max(0)).unwrap_or(0);
+    let observers = u64::try_from(cc.spec.observers.max(0)).unwrap_or(0);
+    (1..=voters + observers)
+        .map(|id| Server {
+            id,
+            observer: id > voters,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::fixtures::cluster;
+
+    #[test]
+    fn zoo_cfg_names_every_server_by_its_pod_dns_name() {
+        let cc = cluster();
+        let text = zoo_cfg(&cc, &initial_servers(&cc), false).unwrap();
+        assert!(text.contains(
+            "server.1=zk-0.zk-peers.apps.svc.cluster.local:2888:3888:participant;2181\n"
+        ));
+        assert!(text.contains("server.3=zk-2.zk-peers.apps.svc.cluster.local"));
+        assert!(!text.contains("server.4"));
+        assert!(text.contains("conclave.join=false\n"));
+        assert!(text.contains("reconfigEnabled=true\n"));
+        assert!(text.contains("standaloneEnabled=false\n"));
+        assert!(text.contains("tickTime=2000\n"));
+        assert!(text.contains("conclave.ensembleName=apps.zk\n"));
+    }
+
+    #[test]
+    fn observers_follow_the_participants() {
+        let mut cc = cluster();
+        cc.spec.observers = 1;
+        let servers = initial_servers(&cc);
+        assert_eq!(servers.len(), 4);
+        assert!(servers[3].observer && !servers[2].observer);
+        let text = zoo_cfg(&cc, &servers, true).unwrap();
+        assert!(text.contains(":observer;2181\n"));
+        assert!(text.contains("conclave.join=true\n"));
+    }
+
+    #[test]
+    fn user_settings_override_defaults_and_owned_keys_are_refused() {
+        let mut cc = cluster();
+        cc.spec.config.insert("tickTime".into(), "1000".into());
+        let text = zoo_cfg(&cc, &initial_servers(&cc), false).unwrap();
+        assert!(text.contains("tickTime=1000\n") && !text.contains("tickTime=2000"));
+        for key in [
+            "dataDir",
+            "server.7",
+            "conclave.join",
+            "clientPort",
+            "noSuchKey",
+        ] {
+            let mut cc = cluster();
+            cc.spec.config.insert(key.into(), "x".into());
+            let err = zoo_cfg(&cc, &[], false).unwrap_err();
+            assert!(matches!(err, BuildError::Config { key: k, .. } if k == key));
+        }
+        let mut cc = cluster();
+        cc.spec
+            .config
+            .insert("tickTime".into(), "1\nserver.9=x".into());
+        assert!(zoo_cfg(&cc, &[], false).is_err());
+    }
+
+    #[test]
+    fn the_config_map_is_owned_by_the_cluster() {
+        let cc = cluster();
+        let cm = config_map(&cc, "x".into()).unwrap();
+        assert_eq!(cm.metadata.name.as_deref(), Some("zk-config"));
+        let owner = &cm.metadata.owner_references.unwrap()[0];
+        assert_eq!(owner.kind, "CoordinationCluster");
+        assert_eq!(owner.controller, Some(true));
+        assert_eq!(cm.data.unwrap()["zoo.cfg"], "x");
+    }
+}

@@ -1,0 +1,123 @@
+//! The objects a `CoordinationCluster` is reconciled into, each a pure
+//! function of the resource: the ConfigMap with zoo.cfg (`config.rs`), the
+//! peer and client Services (`services.rs`), the StatefulSet
+//! (`statefulset.rs`) and the PodDisruptionBudget (`pdb.rs`).
+
+pub mod config;
+pub mod pdb;
+pub mod services;
+pub mod statefulset;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource as _;
+
+use crate::crd::CoordinationCluster;
+
+/// Why a resource cannot be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BuildError {
+    #[error("the resource has no {0}")]
+    Missing(&'static str),
+    #[error("spec.config.{key}: {reason}")]
+    Config { key: String, reason: String },
+}
+
+/// Names derived from the resource's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub cluster: String,
+    pub namespace: String,
+}
+
+impl Names {
+    pub fn of(cc: &CoordinationCluster) -> Result<Names, BuildError> {
+        Ok(Names {
+            cluster: cc
+                .metadata
+                .name
+                .clone()
+                .ok_or(BuildError::Missing("name"))?,
+            namespace: cc
+                .metadata
+                .namespace
+                .clone()
+                .ok_or(BuildError::Missing("namespace"))?,
+        })
+    }
+
+    /// The headless Service peers find each other through.
+    pub fn peers(&self) -> String {
+        format!("{}-peers", self.cluster)
+    }
+
+    /// The Service clients connect to.
+    pub fn client(&self) -> String {
+        format!("{}-client", self.cluster)
+    }
+
+    pub fn config(&self) -> String {
+        format!("{}-config", self.cluster)
+    }
+
+    /// The DNS name of server `id` (pod ordinal `id - 1`).
+    pub fn server_host(&self, id: u64) -> String {
+        format!(
+            "{}-{}.{}.{}.svc.cluster.local",
+            self.cluster,
+            id.saturating_sub(1),
+            self.peers(),
+            self.namespace
+        )
+    }
+}
+
+/// The labels every object and pod of the cluster carries; the selector.
+pub fn labels(names: &Names) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), "conclave".to_owned()),
+        (
+            "app.kubernetes.io/instance".to_owned(),
+            names.cluster.clone(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "conclave-operator".to_owned(),
+        ),
+    ])
+}
+
+/// Metadata of an object owned by the resource (deleted with it).
+pub fn owned_meta(cc: &CoordinationCluster, name: String) -> Result<ObjectMeta, BuildError> {
+    let names = Names::of(cc)?;
+    let owner: OwnerReference = cc
+        .controller_owner_ref(&())
+        .ok_or(BuildError::Missing("uid"))?;
+    Ok(ObjectMeta {
+        name: Some(name),
+        namespace: Some(names.namespace.clone()),
+        labels: Some(labels(&names)),
+        owner_references: Some(vec![owner]),
+        ..ObjectMeta::default()
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::crd::{CoordinationCluster, CoordinationClusterSpec};
+
+    /// A three-server cluster `zk` in namespace `apps`, as the API server
+    /// would hand it over (with a uid).
+    pub(crate) fn cluster() -> CoordinationCluster {
+        let spec: CoordinationClusterSpec = serde_json::from_value(serde_json::json!({
+            "replicas": 3,
+            "image": "conclave:dev",
+        }))
+        .expect("a valid spec");
+        let mut cc = CoordinationCluster::new("zk", spec);
+        cc.metadata.namespace = Some("apps".into());
+        cc.metadata.uid = Some("1234".into());
+        cc
+    }
+}

@@ -1,0 +1,313 @@
+//! The StatefulSet: one pod per server, server id = ordinal + 1.
+//!
+//! - `podManagementPolicy: Parallel`: a cold start needs a quorum before
+//!   any pod is Ready; ordered start would deadlock. Ordering of changes is
+//!   the operator's job.
+//! - `updateStrategy: OnDelete`: the operator deletes outdated pods one at
+//!   a time, the leader last.
+//! - Readiness is `/readyz` (serving in a quorum); liveness is `/healthz`
+//!   (the process answers), never quorum: a server without a quorum must
+//!   not be restarted for it.
+//! - The pod writes `myid` from its ordinal before the server starts.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
+use k8s_openapi::api::core::v1::{
+    Affinity, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSpec,
+    PodTemplateSpec, Probe, SecretVolumeSource, Volume, VolumeMount, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::config::{CONFIG_DIR, CONFIG_FILE, DATA_DIR, TOKEN_FILE};
+use super::{BuildError, Names, labels, owned_meta};
+use crate::crd::CoordinationCluster;
+
+/// The data volume claim template's name.
+pub const DATA_VOLUME: &str = "data";
+
+/// The Secret holding the admin API token, mounted at `TOKEN_FILE`.
+pub fn token_secret_name(names: &Names) -> String {
+    format!("{}-admin-token", names.cluster)
+}
+
+/// Writes myid from the pod's ordinal (the hostname's last dash-separated
+/// part), then runs the server.
+fn start_command() -> Vec<String> {
+    vec![
+        "/bin/sh".to_owned(),
+        "-c".to_owned(),
+        format!(
+            "set -e; ordinal=\"${{HOSTNAME##*-}}\"; echo $((ordinal + 1)) > {DATA_DIR}/myid; \
+             exec conclave-server --config {CONFIG_DIR}/{CONFIG_FILE}"
+        ),
+    ]
+}
+
+fn http_probe(path: &str, port: u16, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::Int(i32::from(port)),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    }
+}
+
+/// Servers preferably on different nodes, unless the spec says otherwise.
+fn default_affinity(names: &Names) -> Affinity {
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        label_selector: Some(LabelSelector {
+                            match_labels: Some(labels(names)),
+                            ..LabelSelector::default()
+                        }),
+                        topology_key: "kubernetes.io/hostname".to_owned(),
+                        ..PodAffinityTerm::default()
+                    },
+                },
+            ]),
+            ..PodAntiAffinity::default()
+        }),
+        ..Affinity::default()
+    }
+}
+
+/// The StatefulSet with `replicas` pods (the committed membership's size,
+/// as the controller decides it).
+pub fn statefulset(cc: &CoordinationCluster, replicas: i32) -> Result<StatefulSet, BuildError> {
+    let names = Names::of(cc)?;
+    let spec = &cc.spec;
+    let ports = &spec.ports;
+    let mut pod_labels = spec.pod.labels.clone();
+    pod_labels.extend(labels(&names));
+    let container = Container {
+        name: "conclave".to_owned(),
+        image: Some(spec.image.clone()),
+        command: Some(start_command()),
+        ports: Some(
+            [
+                ("client", ports.client),
+                ("quorum", ports.quorum),
+                ("election", ports.election),
+                ("admin", ports.admin),
+            ]
+            .into_iter()
+            .map(|(name, port)| ContainerPort {
+                name: Some(name.to_owned()),
+                container_port: i32::from(port),
+                ..ContainerPort::default()
+            })
+            .collect(),
+        ),
+        readiness_probe: Some(http_probe("/readyz", ports.admin, 2, 2)),
+        liveness_probe: Some(http_probe("/healthz", ports.admin, 10, 6)),
+        resources: spec.resources.clone(),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: DATA_VOLUME.to_owned(),
+                mount_path: DATA_DIR.to_owned(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "config".to_owned(),
+                mount_path: CONFIG_DIR.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "admin-token".to_owned(),
+                mount_path: TOKEN_FILE
+                    .rsplit_once('/')
+                    .map_or(TOKEN_FILE, |(dir, _)| dir)
+                    .to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    };
+    let pod = PodSpec {
+        containers: vec![container],
+        volumes: Some(vec![
+            Volume {
+                name: "config".to_owned(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: names.config(),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+            Volume {
+                name: "admin-token".to_owned(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(token_secret_name(&names)),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+        ]),
+        affinity: Some(
+            spec.pod
+                .affinity
+                .clone()
+                .unwrap_or_else(|| default_affinity(&names)),
+        ),
+        tolerations: Some(spec.pod.tolerations.clone()).filter(|t| !t.is_empty()),
+        node_selector: Some(spec.pod.node_selector.clone()).filter(|n| !n.is_empty()),
+        priority_class_name: spec.pod.priority_class_name.clone(),
+        topology_spread_constraints: Some(spec.pod.topology_spread_constraints.clone())
+            .filter(|t| !t.is_empty()),
+        termination_grace_period_seconds: Some(30),
+        ..PodSpec::default()
+    };
+    let claim = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(DATA_VOLUME.to_owned()),
+            labels: Some(labels(&names)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            storage_class_name: spec.storage.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_owned(),
+                    Quantity(spec.storage.size.clone()),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    };
+    Ok(StatefulSet {
+        metadata: owned_meta(cc, names.cluster.clone())?,
+        spec: Some(StatefulSetSpec {
+            replicas: Some(replicas),
+            service_name: Some(names.peers()),
+            pod_management_policy: Some("Parallel".to_owned()),
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".to_owned()),
+                ..StatefulSetUpdateStrategy::default()
+            }),
+            selector: LabelSelector {
+                match_labels: Some(labels(&names)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(spec.pod.annotations.clone()).filter(|a| !a.is_empty()),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            volume_claim_templates: Some(vec![claim]),
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::fixtures::cluster;
+
+    fn spec_of(sts: &StatefulSet) -> &StatefulSetSpec {
+        sts.spec.as_ref().expect("a spec")
+    }
+
+    #[test]
+    fn parallel_on_delete_with_a_volume_per_server() {
+        let sts = statefulset(&cluster(), 3).unwrap();
+        let spec = spec_of(&sts);
+        assert_eq!(spec.replicas, Some(3));
+        assert_eq!(spec.service_name.as_deref(), Some("zk-peers"));
+        assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
+        assert_eq!(
+            spec.update_strategy
+                .as_ref()
+                .and_then(|u| u.type_.as_deref()),
+            Some("OnDelete")
+        );
+        let claim = &spec.volume_claim_templates.as_ref().unwrap()[0];
+        let size = &claim
+            .spec
+            .as_ref()
+            .unwrap()
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["storage"];
+        assert_eq!(size.0, "10Gi");
+    }
+
+    #[test]
+    fn readiness_is_quorum_and_liveness_is_the_process() {
+        let sts = statefulset(&cluster(), 3).unwrap();
+        let pod = spec_of(&sts).template.spec.as_ref().unwrap();
+        let c = &pod.containers[0];
+        let path = |p: &Option<Probe>| {
+            p.as_ref()
+                .and_then(|p| p.http_get.as_ref())
+                .and_then(|h| h.path.clone())
+        };
+        assert_eq!(path(&c.readiness_probe).as_deref(), Some("/readyz"));
+        assert_eq!(path(&c.liveness_probe).as_deref(), Some("/healthz"));
+        let command = c.command.as_ref().unwrap().join(" ");
+        assert!(
+            command.contains("echo $((ordinal + 1)) > /data/myid"),
+            "{command}"
+        );
+        assert!(command.contains("exec conclave-server --config /etc/conclave/zoo.cfg"));
+    }
+
+    #[test]
+    fn servers_spread_over_nodes_unless_told_otherwise() {
+        let sts = statefulset(&cluster(), 3).unwrap();
+        let pod = spec_of(&sts).template.spec.as_ref().unwrap();
+        let anti = pod
+            .affinity
+            .as_ref()
+            .unwrap()
+            .pod_anti_affinity
+            .as_ref()
+            .unwrap();
+        let term = &anti
+            .preferred_during_scheduling_ignored_during_execution
+            .as_ref()
+            .unwrap()[0];
+        assert_eq!(
+            term.pod_affinity_term.topology_key,
+            "kubernetes.io/hostname"
+        );
+
+        let mut cc = cluster();
+        cc.spec.pod.affinity = Some(Affinity::default());
+        cc.spec.pod.labels.insert("team".into(), "core".into());
+        let sts = statefulset(&cc, 3).unwrap();
+        let template = &spec_of(&sts).template;
+        assert_eq!(
+            template.spec.as_ref().unwrap().affinity,
+            Some(Affinity::default())
+        );
+        let labels = template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+        assert_eq!(labels["team"], "core");
+        assert_eq!(labels["app.kubernetes.io/instance"], "zk");
+    }
+}

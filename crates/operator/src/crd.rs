@@ -1,0 +1,252 @@
+//! The `CoordinationCluster` resource (group `conclave.dev`, version
+//! `v1alpha1`): what a user asks for (`spec`) and what the operator reports
+//! (`status`). The CRD in `crds/` is generated from these types
+//! (`cargo run -p operator --bin crdgen`), never written by hand.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A Conclave ensemble.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "conclave.dev",
+    version = "v1alpha1",
+    kind = "CoordinationCluster",
+    namespaced,
+    status = "CoordinationClusterStatus",
+    shortname = "ccl",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".spec.replicas"}"#,
+    printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Leader","type":"integer","jsonPath":".status.leader"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.currentVersion"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CoordinationClusterSpec {
+    /// Participants (voting members), 1 to 9; an even number is allowed
+    /// with a warning, as ZooKeeper does.
+    #[schemars(range(min = 1, max = 9))]
+    pub replicas: i32,
+    /// Observers (non-voting members), 0 to 9.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 9))]
+    pub observers: i32,
+    /// The server image (it holds `conclave-server`).
+    pub image: String,
+    #[serde(default)]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default)]
+    pub storage: StorageSpec,
+    /// zoo.cfg settings the operator does not own (see `config::OWNED`).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ports: Ports,
+    #[serde(default)]
+    pub pod: PodOverrides,
+    #[serde(default)]
+    pub pod_disruption_budget: PdbSpec,
+    /// Stop every change; status keeps being refreshed.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// Each server's volume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// A Kubernetes quantity, e.g. `10Gi`.
+    #[serde(default = "default_size")]
+    pub size: String,
+    #[serde(default)]
+    pub storage_class_name: Option<String>,
+    /// What happens to a volume when its server leaves or the cluster is
+    /// deleted.
+    #[serde(default)]
+    pub reclaim_policy: ReclaimPolicy,
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        StorageSpec {
+            size: default_size(),
+            storage_class_name: None,
+            reclaim_policy: ReclaimPolicy::default(),
+        }
+    }
+}
+
+fn default_size() -> String {
+    "10Gi".to_owned()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ReclaimPolicy {
+    /// Volumes are kept (the default: data is never deleted by accident).
+    #[default]
+    Retain,
+    Delete,
+}
+
+/// The ports every server listens on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Ports {
+    #[serde(default = "client_port")]
+    pub client: u16,
+    #[serde(default = "quorum_port")]
+    pub quorum: u16,
+    #[serde(default = "election_port")]
+    pub election: u16,
+    #[serde(default = "admin_port")]
+    pub admin: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            client: client_port(),
+            quorum: quorum_port(),
+            election: election_port(),
+            admin: admin_port(),
+        }
+    }
+}
+
+fn client_port() -> u16 {
+    2181
+}
+fn quorum_port() -> u16 {
+    2888
+}
+fn election_port() -> u16 {
+    3888
+}
+fn admin_port() -> u16 {
+    8080
+}
+
+/// What the pod template may carry besides what the operator sets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodOverrides {
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Replaces the default: servers preferably on different nodes.
+    #[serde(default)]
+    pub affinity: Option<Affinity>,
+    #[serde(default)]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default)]
+    pub priority_class_name: Option<String>,
+    #[serde(default)]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+}
+
+/// The PodDisruptionBudget: voluntary evictions one server at a time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PdbSpec {
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub max_unavailable: i32,
+}
+
+impl Default for PdbSpec {
+    fn default() -> Self {
+        PdbSpec {
+            enabled: true,
+            max_unavailable: 1,
+        }
+    }
+}
+
+fn enabled() -> bool {
+    true
+}
+fn one() -> i32 {
+    1
+}
+
+/// What the operator observed and is doing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CoordinationClusterStatus {
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub observed_generation: Option<i64>,
+    /// Members of the committed membership (for the scale subresource).
+    #[serde(default)]
+    pub replicas: i32,
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// The pods' label selector (for the scale subresource).
+    #[serde(default)]
+    pub selector: Option<String>,
+    #[serde(default)]
+    pub members: Vec<MemberStatus>,
+    #[serde(default)]
+    pub leader: Option<u64>,
+    /// The committed membership's version (hex, as in /zookeeper/config).
+    #[serde(default)]
+    pub config_version: Option<String>,
+    #[serde(default)]
+    pub current_version: Option<String>,
+    #[serde(default)]
+    pub target_version: Option<String>,
+    /// The membership or roll step in flight, so that a restarted operator
+    /// resumes it.
+    #[serde(default)]
+    pub operation: Option<Operation>,
+    /// `host:port` of the client Service.
+    #[serde(default)]
+    pub connection_string: Option<String>,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    pub id: u64,
+    pub pod: String,
+    pub role: String,
+    #[serde(default)]
+    pub last_zxid: Option<String>,
+    #[serde(default)]
+    pub synced: bool,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    /// `AddMember`, `RemoveMember`, `TransferLeadership`, `Roll`.
+    pub kind: String,
+    pub server: u64,
+    pub step: String,
+    #[serde(default)]
+    pub expected_config_version: Option<String>,
+    pub started: String,
+}
