@@ -1,0 +1,39 @@
+//! Prints, as a JSON `List`, the objects the operator would create for the
+//! `CoordinationCluster` read from stdin (JSON) when the ensemble is first
+//! formed: for reading them, and for `kubectl apply --dry-run=server`.
+//! The resource needs a namespace and a uid (any value).
+
+use std::io::Read as _;
+
+use operator::build::{config, pdb, services, statefulset};
+use operator::crd::CoordinationCluster;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("render: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input)?;
+    let cc: CoordinationCluster = serde_json::from_str(&input)?;
+    let servers = config::initial_servers(&cc);
+    let zoo_cfg = config::zoo_cfg(&cc, &servers, false)?;
+    let mut items = vec![
+        serde_json::to_value(config::config_map(&cc, zoo_cfg)?)?,
+        serde_json::to_value(services::peer_service(&cc)?)?,
+        serde_json::to_value(services::client_service(&cc)?)?,
+        serde_json::to_value(statefulset::statefulset(
+            &cc,
+            cc.spec.replicas + cc.spec.observers,
+        )?)?,
+    ];
+    if let Some(budget) = pdb::pdb(&cc)? {
+        items.push(serde_json::to_value(budget)?);
+    }
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    println!("{}", serde_json::to_string_pretty(&list)?);
+    Ok(())
+}
