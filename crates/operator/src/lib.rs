@@ -1,7 +1,8 @@
 //! `conclave-operator`'s library: the `CoordinationCluster` resource
 //! (`crd.rs`) and the Kubernetes objects it is reconciled into, built by
 //! pure functions of the resource (`build/`), so that each is unit-tested
-//! on its own.
+//! on its own, and the next membership step as a pure function of what was
+//! observed (`plan.rs`).
 //!
 //! Not done yet (issue 7): the controller (watching, applying, status,
 //! membership steps through the servers' admin API, rolling upgrades), the
@@ -9,3 +10,4 @@
 
 pub mod build;
 pub mod crd;
+pub mod plan;
