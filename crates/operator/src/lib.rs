@@ -10,4 +10,5 @@
 
 pub mod build;
 pub mod crd;
+pub mod observe;
 pub mod plan;
