@@ -12,6 +12,9 @@ fn port(name: &str, number: u16) -> ServicePort {
     ServicePort {
         name: Some(name.to_owned()),
         port: i32::from(number),
+        // Written out: server-side apply of a Service on Kubernetes 1.20
+        // needs it on every port.
+        protocol: Some("TCP".to_owned()),
         ..ServicePort::default()
     }
 }
