@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSpec,
-    PodTemplateSpec, Probe, SecretVolumeSource, Volume, VolumeMount, VolumeResourceRequirements,
-    WeightedPodAffinityTerm,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Volume, VolumeMount,
+    VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -170,6 +170,15 @@ pub fn statefulset(cc: &CoordinationCluster, replicas: i32) -> Result<StatefulSe
         topology_spread_constraints: Some(spec.pod.topology_spread_constraints.clone())
             .filter(|t| !t.is_empty()),
         termination_grace_period_seconds: Some(30),
+        // The image runs as user 1000 (see the Dockerfile); the data volume
+        // is made writable for its group.
+        security_context: Some(PodSecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(1000),
+            run_as_non_root: Some(true),
+            fs_group: Some(1000),
+            ..PodSecurityContext::default()
+        }),
         ..PodSpec::default()
     };
     let claim = PersistentVolumeClaim {
