@@ -1,14 +1,21 @@
-//! `conclave-operator`'s library: the `CoordinationCluster` resource
-//! (`crd.rs`) and the Kubernetes objects it is reconciled into, built by
-//! pure functions of the resource (`build/`), so that each is unit-tested
-//! on its own, and the next membership step as a pure function of what was
-//! observed (`plan.rs`).
+//! `conclave-operator`'s library.
 //!
-//! Not done yet (issue 7): the controller (watching, applying, status,
-//! membership steps through the servers' admin API, rolling upgrades), the
-//! chart, the manifests, the image and the end-to-end tests.
+//! - `crd.rs`: the `CoordinationCluster` resource.
+//! - `build/`: the Kubernetes objects it is reconciled into, each a pure
+//!   function of the resource.
+//! - `admin.rs`, `observe.rs`: reading the ensemble's committed membership
+//!   from the servers' admin API.
+//! - `plan.rs`, `decide.rs`: the next action, a pure function of what was
+//!   observed; `status.rs`: the status, likewise.
+//! - `controller/`: the kube-rs controller that observes, applies, acts and
+//!   reports; `metrics.rs`: its Prometheus metrics.
 
+pub mod admin;
 pub mod build;
+pub mod controller;
 pub mod crd;
+pub mod decide;
+pub mod metrics;
 pub mod observe;
 pub mod plan;
+pub mod status;

@@ -5,7 +5,8 @@
 
 use serde::Deserialize;
 
-use crate::plan::{Observed, ObservedMember};
+use crate::admin::{AdminError, Ensemble};
+use crate::plan::ObservedMember;
 
 #[derive(Debug, Deserialize)]
 struct Doc {
@@ -21,13 +22,27 @@ struct Member {
     role: String,
     leader: bool,
     healthy: Option<bool>,
+    #[serde(default)]
+    lag: Option<u64>,
+    #[serde(default)]
+    last_applied_zxid: Option<String>,
+}
+
+/// The committed membership and every member's figures, from one read of
+/// the leader (so the leader and the members never disagree).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnsembleView {
+    pub members: Vec<ObservedMember>,
+    /// The membership's version (hex, as `/zookeeper/config` writes it).
+    pub version: String,
+    pub leader: u64,
 }
 
 /// What one server's answer says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// The leader's view: the membership and every member's health.
-    Leader(Vec<ObservedMember>, String),
+    Leader(EnsembleView),
     /// Another server: ask this one (None while no leader is known).
     AskLeader(Option<u64>),
 }
@@ -39,9 +54,10 @@ pub struct ObserveError(#[from] serde_json::Error);
 
 pub fn parse(body: &str) -> Result<Answer, ObserveError> {
     let doc: Doc = serde_json::from_str(body)?;
-    if doc.member_view != "leader" {
-        return Ok(Answer::AskLeader(doc.leader));
-    }
+    let leader = match (doc.member_view.as_str(), doc.leader) {
+        ("leader", Some(leader)) => leader,
+        _ => return Ok(Answer::AskLeader(doc.leader)),
+    };
     let members = doc
         .members
         .into_iter()
@@ -50,22 +66,60 @@ pub fn parse(body: &str) -> Result<Answer, ObserveError> {
             participant: m.role == "participant",
             healthy: m.healthy.unwrap_or(false),
             leader: m.leader,
+            lag: m.lag,
+            last_zxid: m.last_applied_zxid,
         })
         .collect();
-    Ok(Answer::Leader(members, doc.version))
+    Ok(Answer::Leader(EnsembleView {
+        members,
+        version: doc.version,
+        leader,
+    }))
 }
 
-/// The leader's answer with the StatefulSet's size: the plan's input.
-pub fn observed(
-    members: Vec<ObservedMember>,
-    version: String,
-    statefulset_replicas: u64,
-) -> Observed {
-    Observed {
-        members,
-        version,
-        statefulset_replicas,
+/// Reads the leader's view: asks the servers in turn (`servers` maps a
+/// server id to its admin address), following a follower's hint to the
+/// leader. `Err` carries what each server said, for status.
+pub async fn read_ensemble<E: Ensemble>(
+    ensemble: &E,
+    servers: &[(u64, String)],
+) -> Result<EnsembleView, String> {
+    let mut problems = Vec::new();
+    let address_of = |id: u64| servers.iter().find(|(s, _)| *s == id).map(|(_, a)| a);
+    for (id, addr) in servers {
+        match ask(ensemble, addr).await {
+            Ok(Answer::Leader(view)) => return Ok(view),
+            Ok(Answer::AskLeader(Some(leader))) => {
+                if let Some(leader_addr) = address_of(leader)
+                    && let Ok(Answer::Leader(view)) = ask(ensemble, leader_addr).await
+                {
+                    return Ok(view);
+                }
+                problems.push(format!(
+                    "server {id} names leader {leader}, which did not answer as leader"
+                ));
+            }
+            Ok(Answer::AskLeader(None)) => problems.push(format!("server {id} knows no leader")),
+            Err(e) => problems.push(format!("server {id}: {e}")),
+        }
     }
+    if problems.is_empty() {
+        problems.push("no server to ask".to_owned());
+    }
+    Err(problems.join("; "))
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AskError {
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
+}
+
+async fn ask<E: Ensemble>(ensemble: &E, addr: &str) -> Result<Answer, AskError> {
+    let body = ensemble.membership(addr).await?;
+    Ok(parse(&body)?)
 }
 
 #[cfg(test)]
@@ -90,10 +144,14 @@ mod tests {
 
     #[test]
     fn the_leaders_view_becomes_the_plans_input() {
-        let Answer::Leader(members, version) = parse(LEADER).unwrap() else {
+        let Answer::Leader(view) = parse(LEADER).unwrap() else {
             panic!("the leader's view");
         };
-        assert_eq!(version, "20000000b");
+        assert_eq!(view.version, "20000000b");
+        assert_eq!(view.leader, 1);
+        let members = view.members;
+        assert_eq!(members[0].lag, Some(0));
+        assert_eq!(members[0].last_zxid.as_deref(), Some("0x20000000b"));
         assert_eq!(members.len(), 3);
         assert!(members[0].leader && members[0].healthy && members[0].participant);
         assert!(!members[1].healthy);

@@ -17,6 +17,10 @@ pub struct ObservedMember {
     pub participant: bool,
     pub healthy: bool,
     pub leader: bool,
+    /// Log entries behind the leader's commit index (None: unknown).
+    pub lag: Option<u64>,
+    /// The last zxid it applied, as the leader last heard (hex).
+    pub last_zxid: Option<String>,
 }
 
 /// What the operator sees.
@@ -99,6 +103,8 @@ mod tests {
                 participant: true,
                 healthy: true,
                 leader: id == leader,
+                lag: Some(0),
+                last_zxid: None,
             })
             .collect()
     }

@@ -26,6 +26,10 @@ pub fn pdb(cc: &CoordinationCluster) -> Result<Option<PodDisruptionBudget>, Buil
                 match_labels: Some(labels(&names)),
                 ..LabelSelector::default()
             }),
+            // A pod that is already unhealthy may be evicted (a drain
+            // must not hang on a crash-looping server that counts for
+            // nothing). Kubernetes before 1.26 ignores the field.
+            unhealthy_pod_eviction_policy: Some("AlwaysAllow".to_owned()),
             ..PodDisruptionBudgetSpec::default()
         }),
         ..PodDisruptionBudget::default()

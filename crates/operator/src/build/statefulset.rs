@@ -16,8 +16,8 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdate
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Volume, VolumeMount,
-    VolumeResourceRequirements, WeightedPodAffinityTerm,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, SecurityContext,
+    Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -84,6 +84,68 @@ fn default_affinity(names: &Names) -> Affinity {
     }
 }
 
+/// Annotation on the pod template: a digest of the settings a server reads
+/// at start (so that changing them rolls the pods). The server lines and
+/// `conclave.join` are left out: a membership change must not roll anyone.
+pub const CONFIG_DIGEST: &str = "conclave.dev/config-digest";
+/// Annotation on the `CoordinationCluster` (any new value) that rolls every
+/// pod in the usual order, like `kubectl rollout restart`.
+pub const RESTARTED_AT: &str = "conclave.dev/restartedAt";
+
+fn pod_annotations(cc: &CoordinationCluster) -> BTreeMap<String, String> {
+    let mut annotations = cc.spec.pod.annotations.clone();
+    let settings = serde_json::json!({"config": cc.spec.config, "ports": cc.spec.ports});
+    annotations.insert(
+        CONFIG_DIGEST.to_owned(),
+        format!("{:016x}", fnv1a(settings.to_string().as_bytes())),
+    );
+    if let Some(at) = cc
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RESTARTED_AT))
+    {
+        annotations.insert(RESTARTED_AT.to_owned(), at.clone());
+    }
+    annotations
+}
+
+/// FNV-1a: a stable digest (the std hasher may change between releases,
+/// which would roll every pod after an operator upgrade).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Makes the data volume the server's (uid 1000): volumes such as host
+/// paths ignore `fsGroup`, and a root-owned directory would stop the
+/// server from writing `myid` and its store. The only step that runs as
+/// root.
+fn prepare_data_container(image: &str) -> Container {
+    Container {
+        name: "prepare-data".to_owned(),
+        image: Some(image.to_owned()),
+        command: Some(vec![
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            format!("chown 1000:1000 {DATA_DIR} && chmod 0750 {DATA_DIR}"),
+        ]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: DATA_VOLUME.to_owned(),
+            mount_path: DATA_DIR.to_owned(),
+            ..VolumeMount::default()
+        }]),
+        security_context: Some(SecurityContext {
+            run_as_user: Some(0),
+            run_as_group: Some(0),
+            run_as_non_root: Some(false),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }
+}
+
 /// The StatefulSet with `replicas` pods (the committed membership's size,
 /// as the controller decides it).
 pub fn statefulset(cc: &CoordinationCluster, replicas: i32) -> Result<StatefulSet, BuildError> {
@@ -139,6 +201,7 @@ pub fn statefulset(cc: &CoordinationCluster, replicas: i32) -> Result<StatefulSe
         ..Container::default()
     };
     let pod = PodSpec {
+        init_containers: Some(vec![prepare_data_container(&spec.image)]),
         containers: vec![container],
         volumes: Some(vec![
             Volume {
@@ -218,7 +281,7 @@ pub fn statefulset(cc: &CoordinationCluster, replicas: i32) -> Result<StatefulSe
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(spec.pod.annotations.clone()).filter(|a| !a.is_empty()),
+                    annotations: Some(pod_annotations(cc)),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(pod),
@@ -318,5 +381,60 @@ mod tests {
         let labels = template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
         assert_eq!(labels["team"], "core");
         assert_eq!(labels["app.kubernetes.io/instance"], "zk");
+    }
+
+    #[test]
+    fn settings_roll_the_pods_and_membership_does_not() {
+        let digest = |cc: &CoordinationCluster| {
+            let sts = statefulset(cc, 3).unwrap();
+            spec_of(&sts)
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()[CONFIG_DIGEST]
+                .clone()
+        };
+        let cc = cluster();
+        let base = digest(&cc);
+        assert_eq!(base, digest(&cc), "stable");
+        assert_eq!(
+            spec_of(&statefulset(&cc, 5).unwrap()).template,
+            spec_of(&statefulset(&cc, 3).unwrap()).template,
+            "the size is not in the template"
+        );
+        let mut changed = cluster();
+        changed.spec.config.insert("tickTime".into(), "1000".into());
+        assert_ne!(base, digest(&changed));
+        let mut restarted = cluster();
+        restarted.metadata.annotations = Some(BTreeMap::from([(
+            RESTARTED_AT.to_owned(),
+            "now".to_owned(),
+        )]));
+        let sts = statefulset(&restarted, 3).unwrap();
+        let annotations = spec_of(&sts)
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .clone();
+        assert_eq!(annotations.unwrap()[RESTARTED_AT], "now");
+    }
+
+    #[test]
+    fn only_the_volume_preparation_runs_as_root() {
+        let sts = statefulset(&cluster(), 3).unwrap();
+        let pod = spec_of(&sts).template.spec.as_ref().unwrap();
+        let init = &pod.init_containers.as_ref().unwrap()[0];
+        assert_eq!(init.security_context.as_ref().unwrap().run_as_user, Some(0));
+        assert!(init.command.as_ref().unwrap()[2].contains("chown 1000:1000 /data"));
+        assert_eq!(pod.containers[0].security_context, None);
+        assert_eq!(
+            pod.security_context.as_ref().unwrap().run_as_user,
+            Some(1000)
+        );
     }
 }

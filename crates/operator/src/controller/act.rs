@@ -1,0 +1,245 @@
+//! Carrying out one decision: a membership change or leadership transfer
+//! through the leader's admin API, or deleting a pod or a volume claim.
+//! (Scaling the StatefulSet is part of applying it.) Each action is
+//! announced as an Event; a refusal is an Event too, and the next
+//! reconcile decides again from live state.
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{DeleteParams, Preconditions};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource as _};
+
+use super::{Context, Error};
+use crate::admin::{ChangeAnswer, Ensemble};
+use crate::build::Names;
+use crate::crd::CoordinationCluster;
+use crate::decide::Decision;
+use crate::observe::EnsembleView;
+
+/// How an action ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Nothing was to be done.
+    Nothing,
+    /// Done (or, for a pod or claim, asked of the API server).
+    Done,
+    /// The ensemble or the API server refused or did not answer; the
+    /// message says why.
+    Failed(String),
+}
+
+pub(super) struct Target<'a> {
+    pub cc: &'a CoordinationCluster,
+    pub names: &'a Names,
+    pub view: Option<&'a EnsembleView>,
+    /// Admin address of each server (`id`, `ip:port`).
+    pub servers: &'a [(u64, String)],
+    pub token: &'a str,
+}
+
+pub(super) async fn act<E: Ensemble>(
+    ctx: &Context<E>,
+    target: &Target<'_>,
+    decision: &Decision,
+) -> Result<Outcome, Error> {
+    let names = target.names;
+    let ports = &target.cc.spec.ports;
+    let leader_addr = target
+        .view
+        .and_then(|v| target.servers.iter().find(|(id, _)| *id == v.leader))
+        .map(|(_, addr)| addr.as_str());
+    let outcome = match decision {
+        Decision::Idle | Decision::Wait { .. } => return Ok(Outcome::Nothing),
+        Decision::ScaleStatefulSet { replicas, server } => {
+            let note = if replicas >= server {
+                format!("StatefulSet grown to {replicas} pods: server {server}'s pod is created")
+            } else {
+                format!("StatefulSet shrunk to {replicas} pods: server {server} has left")
+            };
+            publish(
+                ctx,
+                target.cc,
+                EventType::Normal,
+                "StatefulSetScaled",
+                "Scale",
+                note,
+            )
+            .await;
+            return Ok(Outcome::Done);
+        }
+        Decision::Add {
+            id,
+            expected_version,
+        } => {
+            let line = format!(
+                "server.{id}={}:{}:{}:participant;{}",
+                names.server_host(*id),
+                ports.quorum,
+                ports.election,
+                ports.client
+            );
+            let body = serde_json::json!({"server": line, "expected_version": expected_version});
+            let outcome = change(ctx, leader_addr, "/membership/add", body, target.token).await;
+            let (kind, reason, note) = match &outcome {
+                Outcome::Done => (
+                    EventType::Normal,
+                    "MemberAdded",
+                    format!("server {id} caught up and was added as a participant"),
+                ),
+                Outcome::Failed(why) => (
+                    EventType::Warning,
+                    "ScaleRefused",
+                    format!("adding server {id} did not happen now: {why}"),
+                ),
+                Outcome::Nothing => return Ok(outcome),
+            };
+            publish(ctx, target.cc, kind, reason, "AddMember", note).await;
+            outcome
+        }
+        Decision::Remove {
+            id,
+            expected_version,
+        } => {
+            let body = serde_json::json!({"id": id, "expected_version": expected_version});
+            let outcome = change(ctx, leader_addr, "/membership/remove", body, target.token).await;
+            let (kind, reason, note) = match &outcome {
+                Outcome::Done => (
+                    EventType::Normal,
+                    "MemberRemoved",
+                    format!("server {id} was removed from the ensemble"),
+                ),
+                _ => (
+                    EventType::Warning,
+                    "ScaleRefused",
+                    format!(
+                        "removing server {id} did not happen now: {}",
+                        failure(&outcome)
+                    ),
+                ),
+            };
+            publish(ctx, target.cc, kind, reason, "RemoveMember", note).await;
+            outcome
+        }
+        Decision::TransferLeadership { from, to, .. } => {
+            let body = match to {
+                Some(to) => serde_json::json!({"to": to}),
+                None => serde_json::json!({}),
+            };
+            let outcome = change(ctx, leader_addr, "/leader/transfer", body, target.token).await;
+            let (kind, reason, note) = match &outcome {
+                Outcome::Done => (
+                    EventType::Normal,
+                    "LeadershipTransferred",
+                    format!("leadership moved off server {from}"),
+                ),
+                _ => (
+                    EventType::Warning,
+                    "LeadershipTransferFailed",
+                    format!(
+                        "moving leadership off server {from} failed: {}",
+                        failure(&outcome)
+                    ),
+                ),
+            };
+            publish(ctx, target.cc, kind, reason, "TransferLeadership", note).await;
+            outcome
+        }
+        Decision::DeletePod { id, name } => {
+            let api = Api::<Pod>::namespaced(ctx.client.clone(), &names.namespace);
+            delete(&api, name).await?;
+            publish(
+                ctx,
+                target.cc,
+                EventType::Normal,
+                "PodRolled",
+                "RollPod",
+                format!("pod {name} (server {id}) deleted to run the current template"),
+            )
+            .await;
+            Outcome::Done
+        }
+        Decision::DeleteVolume { id, claim } => {
+            let api =
+                Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &names.namespace);
+            delete(&api, claim).await?;
+            publish(
+                ctx,
+                target.cc,
+                EventType::Normal,
+                "VolumeDeleted",
+                "ReclaimVolume",
+                format!("volume claim {claim} of server {id}, which is not a member, deleted"),
+            )
+            .await;
+            Outcome::Done
+        }
+    };
+    Ok(outcome)
+}
+
+fn failure(outcome: &Outcome) -> &str {
+    match outcome {
+        Outcome::Failed(why) => why,
+        _ => "",
+    }
+}
+
+/// Deletes an object; one already gone is fine.
+async fn delete<K>(api: &Api<K>, name: &str) -> Result<(), Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = DeleteParams {
+        preconditions: None::<Preconditions>,
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn change<E: Ensemble>(
+    ctx: &Context<E>,
+    leader: Option<&str>,
+    path: &str,
+    body: serde_json::Value,
+    token: &str,
+) -> Outcome {
+    let Some(leader) = leader else {
+        return Outcome::Failed("the leader's pod has no address".to_owned());
+    };
+    match ctx.ensemble.change(leader, path, body, token).await {
+        Ok(ChangeAnswer { status: 200, .. }) => Outcome::Done,
+        Ok(answer) => Outcome::Failed(format!(
+            "{} ({})",
+            answer.error().unwrap_or_else(|| "error".to_owned()),
+            answer.body.trim()
+        )),
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+/// Publishes an Event on the resource; a failure to publish is logged, not
+/// fatal (the action itself happened).
+pub(super) async fn publish<E>(
+    ctx: &Context<E>,
+    cc: &CoordinationCluster,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    tracing::info!(cluster = ?cc.metadata.name, reason, %note, "event");
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &cc.object_ref(&())).await {
+        tracing::warn!(%error, reason, "could not publish an Event");
+    }
+}

@@ -1,0 +1,153 @@
+//! Applying the desired objects with server-side apply under one field
+//! manager (`FIELD_MANAGER`), forced: the operator owns these fields, and an
+//! object deleted by hand is re-created on the next reconcile.
+
+use std::sync::atomic::Ordering;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Context, Error, FIELD_MANAGER};
+use crate::build::config::{self, Server};
+use crate::build::statefulset::{self, token_secret_name};
+use crate::build::{Names, owned_meta, pdb, services};
+use crate::crd::CoordinationCluster;
+
+/// The key of the admin token in its Secret.
+const TOKEN_KEY: &str = "token";
+
+async fn apply<K>(client: &Client, ns: &str, name: &str, object: &K) -> Result<(), Error>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Applies the ConfigMap, the Services, the StatefulSet (with `replicas`
+/// pods) and the PodDisruptionBudget.
+pub(super) async fn children<E>(
+    ctx: &Context<E>,
+    cc: &CoordinationCluster,
+    servers: &[Server],
+    formed: bool,
+    replicas: u64,
+) -> Result<(), Error> {
+    let names = Names::of(cc)?;
+    let ns = &names.namespace;
+    let client = &ctx.client;
+    let zoo_cfg = config::zoo_cfg(cc, servers, formed)?;
+    apply::<ConfigMap>(
+        client,
+        ns,
+        &names.config(),
+        &config::config_map(cc, zoo_cfg)?,
+    )
+    .await?;
+    apply::<Service>(client, ns, &names.peers(), &services::peer_service(cc)?).await?;
+    apply::<Service>(client, ns, &names.client(), &services::client_service(cc)?).await?;
+    let replicas = i32::try_from(replicas).unwrap_or(i32::MAX);
+    apply::<StatefulSet>(
+        client,
+        ns,
+        &names.cluster,
+        &statefulset::statefulset(cc, replicas)?,
+    )
+    .await?;
+    budget(ctx, cc, &names).await
+}
+
+/// policy/v1, or policy/v1beta1 where the API server has no policy/v1.
+async fn budget<E>(ctx: &Context<E>, cc: &CoordinationCluster, names: &Names) -> Result<(), Error> {
+    let ns = &names.namespace;
+    let Some(budget) = pdb::pdb(cc)? else {
+        return Ok(());
+    };
+    if !ctx.pdb_v1beta1.load(Ordering::Relaxed) {
+        match apply::<PodDisruptionBudget>(&ctx.client, ns, &names.cluster, &budget).await {
+            Err(Error::Kube(kube::Error::Api(status))) if status.code == 404 => {
+                tracing::info!(
+                    "the API server has no policy/v1 PodDisruptionBudget; using policy/v1beta1"
+                );
+                ctx.pdb_v1beta1.store(true, Ordering::Relaxed);
+            }
+            other => return other,
+        }
+    }
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "policy",
+        "v1beta1",
+        "PodDisruptionBudget",
+    ));
+    let object: DynamicObject = serde_json::from_value(pdb::pdb_v1beta1(&budget))?;
+    Api::<DynamicObject>::namespaced_with(ctx.client.clone(), ns, &resource)
+        .patch(
+            &names.cluster,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&object),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The admin token the servers accept changes with: read from the
+/// cluster's Secret, which is created (random, owned by the resource) if
+/// it does not exist.
+pub(super) async fn admin_token(
+    client: &Client,
+    cc: &CoordinationCluster,
+) -> Result<String, Error> {
+    let names = Names::of(cc)?;
+    let api = Api::<Secret>::namespaced(client.clone(), &names.namespace);
+    let name = token_secret_name(&names);
+    if let Some(secret) = api.get_opt(&name).await?
+        && let Some(token) = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(TOKEN_KEY))
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+    {
+        return Ok(token.lines().next().unwrap_or_default().to_owned());
+    }
+    let token = format!(
+        "{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    );
+    let secret = Secret {
+        metadata: owned_meta(cc, name.clone())?,
+        data: Some([(TOKEN_KEY.to_owned(), ByteString(token.clone().into_bytes()))].into()),
+        ..Secret::default()
+    };
+    match api.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(token),
+        // Created meanwhile (another reconcile or a person): read it.
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let secret = api.get(&name).await?;
+            Ok(secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(TOKEN_KEY))
+                .and_then(|b| String::from_utf8(b.0.clone()).ok())
+                .unwrap_or_default())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,138 @@
+//! The controller: watches `CoordinationCluster`s and everything they own,
+//! and reconciles each (`reconcile.rs`): observe the Kubernetes objects
+//! (`kube_state.rs`) and the ensemble, decide one action (`crate::decide`),
+//! apply the desired objects (`apply.rs`), carry the action out
+//! (`act.rs`), and write status.
+
+mod act;
+mod apply;
+mod kube_state;
+mod reconcile;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client};
+
+pub use reconcile::reconcile;
+
+use crate::admin::Ensemble;
+use crate::crd::CoordinationCluster;
+use crate::metrics::{ErrorLabel, Metrics};
+
+/// The field manager of every object the operator applies.
+pub const FIELD_MANAGER: &str = "conclave-operator";
+/// Holds a deleted `CoordinationCluster` until its volumes are reclaimed.
+pub const FINALIZER: &str = "conclave.dev/cleanup";
+
+/// What every reconcile shares.
+pub struct Context<E> {
+    pub client: Client,
+    pub ensemble: E,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    /// Set once the API server said it serves no policy/v1
+    /// PodDisruptionBudget (Kubernetes before 1.21).
+    pub pdb_v1beta1: AtomicBool,
+}
+
+impl<E> std::fmt::Debug for Context<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+impl<E> Context<E> {
+    pub fn new(client: Client, ensemble: E, metrics: Metrics, reporter: Reporter) -> Self {
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            ensemble,
+            metrics,
+            pdb_v1beta1: AtomicBool::new(false),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Build(#[from] crate::build::BuildError),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    #[error("serializing: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Build(_) => "build",
+            Error::Finalizer(_) => "finalizer",
+            Error::Json(_) => "json",
+        }
+    }
+}
+
+/// A failed reconcile is retried after a pause; the error is logged and
+/// counted (status and Events carry what a person can act on).
+pub fn error_policy<E: Ensemble>(
+    cc: Arc<CoordinationCluster>,
+    error: &Error,
+    ctx: Arc<Context<E>>,
+) -> Action {
+    let cluster = reconcile::cluster_label(&cc);
+    tracing::warn!(%cluster, %error, "reconcile failed");
+    ctx.metrics
+        .failures
+        .get_or_create(&ErrorLabel {
+            cluster,
+            error: error.kind().to_owned(),
+        })
+        .inc();
+    Action::requeue(Duration::from_secs(10))
+}
+
+/// Runs the controller until a shutdown signal, over every namespace the
+/// client may watch.
+pub async fn run<E: Ensemble>(ctx: Arc<Context<E>>) {
+    let client = ctx.client.clone();
+    let clusters = Api::<CoordinationCluster>::all(client.clone());
+    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=conclave-operator");
+    Controller::new(clusters, watcher::Config::default())
+        .owns(Api::<StatefulSet>::all(client.clone()), owned.clone())
+        .owns(Api::<Service>::all(client.clone()), owned.clone())
+        .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
+        // Pods belong to the StatefulSet, not to the resource: map them by
+        // their instance label.
+        .watches(Api::<Pod>::all(client), owned, |pod: Pod| {
+            let name = pod
+                .metadata
+                .labels
+                .as_ref()?
+                .get("app.kubernetes.io/instance")?
+                .clone();
+            let namespace = pod.metadata.namespace.clone()?;
+            Some(ObjectRef::<CoordinationCluster>::new(&name).within(&namespace))
+        })
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "controller event");
+            }
+        })
+        .await;
+}

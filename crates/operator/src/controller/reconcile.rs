@@ -1,0 +1,344 @@
+//! One reconcile of a `CoordinationCluster`:
+//! 1. observe the StatefulSet, pods and volume claims, and the ensemble
+//!    (the leader's `GET /membership`, one read);
+//! 2. decide one action (`crate::decide`);
+//! 3. apply the desired objects (the StatefulSet's size is the committed
+//!    membership's, or the decided next size);
+//! 4. carry out the action, with an Event;
+//! 5. write status (`crate::status`), including the operation in flight,
+//!    so that a restarted operator resumes it.
+//!
+//! Deletion goes through a finalizer that applies the reclaim policy to
+//! the volume claims, which ownerReferences do not cover (claims made from
+//! a StatefulSet's template outlive it).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+
+use super::act::{self, Outcome, Target};
+use super::{Context, Error, FIELD_MANAGER, FINALIZER, apply, kube_state};
+use crate::admin::Ensemble;
+use crate::build::Names;
+use crate::build::config::{self, Server};
+use crate::crd::{CoordinationCluster, Operation, ReclaimPolicy};
+use crate::decide::{self, Decision, Inputs, KubeState};
+use crate::metrics::{ActionLabel, ClusterLabel};
+use crate::observe::{self, EnsembleView};
+use crate::status::{self, Observation};
+
+/// How often a cluster is looked at while something is under way (the
+/// ensemble's state is not a Kubernetes watch event), and when idle.
+const BUSY: Duration = Duration::from_secs(5);
+const IDLE: Duration = Duration::from_secs(30);
+
+pub(super) fn cluster_label(cc: &CoordinationCluster) -> String {
+    format!(
+        "{}/{}",
+        cc.metadata.namespace.as_deref().unwrap_or_default(),
+        cc.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+pub async fn reconcile<E: Ensemble>(
+    cc: Arc<CoordinationCluster>,
+    ctx: Arc<Context<E>>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let label = ClusterLabel {
+        cluster: cluster_label(&cc),
+    };
+    ctx.metrics.reconciles.get_or_create(&label).inc();
+    let ns = cc.metadata.namespace.clone().unwrap_or_default();
+    let api = Api::<CoordinationCluster>::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, cc, |event| async {
+        match event {
+            Finalizer::Apply(cc) => reconcile_cluster(&cc, &ctx).await,
+            Finalizer::Cleanup(cc) => cleanup(&cc, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    ctx.metrics
+        .duration
+        .get_or_create(&label)
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// The servers zoo.cfg lists: the committed membership (or, before the
+/// ensemble was ever read, the initial one), plus the pods beyond it (a
+/// joining server lists itself).
+fn zoo_cfg_servers(
+    cc: &CoordinationCluster,
+    view: Option<&EnsembleView>,
+    replicas: u64,
+) -> Vec<Server> {
+    let mut servers: Vec<Server> = match view {
+        Some(view) => view
+            .members
+            .iter()
+            .map(|m| Server {
+                id: m.id,
+                observer: !m.participant,
+            })
+            .collect(),
+        None => match cc.status.as_ref().filter(|s| !s.members.is_empty()) {
+            Some(status) => status
+                .members
+                .iter()
+                .map(|m| Server {
+                    id: m.id,
+                    observer: m.role == "observer",
+                })
+                .collect(),
+            None => config::initial_servers(cc),
+        },
+    };
+    for id in 1..=replicas {
+        if servers.iter().all(|s| s.id != id) {
+            servers.push(Server {
+                id,
+                observer: false,
+            });
+        }
+    }
+    servers.sort_by_key(|s| s.id);
+    servers
+}
+
+async fn reconcile_cluster<E: Ensemble>(
+    cc: &CoordinationCluster,
+    ctx: &Context<E>,
+) -> Result<Action, Error> {
+    let names = Names::of(cc)?;
+    let label = ClusterLabel {
+        cluster: cluster_label(cc),
+    };
+    let invalid = config::validate(&cc.spec.config)
+        .err()
+        .map(|e| e.to_string());
+    let kube = kube_state::read(&ctx.client, &names).await?;
+    let token = apply::admin_token(&ctx.client, cc).await?;
+    let servers: Vec<(u64, String)> = kube
+        .pods
+        .iter()
+        .filter(|p| !p.terminating)
+        .filter_map(|p| Some((p.id, format!("{}:{}", p.ip.as_ref()?, cc.spec.ports.admin))))
+        .collect();
+    let (view, ensemble_error) = match observe::read_ensemble(&ctx.ensemble, &servers).await {
+        Ok(view) => (Some(view), None),
+        Err(e) => (None, Some(e)),
+    };
+    let previous = cc.status.as_ref().and_then(|s| s.operation.clone());
+    let decision = match &invalid {
+        Some(reason) => Decision::Wait {
+            reason: "InvalidSpec".to_owned(),
+            message: reason.clone(),
+        },
+        None => decide::decide(&Inputs {
+            desired: u64::try_from(cc.spec.replicas.max(1)).unwrap_or(1),
+            paused: cc.spec.paused,
+            reclaim: cc.spec.storage.reclaim_policy,
+            kube: &kube,
+            ensemble: view.as_ref(),
+            ensemble_error: ensemble_error.as_deref(),
+            operation: previous.as_ref(),
+        }),
+    };
+    tracing::debug!(cluster = %label.cluster, ?decision, "decided");
+
+    let mut action_error = None;
+    if invalid.is_none() {
+        let replicas = statefulset_replicas(cc, &kube, &decision);
+        let formed = view.is_some()
+            || cc
+                .status
+                .as_ref()
+                .is_some_and(|s| s.config_version.is_some());
+        let servers_in_cfg = zoo_cfg_servers(cc, view.as_ref(), replicas);
+        apply::children(ctx, cc, &servers_in_cfg, formed, replicas).await?;
+    } else if let Some(reason) = &invalid {
+        announce_wait(ctx, cc, "InvalidSpec", reason).await;
+    }
+
+    let target = Target {
+        cc,
+        names: &names,
+        view: view.as_ref(),
+        servers: &servers,
+        token: &token,
+    };
+    let outcome = act::act(ctx, &target, &decision).await?;
+    if let Outcome::Failed(why) = &outcome {
+        action_error = Some(why.clone());
+    }
+    if let Decision::Wait { reason, message } = &decision {
+        announce_wait(ctx, cc, reason, message).await;
+    }
+    if let Some((kind, _, _)) = decision.operation().filter(|_| outcome == Outcome::Done) {
+        ctx.metrics
+            .actions
+            .get_or_create(&ActionLabel {
+                cluster: label.cluster.clone(),
+                action: kind.to_owned(),
+            })
+            .inc();
+    }
+    let operation = next_operation(previous, &decision, &outcome, &kube, view.as_ref());
+
+    let now = Timestamp::now();
+    let status = status::build(&Observation {
+        cluster: cc,
+        kube: &kube,
+        ensemble: view.as_ref(),
+        ensemble_error: ensemble_error.as_deref(),
+        decision: &decision,
+        operation: operation.clone(),
+        invalid: invalid.as_deref(),
+        action_error: action_error.as_deref(),
+        now,
+    });
+    let members = i64::try_from(status.members.len()).unwrap_or(i64::MAX);
+    ctx.metrics.members.get_or_create(&label).set(members);
+    ctx.metrics
+        .ready_pods
+        .get_or_create(&label)
+        .set(i64::from(status.ready_replicas));
+    ctx.metrics
+        .leader_known
+        .get_or_create(&label)
+        .set(i64::from(view.is_some()));
+    ctx.metrics
+        .operation_in_flight
+        .get_or_create(&label)
+        .set(i64::from(operation.is_some()));
+    let patch = serde_json::json!({
+        "apiVersion": "conclave.dev/v1alpha1",
+        "kind": "CoordinationCluster",
+        "status": status,
+    });
+    Api::<CoordinationCluster>::namespaced(ctx.client.clone(), &names.namespace)
+        .patch_status(
+            &names.cluster,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+
+    let busy = operation.is_some() || !matches!(decision, Decision::Idle);
+    Ok(Action::requeue(if busy { BUSY } else { IDLE }))
+}
+
+/// The StatefulSet's size: the decided next size, or what it is now, or
+/// (when it does not exist yet) every server of the spec.
+fn statefulset_replicas(cc: &CoordinationCluster, kube: &KubeState, decision: &Decision) -> u64 {
+    match (decision, kube.statefulset_replicas) {
+        (Decision::ScaleStatefulSet { replicas, .. }, _) => *replicas,
+        (_, Some(current)) => current,
+        (_, None) => u64::try_from(cc.spec.replicas.max(1) + cc.spec.observers.max(0)).unwrap_or(1),
+    }
+}
+
+/// The operation status records after this reconcile: the previous one
+/// until it is done, then the one this action started.
+fn next_operation(
+    previous: Option<Operation>,
+    decision: &Decision,
+    outcome: &Outcome,
+    kube: &KubeState,
+    view: Option<&EnsembleView>,
+) -> Option<Operation> {
+    let previous = match (previous, view) {
+        (Some(op), Some(view)) if decide::operation_done(&op, kube, view) => None,
+        (previous, _) => previous,
+    };
+    let Some((kind, server, step)) = decision.operation() else {
+        return previous;
+    };
+    if *outcome != Outcome::Done {
+        return previous;
+    }
+    let expected_config_version = match decision {
+        Decision::Add {
+            expected_version, ..
+        }
+        | Decision::Remove {
+            expected_version, ..
+        } => Some(expected_version.clone()),
+        _ => view.map(|v| v.version.clone()),
+    };
+    let started = previous
+        .as_ref()
+        .filter(|op| op.kind == kind && op.server == server)
+        .map(|op| op.started.clone())
+        .unwrap_or_else(|| Timestamp::now().to_string());
+    Some(Operation {
+        kind: kind.to_owned(),
+        server,
+        step: step.to_owned(),
+        expected_config_version,
+        started,
+    })
+}
+
+/// An Event for a wait, once per reason: the reason is compared with the
+/// one status already carries.
+async fn announce_wait<E>(ctx: &Context<E>, cc: &CoordinationCluster, reason: &str, message: &str) {
+    let already = cc.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| (c.type_ == "Progressing" || c.type_ == "Ready") && c.reason == reason)
+    });
+    if already {
+        return;
+    }
+    let type_ = match reason {
+        "Paused" | "WaitingForPod" | "StatefulSetMissing" => EventType::Normal,
+        _ => EventType::Warning,
+    };
+    act::publish(ctx, cc, type_, reason, "Wait", message.to_owned()).await;
+}
+
+/// The resource is being deleted: its owned objects go with it (owner
+/// references); the volume claims follow the reclaim policy.
+async fn cleanup<E: Ensemble>(cc: &CoordinationCluster, ctx: &Context<E>) -> Result<Action, Error> {
+    let names = Names::of(cc)?;
+    if cc.spec.storage.reclaim_policy == ReclaimPolicy::Delete {
+        let api = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &names.namespace);
+        let claims = api
+            .list(&ListParams::default().labels(&kube_state::selector(&names)))
+            .await?;
+        for claim in claims.items {
+            let Some(name) = claim.metadata.name else {
+                continue;
+            };
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        act::publish(
+            ctx,
+            cc,
+            EventType::Normal,
+            "VolumesDeleted",
+            "Cleanup",
+            "reclaimPolicy Delete: the data volume claims were deleted".to_owned(),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}

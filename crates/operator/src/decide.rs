@@ -1,0 +1,356 @@
+//! What to do next, as a pure function of everything observed: the spec,
+//! the Kubernetes objects (StatefulSet, pods, volume claims), the
+//! ensemble's committed membership (read from the leader) and the
+//! operation recorded in status. One action per reconcile; every action is
+//! safe to repeat, and the next one is derived again from live state, so an
+//! operator restarted at any point resumes where the last one stopped.
+//!
+//! Order of concerns:
+//! 1. `spec.paused` stops every change.
+//! 2. An operation in flight (recorded in status) is finished first: a new
+//!    spec waits for it (membership steps are pinned to its target).
+//! 3. Membership (`plan.rs`): one server added or removed at a time.
+//! 4. Volumes of servers that left, by the reclaim policy.
+//! 5. Rolling outdated pods (controller-revision-hash ≠ the StatefulSet's
+//!    update revision): unready ones first, then followers, the leader
+//!    last after handing leadership to an updated follower; each deletion
+//!    only while every voter is healthy and every pod Ready.
+
+use crate::crd::{Operation, ReclaimPolicy};
+use crate::observe::EnsembleView;
+use crate::plan::{self, Observed, Step};
+
+/// A pod of the cluster's StatefulSet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodState {
+    pub name: String,
+    /// Server id (ordinal + 1).
+    pub id: u64,
+    pub ip: Option<String>,
+    /// The phase is Running.
+    pub running: bool,
+    /// The Ready condition is True.
+    pub ready: bool,
+    /// Its `controller-revision-hash` label.
+    pub revision: Option<String>,
+    /// It has a deletion timestamp.
+    pub terminating: bool,
+    /// The server container's image.
+    pub image: Option<String>,
+}
+
+/// The Kubernetes side, as observed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KubeState {
+    /// The StatefulSet's `spec.replicas`, if it exists.
+    pub statefulset_replicas: Option<u64>,
+    /// Its `status.updateRevision`.
+    pub update_revision: Option<String>,
+    pub pods: Vec<PodState>,
+    /// The data volume claims: (server id, claim name).
+    pub volumes: Vec<(u64, String)>,
+}
+
+impl KubeState {
+    pub fn pod(&self, id: u64) -> Option<&PodState> {
+        self.pods.iter().find(|p| p.id == id)
+    }
+
+    fn outdated(&self) -> Vec<&PodState> {
+        match &self.update_revision {
+            Some(revision) => self
+                .pods
+                .iter()
+                .filter(|p| p.revision.as_ref() != Some(revision))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Operation kinds recorded in `status.operation.kind`.
+pub const ADD_SERVER: &str = "AddServer";
+pub const REMOVE_SERVER: &str = "RemoveServer";
+pub const ROLL_POD: &str = "RollPod";
+
+/// The one action of this reconcile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing to change.
+    Idle,
+    /// A change is due but must wait; `reason` is CamelCase for conditions
+    /// and Events, `message` says why for a person.
+    Wait { reason: String, message: String },
+    /// Set the StatefulSet's replicas (`server` is the server that is
+    /// being added or that left).
+    ScaleStatefulSet { replicas: u64, server: u64 },
+    /// Add server `id` as a participant.
+    Add { id: u64, expected_version: String },
+    /// Remove server `id`.
+    Remove { id: u64, expected_version: String },
+    /// Move leadership off `from` (to `to`, or the most caught-up).
+    TransferLeadership {
+        from: u64,
+        to: Option<u64>,
+        /// The operation this is a step of.
+        kind: &'static str,
+    },
+    /// Delete an outdated pod; the StatefulSet re-creates it.
+    DeletePod { id: u64, name: String },
+    /// Delete the volume claim of a server that is not a member.
+    DeleteVolume { id: u64, claim: String },
+}
+
+impl Decision {
+    fn wait(reason: &str, message: impl Into<String>) -> Decision {
+        Decision::Wait {
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The operation this action is a step of, for status: (kind, server,
+    /// step).
+    pub fn operation(&self) -> Option<(&'static str, u64, &'static str)> {
+        match self {
+            Decision::Idle | Decision::Wait { .. } => None,
+            Decision::ScaleStatefulSet { replicas, server } => Some(if replicas >= server {
+                (ADD_SERVER, *server, "PodCreated")
+            } else {
+                (REMOVE_SERVER, *server, "PodRemoved")
+            }),
+            Decision::Add { id, .. } => Some((ADD_SERVER, *id, "MemberAdded")),
+            Decision::Remove { id, .. } => Some((REMOVE_SERVER, *id, "MemberRemoved")),
+            Decision::TransferLeadership { from, kind, .. } => {
+                Some((kind, *from, "LeadershipTransferred"))
+            }
+            Decision::DeletePod { id, .. } => Some((ROLL_POD, *id, "PodDeleted")),
+            Decision::DeleteVolume { id, .. } => Some((REMOVE_SERVER, *id, "VolumeDeleted")),
+        }
+    }
+}
+
+/// Everything `decide` reads.
+#[derive(Debug, Clone)]
+pub struct Inputs<'a> {
+    pub desired: u64,
+    pub paused: bool,
+    pub reclaim: ReclaimPolicy,
+    pub kube: &'a KubeState,
+    pub ensemble: Option<&'a EnsembleView>,
+    /// Why the ensemble could not be read.
+    pub ensemble_error: Option<&'a str>,
+    pub operation: Option<&'a Operation>,
+}
+
+/// Whether the operation recorded in status has reached its end state.
+pub fn operation_done(op: &Operation, kube: &KubeState, view: &EnsembleView) -> bool {
+    let member = view.members.iter().find(|m| m.id == op.server);
+    match op.kind.as_str() {
+        ADD_SERVER => member.is_some_and(|m| m.participant),
+        REMOVE_SERVER => {
+            member.is_none() && kube.statefulset_replicas.is_some_and(|r| r < op.server)
+        }
+        ROLL_POD => {
+            let pod_back = kube.pod(op.server).is_some_and(|p| {
+                !p.terminating
+                    && p.ready
+                    && p.revision.is_some()
+                    && p.revision == kube.update_revision
+            });
+            pod_back && member.is_none_or(|m| m.healthy)
+        }
+        _ => true,
+    }
+}
+
+pub fn decide(inputs: &Inputs<'_>) -> Decision {
+    if inputs.paused {
+        return Decision::wait("Paused", "spec.paused is true: no changes are made");
+    }
+    let Some(view) = inputs.ensemble else {
+        return Decision::wait(
+            "EnsembleUnreachable",
+            format!(
+                "no server answered as leader: {}",
+                inputs.ensemble_error.unwrap_or("no answer")
+            ),
+        );
+    };
+    let Some(statefulset_replicas) = inputs.kube.statefulset_replicas else {
+        return Decision::wait("StatefulSetMissing", "the StatefulSet is being created");
+    };
+
+    // A membership operation in flight keeps its target until it is done.
+    let mut desired = inputs.desired;
+    if let Some(op) = inputs.operation
+        && !operation_done(op, inputs.kube, view)
+    {
+        match op.kind.as_str() {
+            ADD_SERVER => desired = op.server,
+            REMOVE_SERVER => desired = op.server.saturating_sub(1),
+            _ => {}
+        }
+    }
+
+    let observed = Observed {
+        members: view.members.clone(),
+        version: view.version.clone(),
+        statefulset_replicas,
+    };
+    match plan::next_step(desired, &observed) {
+        Step::Wait(message) => return Decision::wait("MemberUnhealthy", message),
+        Step::ScaleStatefulSet(replicas) => {
+            if replicas > statefulset_replicas {
+                // A volume left by an earlier server with this id carries
+                // data of a removed server: it would refuse to start.
+                if let Some((id, claim)) =
+                    inputs.kube.volumes.iter().find(|(id, _)| *id == replicas)
+                {
+                    return Decision::DeleteVolume {
+                        id: *id,
+                        claim: claim.clone(),
+                    };
+                }
+                return Decision::ScaleStatefulSet {
+                    replicas,
+                    server: replicas,
+                };
+            }
+            return Decision::ScaleStatefulSet {
+                replicas,
+                server: statefulset_replicas,
+            };
+        }
+        Step::Add {
+            id,
+            expected_version,
+        } => {
+            return match inputs.kube.pod(id) {
+                Some(pod) if pod.running && pod.ip.is_some() && !pod.terminating => Decision::Add {
+                    id,
+                    expected_version,
+                },
+                _ => Decision::wait(
+                    "WaitingForPod",
+                    format!("server {id}'s pod is not running yet; it is added once it is"),
+                ),
+            };
+        }
+        Step::Remove {
+            id,
+            expected_version,
+        } => {
+            return Decision::Remove {
+                id,
+                expected_version,
+            };
+        }
+        Step::TransferLeadership { from } => {
+            return Decision::TransferLeadership {
+                from,
+                to: None,
+                kind: REMOVE_SERVER,
+            };
+        }
+        Step::Done => {}
+    }
+
+    // Volumes of servers that left (their pods gone), by the policy.
+    if inputs.reclaim == ReclaimPolicy::Delete
+        && let Some((id, claim)) = inputs.kube.volumes.iter().find(|(id, _)| {
+            *id > statefulset_replicas
+                && view.members.iter().all(|m| m.id != *id)
+                && inputs.kube.pod(*id).is_none()
+        })
+    {
+        return Decision::DeleteVolume {
+            id: *id,
+            claim: claim.clone(),
+        };
+    }
+
+    roll(inputs.kube, view)
+}
+
+/// The next pod of a rolling update.
+fn roll(kube: &KubeState, view: &EnsembleView) -> Decision {
+    let outdated = kube.outdated();
+    if outdated.is_empty() {
+        return Decision::Idle;
+    }
+    if let Some(pod) = kube.pods.iter().find(|p| p.terminating) {
+        return Decision::wait(
+            "RollWaitingForPod",
+            format!("pod {} is terminating", pod.name),
+        );
+    }
+    // An outdated pod that is not serving anyway goes first: replacing it
+    // costs nothing and may be what brings it back (a bad template fixed).
+    if let Some(pod) = outdated.iter().find(|p| !p.ready) {
+        let others_healthy = view
+            .members
+            .iter()
+            .filter(|m| m.participant && m.id != pod.id)
+            .all(|m| m.healthy);
+        if others_healthy {
+            return Decision::DeletePod {
+                id: pod.id,
+                name: pod.name.clone(),
+            };
+        }
+    }
+    if let Some(pod) = kube.pods.iter().find(|p| !p.ready) {
+        return Decision::wait(
+            "RollStalled",
+            format!("pod {} is not Ready; the roll resumes when it is", pod.name),
+        );
+    }
+    if let Some(m) = view.members.iter().find(|m| m.participant && !m.healthy) {
+        return Decision::wait(
+            "RollStalled",
+            format!(
+                "server {} is not healthy; the roll resumes when it is",
+                m.id
+            ),
+        );
+    }
+    if let Some(pod) = outdated.iter().find(|p| p.id != view.leader) {
+        return Decision::DeletePod {
+            id: pod.id,
+            name: pod.name.clone(),
+        };
+    }
+    // Only the leader is outdated: hand leadership to an updated follower.
+    let updated_follower = view
+        .members
+        .iter()
+        .filter(|m| m.participant && m.id != view.leader && m.healthy)
+        .find(|m| {
+            kube.pod(m.id)
+                .is_some_and(|p| p.revision == kube.update_revision)
+        })
+        .map(|m| m.id);
+    match (updated_follower, outdated.first()) {
+        (Some(to), _) => Decision::TransferLeadership {
+            from: view.leader,
+            to: Some(to),
+            kind: ROLL_POD,
+        },
+        // A single server has no one to hand over to: its restart is an
+        // outage, which a one-server cluster accepts.
+        (None, Some(pod)) if view.members.iter().filter(|m| m.participant).count() == 1 => {
+            Decision::DeletePod {
+                id: pod.id,
+                name: pod.name.clone(),
+            }
+        }
+        _ => Decision::wait(
+            "RollWaitingForFollower",
+            "no updated, healthy follower to hand leadership to",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;
