@@ -9,10 +9,13 @@
 //! - `populate`: creates M znodes in a two-level tree, pipelined.
 //! - `probe`: polls connect + getData until it succeeds (restart timing).
 //! - `mntr`: prints the server's `mntr`.
+//! - `acked-writes` / `check-acked`: writes through failures and the check
+//!   that none acknowledged was lost (the operator's end-to-end tests).
 //!
 //! It speaks the protocol itself through `proto` so that pipelining is
 //! exact: every session keeps exactly K requests outstanding.
 
+mod acked;
 mod bench;
 mod mntr;
 mod pipeline;
@@ -47,6 +50,11 @@ enum Command {
     Populate(populate::PopulateArgs),
     /// Wait until the server answers getData.
     Probe(probe::ProbeArgs),
+    /// Create znodes one at a time through failures, printing each
+    /// acknowledged one (end-to-end tests).
+    AckedWrites(acked::AckedWritesArgs),
+    /// Check that every acknowledged write (stdin) exists.
+    CheckAcked(acked::CheckAckedArgs),
     /// Print the server's mntr.
     Mntr {
         /// host:port of the server.
@@ -73,6 +81,8 @@ fn main() -> anyhow::Result<()> {
             Command::Bench(a) => bench::run(a).await,
             Command::Populate(a) => populate::run(a).await,
             Command::Probe(a) => probe::run(a).await,
+            Command::AckedWrites(a) => acked::writes(a).await,
+            Command::CheckAcked(a) => acked::check(a).await,
             Command::Mntr { server } => {
                 print!("{}", mntr::fetch_text(&server).await?);
                 Ok(())

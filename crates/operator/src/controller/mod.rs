@@ -136,3 +136,6 @@ pub async fn run<E: Ensemble>(ctx: Arc<Context<E>>) {
         })
         .await;
 }
+
+#[cfg(test)]
+mod tests;

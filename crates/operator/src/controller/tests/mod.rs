@@ -1,0 +1,544 @@
+//! Reconcile flows against an in-memory API server (`fake_api.rs`, on
+//! kube's `tower-test` mock service) and a scripted ensemble: each test
+//! lays out a cluster's state, runs one reconcile, and checks the requests
+//! the operator made, the Events it published and the status it wrote.
+
+mod fake_api;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use http::Method;
+use kube::runtime::events::Reporter;
+use serde_json::{Value, json};
+
+use self::fake_api::FakeApi;
+use super::{Context, reconcile};
+use crate::admin::{AdminError, ChangeAnswer, Ensemble};
+use crate::crd::CoordinationCluster;
+use crate::metrics::Metrics;
+
+/// A change the operator asked for: (address, path, body, token).
+type Change = (String, String, Value, String);
+
+/// The ensemble as a script: what `GET /membership` answers per address,
+/// and what a change answers; every change is recorded.
+#[derive(Debug, Default, Clone)]
+struct ScriptedEnsemble {
+    membership: Arc<Mutex<BTreeMap<String, String>>>,
+    change_status: Arc<Mutex<u16>>,
+    changes: Arc<Mutex<Vec<Change>>>,
+}
+
+impl ScriptedEnsemble {
+    fn answers(&self, addr: &str, body: Value) {
+        self.membership
+            .lock()
+            .unwrap()
+            .insert(addr.to_owned(), body.to_string());
+    }
+
+    fn changes(&self) -> Vec<Change> {
+        self.changes.lock().unwrap().clone()
+    }
+}
+
+impl Ensemble for ScriptedEnsemble {
+    async fn membership(&self, addr: &str) -> Result<String, AdminError> {
+        self.membership
+            .lock()
+            .unwrap()
+            .get(addr)
+            .cloned()
+            .ok_or_else(|| AdminError::Unreachable {
+                addr: addr.to_owned(),
+                reason: "connection refused".to_owned(),
+            })
+    }
+
+    async fn change(
+        &self,
+        addr: &str,
+        path: &str,
+        body: Value,
+        token: &str,
+    ) -> Result<ChangeAnswer, AdminError> {
+        self.changes.lock().unwrap().push((
+            addr.to_owned(),
+            path.to_owned(),
+            body,
+            token.to_owned(),
+        ));
+        let status = *self.change_status.lock().unwrap();
+        Ok(ChangeAnswer {
+            status: if status == 0 { 200 } else { status },
+            body: if status == 0 || status == 200 {
+                json!({"version": "200000002"}).to_string()
+            } else {
+                json!({"error": "BadVersion", "code": -103, "message": "stale"}).to_string()
+            },
+        })
+    }
+}
+
+const CR: &str = "/apis/conclave.dev/v1alpha1/namespaces/apps/coordinationclusters/zk";
+const STS: &str = "/apis/apps/v1/namespaces/apps/statefulsets/zk";
+const PODS: &str = "/api/v1/namespaces/apps/pods";
+const PVCS: &str = "/api/v1/namespaces/apps/persistentvolumeclaims";
+const SECRET: &str = "/api/v1/namespaces/apps/secrets/zk-admin-token";
+
+fn cluster(spec: Value) -> Value {
+    let mut full = json!({"replicas": 3, "image": "conclave:2"});
+    if let (Some(full), Some(extra)) = (full.as_object_mut(), spec.as_object()) {
+        for (k, v) in extra {
+            full.insert(k.clone(), v.clone());
+        }
+    }
+    json!({
+        "apiVersion": "conclave.dev/v1alpha1", "kind": "CoordinationCluster",
+        "metadata": {"name": "zk", "namespace": "apps", "uid": "u-1", "generation": 2,
+                     "finalizers": ["conclave.dev/cleanup"]},
+        "spec": full,
+    })
+}
+
+fn statefulset(replicas: u64) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+           "metadata": {"name": "zk", "namespace": "apps"},
+           "spec": {"replicas": replicas, "selector": {}, "template": {}, "serviceName": "zk-peers"},
+           "status": {"replicas": replicas, "updateRevision": "zk-new"}})
+}
+
+fn pod(id: u64, revision: &str, ready: bool) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": format!("zk-{}", id - 1), "namespace": "apps",
+                        "labels": {"app.kubernetes.io/instance": "zk",
+                                   "controller-revision-hash": revision}},
+           "spec": {"containers": [{"name": "conclave", "image": "conclave:2"}]},
+           "status": {"phase": "Running", "podIP": format!("10.0.0.{id}"),
+                      "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}})
+}
+
+fn membership(ids: &[u64], leader: u64) -> Value {
+    json!({
+        "version": "200000001", "leader": leader, "member_view": "leader",
+        "members": ids.iter().map(|&id| json!({
+            "id": id, "role": "participant", "leader": id == leader, "healthy": true,
+            "lag": 0, "last_applied_zxid": "0x200000009"
+        })).collect::<Vec<_>>()
+    })
+}
+
+struct World {
+    api: FakeApi,
+    ensemble: ScriptedEnsemble,
+}
+
+impl World {
+    fn new(cr: Value) -> World {
+        let api = FakeApi::default();
+        api.put(CR, cr);
+        api.put(
+            SECRET,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "zk-admin-token"},
+                   "data": {"token": "c2VjcmV0"}}),
+        );
+        World {
+            api,
+            ensemble: ScriptedEnsemble::default(),
+        }
+    }
+
+    /// A running cluster: StatefulSet, pods (all at `revision`) and their
+    /// volumes; the leader answers `GET /membership`.
+    fn running(cr: Value, ids: &[u64], leader: u64, revision: &str) -> World {
+        let world = World::new(cr);
+        world.api.put(STS, statefulset(ids.len() as u64));
+        for &id in ids {
+            world
+                .api
+                .put(&format!("{PODS}/zk-{}", id - 1), pod(id, revision, true));
+            world.api.put(
+                &format!("{PVCS}/data-zk-{}", id - 1),
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                       "metadata": {"name": format!("data-zk-{}", id - 1)}}),
+            );
+            world
+                .ensemble
+                .answers(&format!("10.0.0.{id}:8080"), membership(ids, leader));
+        }
+        world
+    }
+
+    async fn reconcile(&self) -> Result<kube::runtime::controller::Action, super::Error> {
+        let (client, task) = self.api.client();
+        let ctx = Arc::new(Context::new(
+            client,
+            self.ensemble.clone(),
+            Metrics::default(),
+            Reporter {
+                controller: "conclave-operator".into(),
+                instance: Some("test".into()),
+            },
+        ));
+        let cc: CoordinationCluster =
+            serde_json::from_value(self.api.get(CR).expect("the resource")).expect("a resource");
+        let result = reconcile(Arc::new(cc), ctx).await;
+        task.abort();
+        result
+    }
+
+    fn status(&self) -> Value {
+        self.api.get(CR).expect("the resource")["status"].clone()
+    }
+
+    fn condition(&self, type_: &str) -> Value {
+        self.status()["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == type_)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.api
+            .calls_to(
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/apps/events",
+            )
+            .into_iter()
+            .map(|c| c.body["reason"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    fn statefulset_replicas(&self) -> Value {
+        self.api.get(STS).expect("the StatefulSet")["spec"]["replicas"].clone()
+    }
+}
+
+#[tokio::test]
+async fn a_new_resource_gets_its_finalizer_first() {
+    let mut cr = cluster(json!({}));
+    cr["metadata"]["finalizers"] = json!(null);
+    let world = World::new(cr);
+    world.reconcile().await.unwrap();
+    assert_eq!(
+        world.api.get(CR).unwrap()["metadata"]["finalizers"],
+        json!(["conclave.dev/cleanup"])
+    );
+    assert!(
+        world.api.get(STS).is_none(),
+        "nothing else before the finalizer is in place"
+    );
+}
+
+#[tokio::test]
+async fn a_new_cluster_is_created_forming_and_reports_it() {
+    let world = World::new(cluster(json!({})));
+    world.api.0.lock().unwrap().objects.remove(SECRET);
+    world.reconcile().await.unwrap();
+    // Every object is applied with server-side apply under one manager.
+    for path in [
+        "/api/v1/namespaces/apps/configmaps/zk-config",
+        "/api/v1/namespaces/apps/services/zk-peers",
+        "/api/v1/namespaces/apps/services/zk-client",
+        STS,
+        "/apis/policy/v1/namespaces/apps/poddisruptionbudgets/zk",
+    ] {
+        let calls = world.api.calls_to(Method::PATCH, path);
+        assert_eq!(calls.len(), 1, "{path}");
+        assert!(
+            calls[0].query.contains("fieldManager=conclave-operator"),
+            "{}",
+            calls[0].query
+        );
+        assert!(calls[0].query.contains("force=true"));
+        assert_eq!(
+            calls[0].body["metadata"]["ownerReferences"][0]["uid"],
+            "u-1"
+        );
+    }
+    let cfg = world
+        .api
+        .get("/api/v1/namespaces/apps/configmaps/zk-config")
+        .unwrap();
+    let zoo = cfg["data"]["zoo.cfg"].as_str().unwrap();
+    assert!(zoo.contains("conclave.join=false"), "forming: {zoo}");
+    assert!(zoo.contains("server.3=zk-2.zk-peers.apps.svc.cluster.local"));
+    assert_eq!(world.statefulset_replicas(), json!(3));
+    // The admin token Secret was made.
+    let secret = world.api.get(SECRET).expect("the token Secret");
+    assert!(
+        secret["data"]["token"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+    assert_eq!(world.status()["phase"], "Creating");
+    assert_eq!(world.condition("Ready")["reason"], "EnsembleUnreachable");
+}
+
+#[tokio::test]
+async fn a_formed_cluster_is_ready_and_left_alone() {
+    let world = World::running(cluster(json!({})), &[1, 2, 3], 2, "zk-new");
+    let action = world.reconcile().await.unwrap();
+    assert!(world.ensemble.changes().is_empty());
+    assert!(world.api.calls_to(Method::DELETE, "").is_empty());
+    let status = world.status();
+    assert_eq!(status["phase"], "Running");
+    assert_eq!(status["leader"], 2);
+    assert_eq!(status["readyReplicas"], 3);
+    assert_eq!(status["configVersion"], "200000001");
+    assert_eq!(status["observedGeneration"], 2);
+    assert_eq!(world.condition("Ready")["status"], "True");
+    let cfg = world
+        .api
+        .get("/api/v1/namespaces/apps/configmaps/zk-config")
+        .unwrap();
+    assert!(
+        cfg["data"]["zoo.cfg"]
+            .as_str()
+            .unwrap()
+            .contains("conclave.join=true")
+    );
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(30))
+    );
+}
+
+#[tokio::test]
+async fn scaling_up_creates_the_next_pod_then_adds_its_server() {
+    let world = World::running(cluster(json!({"replicas": 5})), &[1, 2, 3], 1, "zk-new");
+    world.reconcile().await.unwrap();
+    assert_eq!(world.statefulset_replicas(), json!(4));
+    assert!(
+        world.ensemble.changes().is_empty(),
+        "not added before its pod runs"
+    );
+    assert_eq!(world.status()["operation"]["kind"], "AddServer");
+    assert_eq!(world.status()["operation"]["server"], 4);
+    assert_eq!(world.condition("Progressing")["status"], "True");
+    assert!(world.events().contains(&"StatefulSetScaled".to_owned()));
+
+    // The pod runs (not Ready: it is not a member yet).
+    world
+        .api
+        .put(&format!("{PODS}/zk-3"), pod(4, "zk-new", false));
+    world.reconcile().await.unwrap();
+    let changes = world.ensemble.changes();
+    assert_eq!(changes.len(), 1);
+    let (addr, path, body, token) = &changes[0];
+    assert_eq!(
+        (addr.as_str(), path.as_str()),
+        ("10.0.0.1:8080", "/membership/add")
+    );
+    assert_eq!(body["expected_version"], "200000001");
+    assert_eq!(
+        body["server"],
+        "server.4=zk-3.zk-peers.apps.svc.cluster.local:2888:3888:participant;2181"
+    );
+    assert_eq!(token, "secret");
+    assert!(world.events().contains(&"MemberAdded".to_owned()));
+}
+
+#[tokio::test]
+async fn a_refused_change_is_an_event_and_status_says_why() {
+    let world = World::running(cluster(json!({"replicas": 5})), &[1, 2, 3], 1, "zk-new");
+    world.api.put(STS, statefulset(4));
+    world
+        .api
+        .put(&format!("{PODS}/zk-3"), pod(4, "zk-new", false));
+    *world.ensemble.change_status.lock().unwrap() = 409;
+    world.reconcile().await.unwrap();
+    assert!(world.events().contains(&"ScaleRefused".to_owned()));
+    let message = world.condition("Progressing")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("BadVersion"), "{message}");
+}
+
+#[tokio::test]
+async fn scaling_down_moves_the_leader_then_removes_then_shrinks() {
+    let world = World::running(cluster(json!({"replicas": 2})), &[1, 2, 3], 3, "zk-new");
+    world.reconcile().await.unwrap();
+    let changes = world.ensemble.changes();
+    assert_eq!(changes[0].1, "/leader/transfer");
+    assert_eq!(changes[0].0, "10.0.0.3:8080");
+    assert_eq!(
+        world.statefulset_replicas(),
+        json!(3),
+        "no pod goes before its server left"
+    );
+
+    for id in 1..=3 {
+        world
+            .ensemble
+            .answers(&format!("10.0.0.{id}:8080"), membership(&[1, 2, 3], 1));
+    }
+    world.reconcile().await.unwrap();
+    let changes = world.ensemble.changes();
+    assert_eq!(changes[1].1, "/membership/remove");
+    assert_eq!(
+        changes[1].2,
+        json!({"id": 3, "expected_version": "200000001"})
+    );
+    assert_eq!(world.statefulset_replicas(), json!(3));
+
+    for id in 1..=3 {
+        world
+            .ensemble
+            .answers(&format!("10.0.0.{id}:8080"), membership(&[1, 2], 1));
+    }
+    world.reconcile().await.unwrap();
+    assert_eq!(world.statefulset_replicas(), json!(2));
+    assert_eq!(world.status()["operation"]["kind"], "RemoveServer");
+    // The volume stays with reclaimPolicy Retain (the default).
+    assert!(world.api.calls_to(Method::DELETE, PVCS).is_empty());
+}
+
+#[tokio::test]
+async fn a_removed_servers_volume_goes_with_reclaim_policy_delete() {
+    let world = World::running(
+        cluster(json!({"replicas": 2, "storage": {"reclaimPolicy": "Delete"}})),
+        &[1, 2],
+        1,
+        "zk-new",
+    );
+    world.api.put(
+        &format!("{PVCS}/data-zk-2"),
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data-zk-2"}}),
+    );
+    world.reconcile().await.unwrap();
+    let deletes = world.api.calls_to(Method::DELETE, PVCS);
+    assert_eq!(deletes.len(), 1);
+    assert!(deletes[0].path.ends_with("/data-zk-2"));
+    assert!(world.events().contains(&"VolumeDeleted".to_owned()));
+}
+
+#[tokio::test]
+async fn a_roll_deletes_a_follower_and_hands_leadership_over_before_the_leader() {
+    let world = World::running(cluster(json!({})), &[1, 2, 3], 1, "zk-old");
+    world.reconcile().await.unwrap();
+    let deletes = world.api.calls_to(Method::DELETE, PODS);
+    assert_eq!(deletes.len(), 1);
+    assert!(!deletes[0].path.ends_with("/zk-0"), "not the leader first");
+    assert!(world.events().contains(&"PodRolled".to_owned()));
+    assert_eq!(world.status()["phase"], "Upgrading");
+
+    // Both followers updated: the leader's turn, after a handover.
+    let world = World::running(cluster(json!({})), &[1, 2, 3], 1, "zk-new");
+    world
+        .api
+        .put(&format!("{PODS}/zk-0"), pod(1, "zk-old", true));
+    world.reconcile().await.unwrap();
+    assert!(world.api.calls_to(Method::DELETE, PODS).is_empty());
+    let changes = world.ensemble.changes();
+    assert_eq!(changes[0].1, "/leader/transfer");
+    assert!(changes[0].2["to"] == 2 || changes[0].2["to"] == 3);
+}
+
+#[tokio::test]
+async fn a_roll_stalls_rather_than_moving_past_a_pod_that_is_not_back() {
+    let world = World::running(cluster(json!({})), &[1, 2, 3], 1, "zk-old");
+    world
+        .api
+        .put(&format!("{PODS}/zk-2"), pod(3, "zk-new", false));
+    world.reconcile().await.unwrap();
+    assert!(world.api.calls_to(Method::DELETE, PODS).is_empty());
+    assert_eq!(world.condition("Degraded")["reason"], "RollStalled");
+    assert!(world.events().contains(&"RollStalled".to_owned()));
+}
+
+#[tokio::test]
+async fn paused_clusters_are_observed_but_not_changed() {
+    let world = World::running(
+        cluster(json!({"replicas": 5, "paused": true})),
+        &[1, 2, 3],
+        1,
+        "zk-old",
+    );
+    world.reconcile().await.unwrap();
+    assert_eq!(world.statefulset_replicas(), json!(3));
+    assert!(world.ensemble.changes().is_empty());
+    assert!(world.api.calls_to(Method::DELETE, "").is_empty());
+    assert_eq!(world.status()["phase"], "Paused");
+    assert_eq!(world.status()["leader"], 1);
+}
+
+#[tokio::test]
+async fn an_invalid_spec_applies_nothing_and_says_why() {
+    let world = World::running(
+        cluster(json!({"config": {"dataDir": "/x"}})),
+        &[1, 2, 3],
+        1,
+        "zk-new",
+    );
+    world.reconcile().await.unwrap();
+    assert!(world.api.calls_to(Method::PATCH, "/configmaps/").is_empty());
+    assert!(world.api.calls_to(Method::PATCH, STS).is_empty());
+    assert_eq!(world.status()["phase"], "Invalid");
+    let ready = world.condition("Ready");
+    assert_eq!(ready["reason"], "InvalidSpec");
+    assert!(ready["message"].as_str().unwrap().contains("dataDir"));
+    assert!(world.events().contains(&"InvalidSpec".to_owned()));
+}
+
+#[tokio::test]
+async fn kubernetes_without_policy_v1_gets_a_v1beta1_budget() {
+    let world = World::running(cluster(json!({})), &[1, 2, 3], 1, "zk-new");
+    world
+        .api
+        .0
+        .lock()
+        .unwrap()
+        .missing_apis
+        .push("/apis/policy/v1/".into());
+    world.reconcile().await.unwrap();
+    let beta = world.api.calls_to(
+        Method::PATCH,
+        "/apis/policy/v1beta1/namespaces/apps/poddisruptionbudgets/zk",
+    );
+    assert_eq!(beta.len(), 1);
+    assert_eq!(beta[0].body["apiVersion"], "policy/v1beta1");
+    assert_eq!(beta[0].body["spec"]["maxUnavailable"], 1);
+}
+
+#[tokio::test]
+async fn deleting_the_resource_reclaims_volumes_only_when_asked() {
+    for (policy, deleted) in [("Retain", 0), ("Delete", 3)] {
+        let mut cr = cluster(json!({"storage": {"reclaimPolicy": policy}}));
+        cr["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        let world = World::running(cr, &[1, 2, 3], 1, "zk-new");
+        world.reconcile().await.unwrap();
+        assert_eq!(
+            world.api.calls_to(Method::DELETE, PVCS).len(),
+            deleted,
+            "{policy}"
+        );
+        assert_eq!(
+            world.api.get(CR).unwrap()["metadata"]["finalizers"],
+            json!([]),
+            "{policy}: the finalizer is released"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_ensemble_changes_nothing_and_keeps_the_size() {
+    let world = World::running(cluster(json!({"replicas": 5})), &[1, 2, 3], 1, "zk-new");
+    *world.ensemble.membership.lock().unwrap() = BTreeMap::new();
+    world.reconcile().await.unwrap();
+    assert_eq!(world.statefulset_replicas(), json!(3));
+    assert!(world.ensemble.changes().is_empty());
+    let ready = world.condition("Ready");
+    assert_eq!(ready["reason"], "EnsembleUnreachable");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused")
+    );
+}

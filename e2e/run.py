@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""End-to-end test of conclave-operator on a real cluster (KUBECONFIG).
+
+One scenario, in order, with status checked against the ensemble at every
+step:
+  install the CRD and the operator; create a three-server cluster; wait for
+  Ready; write and read through the client Service's DNS name from a pod;
+  start a writer that creates znodes one at a time for the rest of the run;
+  scale 3 -> 5 -> 3; roll a new image (the leader last); delete the leader
+  pod; then check that no acknowledged write was lost.
+
+Runs unchanged on kind and on ../shared/k8s (see e2e/README.md). Needs only
+python3 and kubectl. Environment:
+  E2E_IMAGE      image to test (default conclave:e2e); E2E_IMAGE_B, a second
+                 tag of it, is what the roll moves to (default <image>-b)
+  E2E_NAMESPACE  namespace for the cluster (default conclave-e2e)
+  E2E_KEEP=1     leave everything in place at the end
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGE = os.environ.get("E2E_IMAGE", "conclave:e2e")
+IMAGE_B = os.environ.get("E2E_IMAGE_B", IMAGE + "-b")
+NS = os.environ.get("E2E_NAMESPACE", "conclave-e2e")
+NAME = "zk"
+CLIENT = f"{NAME}-client.{NS}.svc.cluster.local:2181"
+STARTED = time.time()
+
+
+def log(msg):
+    print(f"[e2e {time.time() - STARTED:7.1f}s] {msg}", flush=True)
+
+
+def kubectl(*args, stdin=None, check=True):
+    proc = subprocess.run(
+        ["kubectl", *args], input=stdin, capture_output=True, text=True
+    )
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def get_json(*args):
+    return json.loads(kubectl("get", "-o", "json", *args))
+
+
+def wait(what, predicate, timeout=600, interval=3):
+    """Polls predicate() until it returns a true value; fails with the last
+    observation otherwise. Never moves on because time passed."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            result = predicate()
+        except Exception as e:  # an API hiccup is retried
+            result, last = None, f"error: {e}"
+        if result:
+            log(f"ok: {what}")
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last: {last}; status: {status_summary()}")
+
+
+def cluster():
+    return get_json("-n", NS, "coordinationcluster", NAME)
+
+
+def status_summary():
+    try:
+        s = cluster().get("status", {})
+        return json.dumps(
+            {k: s.get(k) for k in ("phase", "readyReplicas", "leader", "operation", "members")}
+            | {"conditions": [(c["type"], c["status"], c["reason"]) for c in s.get("conditions", [])]}
+        )
+    except Exception as e:
+        return f"(unreadable: {e})"
+
+
+def condition(status, type_):
+    for c in status.get("conditions", []):
+        if c["type"] == type_:
+            return c
+    return {}
+
+
+def pods():
+    items = get_json("-n", NS, "pods", "-l", f"app.kubernetes.io/instance={NAME}")["items"]
+    return {p["metadata"]["name"]: p for p in items}
+
+
+def pod_ready(p):
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in p.get("status", {}).get("conditions", [])
+    )
+
+
+def loadgen(*args, stdin=None, name="e2e-client"):
+    """Runs conclave-loadgen in a pod of the cluster (it reaches the client
+    Service by its DNS name) and returns its output."""
+    kubectl("-n", NS, "delete", "pod", name, "--ignore-not-found", "--wait=true")
+    cmd = ["-n", NS, "run", name, "--image", IMAGE, "--image-pull-policy=IfNotPresent",
+           "--restart=Never", "--quiet", "--rm", "-i", "--command", "--",
+           "conclave-loadgen", *args]
+    return kubectl(*cmd, stdin=stdin or "")
+
+
+def server_states():
+    """Each server's role as its own `mntr` says, through its pod DNS name."""
+    states = {}
+    for name in sorted(pods()):
+        ordinal = int(name.rsplit("-", 1)[1])
+        host = f"{name}.{NAME}-peers.{NS}.svc.cluster.local:2181"
+        out = loadgen("mntr", "--server", host, name=f"e2e-mntr-{ordinal}")
+        for line in out.splitlines():
+            if line.startswith("zk_server_state"):
+                states[ordinal + 1] = line.split()[-1]
+    return states
+
+
+def healthy(replicas, image=None):
+    """The cluster is Ready with `replicas` members and pods, all Ready,
+    nothing in flight, and (if given) every pod runs `image`."""
+    def check():
+        cc = cluster()
+        s = cc.get("status", {})
+        if s.get("observedGeneration") != cc["metadata"]["generation"]:
+            return None
+        if condition(s, "Ready").get("status") != "True":
+            return None
+        if s.get("operation") or condition(s, "Progressing").get("status") != "False":
+            return None
+        ps = pods()
+        if len(s.get("members", [])) != replicas or len(ps) != replicas:
+            return None
+        if not all(pod_ready(p) for p in ps.values()):
+            return None
+        if image and s.get("currentVersion") != image:
+            return None
+        sts = get_json("-n", NS, "statefulset", NAME)
+        if sts["spec"]["replicas"] != replicas:
+            return None
+        return s
+    return check
+
+
+def status_tells_the_truth(s, replicas):
+    """Status against the servers themselves: the leader it names is the one
+    whose mntr says leader, the others follow, and the counts match."""
+    states = server_states()
+    leaders = [sid for sid, st in states.items() if st == "leader"]
+    assert leaders == [s["leader"]], f"status leader {s['leader']}, servers say {states}"
+    assert sorted(m["id"] for m in s["members"]) == list(range(1, replicas + 1)), s["members"]
+    assert sum(1 for m in s["members"] if m["role"] == "leader") == 1, s["members"]
+    assert s["readyReplicas"] == replicas == len(states), (s["readyReplicas"], states)
+    assert s["connectionString"] == CLIENT, s["connectionString"]
+    log(f"ok: status matches the servers ({states})")
+
+
+def events(reason):
+    items = get_json("-n", NS, "events.v1.events.k8s.io")["items"]
+    return [e for e in items if e.get("reason") == reason]
+
+
+def set_spec(patch):
+    kubectl("-n", NS, "patch", "coordinationcluster", NAME, "--type", "merge",
+            "-p", json.dumps({"spec": patch}))
+
+
+def main():
+    log(f"image {IMAGE} (roll to {IMAGE_B}), namespace {NS}")
+    kubectl("apply", "-f", os.path.join(ROOT, "crds", "coordinationclusters.conclave.dev.json"))
+    wait("the CRD is established", lambda: any(
+        c["type"] == "Established" and c["status"] == "True"
+        for c in get_json("crd", "coordinationclusters.conclave.dev")["status"]["conditions"]))
+    with open(os.path.join(ROOT, "manifests", "operator.yaml")) as f:
+        manifest = f.read().replace("image: conclave:dev", f"image: {IMAGE}")
+    kubectl("apply", "-f", "-", stdin=manifest)
+    wait("the operator is available", lambda: get_json(
+        "-n", "conclave-system", "deployment", "conclave-operator"
+    ).get("status", {}).get("availableReplicas", 0) >= 1)
+
+    kubectl("create", "namespace", NS, check=False)
+    with open(os.path.join(ROOT, "manifests", "example-cluster.yaml")) as f:
+        cr = f.read().replace("image: conclave:dev", f"image: {IMAGE}") \
+                     .replace("reclaimPolicy: Retain", "reclaimPolicy: Delete")
+    kubectl("-n", NS, "apply", "-f", "-", stdin=cr)
+
+    s = wait("3 servers Ready", healthy(3), timeout=900)
+    status_tells_the_truth(s, 3)
+    assert s["phase"] == "Running", s["phase"]
+
+    out = loadgen("acked-writes", "--server", CLIENT, "--path", "/e2e-smoke", "--count", "5")
+    assert out.count("acked ") == 5, out
+    out = loadgen("check-acked", "--server", CLIENT, "--path", "/e2e-smoke", stdin=out)
+    assert "all 5 acknowledged writes are present" in out, out
+    log("ok: wrote and read through the client Service's DNS name")
+
+    # A writer for the rest of the run.
+    kubectl("-n", NS, "delete", "pod", "e2e-writer", "--ignore-not-found", "--wait=true")
+    kubectl("-n", NS, "run", "e2e-writer", "--image", IMAGE, "--image-pull-policy=IfNotPresent",
+            "--restart=Never", "--command", "--", "conclave-loadgen", "acked-writes",
+            "--server", CLIENT, "--path", "/e2e", "--duration", "3600", "--interval-ms", "50")
+    wait("the writer is writing", lambda: "acked " in kubectl(
+        "-n", NS, "logs", "e2e-writer", check=False))
+
+    version_before = s["configVersion"]
+    set_spec({"replicas": 5})
+    s = wait("5 servers Ready", healthy(5), timeout=900)
+    status_tells_the_truth(s, 5)
+    assert s["configVersion"] != version_before
+    assert len(events("MemberAdded")) >= 2, "MemberAdded events"
+
+    set_spec({"replicas": 3})
+    s = wait("back to 3 servers", healthy(3), timeout=900)
+    status_tells_the_truth(s, 3)
+    assert len(events("MemberRemoved")) >= 2, "MemberRemoved events"
+    wait("the removed servers' volumes are reclaimed (reclaimPolicy Delete)", lambda: sorted(
+        c["metadata"]["name"] for c in get_json("-n", NS, "pvc")["items"]
+        if not c["metadata"].get("deletionTimestamp")) == [f"data-{NAME}-{i}" for i in range(3)])
+
+    set_spec({"image": IMAGE_B})
+    s = wait(f"every pod runs {IMAGE_B}", healthy(3, image=IMAGE_B), timeout=900)
+    status_tells_the_truth(s, 3)
+    rolled = events("PodRolled")
+    assert len(rolled) >= 3, f"{len(rolled)} PodRolled events"
+    assert events("LeadershipTransferred"), "the leader was handed over before its pod was rolled"
+    assert s["targetVersion"] == IMAGE_B == s["currentVersion"]
+
+    version = s["configVersion"]
+    leader = s["leader"]
+    leader_pod = f"{NAME}-{leader - 1}"
+    old_uid = pods()[leader_pod]["metadata"]["uid"]
+    kubectl("-n", NS, "delete", "pod", leader_pod, "--wait=false")
+    wait(f"the leader's pod {leader_pod} is replaced", lambda: pods().get(
+        leader_pod, {}).get("metadata", {}).get("uid") not in (None, old_uid), timeout=300)
+    s = wait("Ready again after the leader pod was deleted", healthy(3), timeout=600)
+    status_tells_the_truth(s, 3)
+    assert s["configVersion"] == version, "a deleted pod is a restart, not a membership change"
+
+    writer_log = kubectl("-n", NS, "logs", "e2e-writer")
+    acked = writer_log.count("acked ")
+    assert acked > 50, f"only {acked} writes acknowledged"
+    kubectl("-n", NS, "delete", "pod", "e2e-writer", "--wait=false")
+    out = loadgen("check-acked", "--server", CLIENT, "--path", "/e2e", stdin=writer_log)
+    assert f"all {acked} acknowledged writes are present" in out, out
+    log(f"ok: all {acked} acknowledged writes survived scaling, the roll and the leader's deletion")
+
+    if os.environ.get("E2E_KEEP") != "1":
+        kubectl("-n", NS, "delete", "coordinationcluster", NAME, "--wait=true", "--timeout=120s")
+        wait("the volumes are deleted with the cluster (reclaimPolicy Delete)", lambda: not [
+            c for c in get_json("-n", NS, "pvc")["items"]
+            if not c["metadata"].get("deletionTimestamp")], timeout=120)
+        kubectl("delete", "namespace", NS, "--wait=false")
+    log("PASSED")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (AssertionError, RuntimeError) as e:
+        log(f"FAILED: {e}")
+        sys.exit(1)
