@@ -72,6 +72,8 @@ impl KubeState {
 pub const ADD_SERVER: &str = "AddServer";
 pub const REMOVE_SERVER: &str = "RemoveServer";
 pub const ROLL_POD: &str = "RollPod";
+/// The step of a roll that moved leadership off the next pod to roll.
+pub const HANDED_OVER: &str = "LeadershipTransferred";
 
 /// The one action of this reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,9 +123,7 @@ impl Decision {
             }),
             Decision::Add { id, .. } => Some((ADD_SERVER, *id, "MemberAdded")),
             Decision::Remove { id, .. } => Some((REMOVE_SERVER, *id, "MemberRemoved")),
-            Decision::TransferLeadership { from, kind, .. } => {
-                Some((kind, *from, "LeadershipTransferred"))
-            }
+            Decision::TransferLeadership { from, kind, .. } => Some((kind, *from, HANDED_OVER)),
             Decision::DeletePod { id, .. } => Some((ROLL_POD, *id, "PodDeleted")),
             Decision::DeleteVolume { id, .. } => Some((REMOVE_SERVER, *id, "VolumeDeleted")),
         }
@@ -151,6 +151,9 @@ pub fn operation_done(op: &Operation, kube: &KubeState, view: &EnsembleView) -> 
         REMOVE_SERVER => {
             member.is_none() && kube.statefulset_replicas.is_some_and(|r| r < op.server)
         }
+        // A handover before the leader's pod is rolled: done once it leads
+        // no more.
+        ROLL_POD if op.step == HANDED_OVER => view.leader != op.server,
         ROLL_POD => {
             let pod_back = kube.pod(op.server).is_some_and(|p| {
                 !p.terminating
@@ -180,6 +183,22 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
     let Some(statefulset_replicas) = inputs.kube.statefulset_replicas else {
         return Decision::wait("StatefulSetMissing", "the StatefulSet is being created");
     };
+
+    // A pod deleted by a roll must be back, updated and healthy, before
+    // anything else happens.
+    if let Some(op) = inputs.operation
+        && op.kind == ROLL_POD
+        && op.step != HANDED_OVER
+        && !operation_done(op, inputs.kube, view)
+    {
+        return Decision::wait(
+            "RollWaitingForPod",
+            format!(
+                "server {}'s pod was deleted to be updated; the roll goes on once it is back, Ready and caught up",
+                op.server
+            ),
+        );
+    }
 
     // A membership operation in flight keeps its target until it is done.
     let mut desired = inputs.desired;
@@ -278,6 +297,12 @@ fn roll(kube: &KubeState, view: &EnsembleView) -> Decision {
     let outdated = kube.outdated();
     if outdated.is_empty() {
         return Decision::Idle;
+    }
+    if let Some(id) = kube
+        .statefulset_replicas
+        .and_then(|n| (1..=n).find(|id| kube.pod(*id).is_none()))
+    {
+        return Decision::wait("RollWaitingForPod", format!("server {id} has no pod yet"));
     }
     if let Some(pod) = kube.pods.iter().find(|p| p.terminating) {
         return Decision::wait(

@@ -11,7 +11,11 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::build::Names;
 use crate::crd::{CoordinationCluster, CoordinationClusterStatus, MemberStatus, Operation};
-use crate::decide::{Decision, KubeState, ROLL_POD};
+use crate::decide::{Decision, HANDED_OVER, KubeState, ROLL_POD};
+
+/// How long a rolled pod may take to come back before the roll is
+/// reported stalled.
+const ROLL_STALL_SECS: i64 = 300;
 use crate::observe::EnsembleView;
 
 /// What the status is built from.
@@ -173,11 +177,32 @@ pub fn build(o: &Observation<'_>) -> CoordinationClusterStatus {
         .filter(|m| !m.healthy)
         .map(|m| m.id.to_string())
         .collect();
+    // A rolled pod that has not come back within ROLL_STALL is a stalled
+    // roll: said, never skipped.
+    let stalled_pod = o
+        .operation
+        .as_ref()
+        .filter(|op| op.kind == ROLL_POD && op.step != HANDED_OVER)
+        .filter(|op| {
+            op.started
+                .parse::<Timestamp>()
+                .is_ok_and(|started| o.now.duration_since(started).as_secs() > ROLL_STALL_SECS)
+        })
+        .map(|op| {
+            (
+                "RollStalled".to_owned(),
+                format!(
+                    "server {}'s pod has not come back Ready and caught up since {}; the roll resumes when it does",
+                    op.server, op.started
+                ),
+            )
+        });
     let degraded = if let Decision::Wait { reason, message } = o.decision {
         (reason == "RollStalled").then(|| ("RollStalled".to_owned(), message.clone()))
     } else {
         None
     }
+    .or(stalled_pod)
     .or_else(|| {
         (!sick.is_empty()).then(|| {
             (

@@ -317,3 +317,42 @@ fn operations_know_when_they_are_done() {
     let k = kube(3, "old");
     assert!(!operation_done(&op(ROLL_POD, 2), &k, &v));
 }
+
+#[test]
+fn a_rolled_pod_must_come_back_before_the_next_one_goes() {
+    let v = view(&[1, 2, 3], 1);
+    // Pod 3 was deleted and has not been re-created yet; the leader may
+    // still count server 3 as healthy for a moment.
+    let mut k = kube(3, "old");
+    k.pods.pop();
+    let rolled = Operation {
+        step: "PodDeleted".into(),
+        ..op(ROLL_POD, 3)
+    };
+    let mut i = inputs(3, &k, &v);
+    i.operation = Some(&rolled);
+    assert_eq!(wait_reason(&decide(&i)), "RollWaitingForPod");
+    // Without the record (an operator that lost its status), the missing
+    // pod is seen too.
+    assert_eq!(
+        wait_reason(&decide(&inputs(3, &k, &v))),
+        "RollWaitingForPod"
+    );
+    // Back, updated and Ready: the roll goes on.
+    let mut k = kube(3, "old");
+    k.pods[2].revision = Some("new".into());
+    let mut i = inputs(3, &k, &v);
+    i.operation = Some(&rolled);
+    assert!(matches!(decide(&i), Decision::DeletePod { id: 2, .. }));
+}
+
+#[test]
+fn a_handover_is_done_once_the_server_leads_no_more() {
+    let handed = Operation {
+        step: HANDED_OVER.into(),
+        ..op(ROLL_POD, 1)
+    };
+    let k = kube(3, "new");
+    assert!(!operation_done(&handed, &k, &view(&[1, 2, 3], 1)));
+    assert!(operation_done(&handed, &k, &view(&[1, 2, 3], 2)));
+}

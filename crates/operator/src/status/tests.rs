@@ -205,3 +205,30 @@ fn a_lost_quorum_is_not_ready() {
     assert_eq!(condition(&s, "Degraded").reason, "MemberUnhealthy");
     assert_eq!(s.phase.as_deref(), Some("Unavailable"));
 }
+
+#[test]
+fn a_rolled_pod_that_stays_away_is_a_stalled_roll() {
+    let cc = cluster();
+    let mut k = kube(3);
+    k.pods.pop();
+    let v = view(&[1, 2, 3], 1);
+    let d = Decision::Wait {
+        reason: "RollWaitingForPod".into(),
+        message: "x".into(),
+    };
+    let op = Operation {
+        kind: "RollPod".into(),
+        server: 3,
+        step: "PodDeleted".into(),
+        expected_config_version: None,
+        started: "1970-01-01T00:10:00Z".into(),
+    };
+    let mut o = observation(&cc, &k, Some(&v), &d);
+    o.operation = Some(op.clone());
+    o.now = Timestamp::from_second(600 + 60).unwrap();
+    assert_eq!(condition(&build(&o), "Degraded").status, "False");
+    o.now = Timestamp::from_second(600 + 301).unwrap();
+    let s = build(&o);
+    assert_eq!(condition(&s, "Degraded").reason, "RollStalled");
+    assert_eq!(s.phase.as_deref(), Some("Upgrading"));
+}
