@@ -42,6 +42,11 @@ pub fn pdb_v1beta1(pdb: &PodDisruptionBudget) -> serde_json::Value {
     let mut value = serde_json::to_value(pdb).unwrap_or_default();
     value["apiVersion"] = "policy/v1beta1".into();
     value["kind"] = "PodDisruptionBudget".into();
+    // Only clusters before 1.21 get this form, and they lack the field
+    // (server-side apply refuses fields a type does not declare).
+    if let Some(spec) = value.get_mut("spec").and_then(|s| s.as_object_mut()) {
+        spec.remove("unhealthyPodEvictionPolicy");
+    }
     value
 }
 
@@ -59,6 +64,11 @@ mod tests {
         let beta = pdb_v1beta1(&pdb);
         assert_eq!(beta["apiVersion"], "policy/v1beta1");
         assert_eq!(beta["spec"]["maxUnavailable"], 1);
+        assert_eq!(
+            spec.unhealthy_pod_eviction_policy.as_deref(),
+            Some("AlwaysAllow")
+        );
+        assert!(beta["spec"].get("unhealthyPodEvictionPolicy").is_none());
     }
 
     #[test]
