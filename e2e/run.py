@@ -163,8 +163,11 @@ def status_tells_the_truth(s, replicas):
 
 
 def events(reason):
+    """How many times the operator published `reason` (Events of the same
+    kind about the same object are folded into one with a series count)."""
     items = get_json("-n", NS, "events.v1.events.k8s.io")["items"]
-    return [e for e in items if e.get("reason") == reason]
+    return sum((e.get("series") or {}).get("count", 1)
+               for e in items if e.get("reason") == reason)
 
 
 def set_spec(patch):
@@ -174,7 +177,15 @@ def set_spec(patch):
 
 def main():
     log(f"image {IMAGE} (roll to {IMAGE_B}), namespace {NS}")
-    kubectl("apply", "-f", os.path.join(ROOT, "crds", "coordinationclusters.conclave.dev.json"))
+    crd = os.path.join(ROOT, "crds", "coordinationclusters.conclave.dev.json")
+    applied = subprocess.run(["kubectl", "apply", "-f", crd], capture_output=True, text=True)
+    if applied.returncode != 0:
+        # Kubernetes before 1.25 does not know CEL rules
+        # (x-kubernetes-validations); its API server drops them, but its
+        # kubectl refuses the file unless told not to check it.
+        assert "x-kubernetes-validations" in applied.stderr, applied.stderr
+        log("this Kubernetes has no CEL validation rules: the CRD is applied without them")
+        kubectl("apply", "--validate=false", "-f", crd)
     wait("the CRD is established", lambda: any(
         c["type"] == "Established" and c["status"] == "True"
         for c in get_json("crd", "coordinationclusters.conclave.dev")["status"]["conditions"]))
@@ -214,12 +225,12 @@ def main():
     s = wait("5 servers Ready", healthy(5), timeout=900)
     status_tells_the_truth(s, 5)
     assert s["configVersion"] != version_before
-    assert len(events("MemberAdded")) >= 2, "MemberAdded events"
+    assert events("MemberAdded") >= 2, "MemberAdded events"
 
     set_spec({"replicas": 3})
     s = wait("back to 3 servers", healthy(3), timeout=900)
     status_tells_the_truth(s, 3)
-    assert len(events("MemberRemoved")) >= 2, "MemberRemoved events"
+    assert events("MemberRemoved") >= 2, "MemberRemoved events"
     wait("the removed servers' volumes are reclaimed (reclaimPolicy Delete)", lambda: sorted(
         c["metadata"]["name"] for c in get_json("-n", NS, "pvc")["items"]
         if not c["metadata"].get("deletionTimestamp")) == [f"data-{NAME}-{i}" for i in range(3)])
@@ -228,7 +239,7 @@ def main():
     s = wait(f"every pod runs {IMAGE_B}", healthy(3, image=IMAGE_B), timeout=900)
     status_tells_the_truth(s, 3)
     rolled = events("PodRolled")
-    assert len(rolled) >= 3, f"{len(rolled)} PodRolled events"
+    assert rolled >= 3, f"{rolled} PodRolled events"
     assert events("LeadershipTransferred"), "the leader was handed over before its pod was rolled"
     assert s["targetVersion"] == IMAGE_B == s["currentVersion"]
 

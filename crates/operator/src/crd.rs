@@ -3,18 +3,22 @@
 //! (`status`). The CRD in `crds/` is generated from these types
 //! (`cargo run -p operator --bin crdgen`), never written by hand.
 
+// `KubeSchema` (for the CEL rules) derives the schema on a private copy of
+// each struct, which keeps the `pub`: the lint would fire on that copy.
+#![allow(unreachable_pub)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A Conclave ensemble.
-#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "conclave.dev",
     version = "v1alpha1",
@@ -53,7 +57,10 @@ pub struct CoordinationClusterSpec {
     /// zoo.cfg settings the operator does not own (see `config::OWNED`).
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// The ports every server listens on; fixed at creation (the servers'
+    /// addresses in the committed membership carry them).
     #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("ports cannot change after creation"))]
     pub ports: Ports,
     #[serde(default)]
     pub pod: PodOverrides,
@@ -65,13 +72,19 @@ pub struct CoordinationClusterSpec {
 }
 
 /// Each server's volume.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
     /// A Kubernetes quantity, e.g. `10Gi`.
+    /// Fixed at creation: a StatefulSet's claim template cannot change
+    /// (volume expansion is not implemented).
     #[serde(default = "default_size")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("storage.size cannot change after creation"))]
     pub size: String,
+    /// The StorageClass (the cluster's default when unset); fixed at
+    /// creation (a StatefulSet's claim template cannot change).
     #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("storageClassName cannot change after creation"))]
     pub storage_class_name: Option<String>,
     /// What happens to a volume when its server leaves or the cluster is
     /// deleted.

@@ -4,7 +4,7 @@
 //! announced as an Event; a refusal is an Event too, and the next
 //! reconcile decides again from live state.
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, Preconditions};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource as _};
@@ -63,6 +63,7 @@ pub(super) async fn act<E: Ensemble>(
                 "StatefulSetScaled",
                 "Scale",
                 note,
+                pod_of(names, *server),
             )
             .await;
             return Ok(Outcome::Done);
@@ -93,7 +94,16 @@ pub(super) async fn act<E: Ensemble>(
                 ),
                 Outcome::Nothing => return Ok(outcome),
             };
-            publish(ctx, target.cc, kind, reason, "AddMember", note).await;
+            publish(
+                ctx,
+                target.cc,
+                kind,
+                reason,
+                "AddMember",
+                note,
+                pod_of(names, *id),
+            )
+            .await;
             outcome
         }
         Decision::Remove {
@@ -117,7 +127,16 @@ pub(super) async fn act<E: Ensemble>(
                     ),
                 ),
             };
-            publish(ctx, target.cc, kind, reason, "RemoveMember", note).await;
+            publish(
+                ctx,
+                target.cc,
+                kind,
+                reason,
+                "RemoveMember",
+                note,
+                pod_of(names, *id),
+            )
+            .await;
             outcome
         }
         Decision::TransferLeadership { from, to, .. } => {
@@ -141,7 +160,16 @@ pub(super) async fn act<E: Ensemble>(
                     ),
                 ),
             };
-            publish(ctx, target.cc, kind, reason, "TransferLeadership", note).await;
+            publish(
+                ctx,
+                target.cc,
+                kind,
+                reason,
+                "TransferLeadership",
+                note,
+                pod_of(names, *from),
+            )
+            .await;
             outcome
         }
         Decision::DeletePod { id, name } => {
@@ -154,6 +182,7 @@ pub(super) async fn act<E: Ensemble>(
                 "PodRolled",
                 "RollPod",
                 format!("pod {name} (server {id}) deleted to run the current template"),
+                pod_of(names, *id),
             )
             .await;
             Outcome::Done
@@ -169,6 +198,7 @@ pub(super) async fn act<E: Ensemble>(
                 "VolumeDeleted",
                 "ReclaimVolume",
                 format!("volume claim {claim} of server {id}, which is not a member, deleted"),
+                reference(names, "PersistentVolumeClaim", "v1", claim.clone()),
             )
             .await;
             Outcome::Done
@@ -230,6 +260,7 @@ pub(super) async fn publish<E>(
     reason: &str,
     action: &str,
     note: String,
+    related: Option<ObjectReference>,
 ) {
     tracing::info!(cluster = ?cc.metadata.name, reason, %note, "event");
     let event = Event {
@@ -237,9 +268,36 @@ pub(super) async fn publish<E>(
         reason: reason.to_owned(),
         note: Some(note),
         action: action.to_owned(),
-        secondary: None,
+        // The pod or claim acted on: it also keeps one server's Event from
+        // being folded into another's series.
+        secondary: related,
     };
     if let Err(error) = ctx.recorder.publish(&event, &cc.object_ref(&())).await {
         tracing::warn!(%error, reason, "could not publish an Event");
     }
+}
+
+/// A reference to a pod or claim of the cluster, for an Event.
+fn reference(
+    names: &Names,
+    kind: &str,
+    api_version: &str,
+    name: String,
+) -> Option<ObjectReference> {
+    Some(ObjectReference {
+        api_version: Some(api_version.to_owned()),
+        kind: Some(kind.to_owned()),
+        name: Some(name),
+        namespace: Some(names.namespace.clone()),
+        ..ObjectReference::default()
+    })
+}
+
+fn pod_of(names: &Names, id: u64) -> Option<ObjectReference> {
+    reference(
+        names,
+        "Pod",
+        "v1",
+        format!("{}-{}", names.cluster, id.saturating_sub(1)),
+    )
 }

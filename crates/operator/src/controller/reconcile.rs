@@ -308,7 +308,7 @@ async fn announce_wait<E>(ctx: &Context<E>, cc: &CoordinationCluster, reason: &s
         "Paused" | "WaitingForPod" | "StatefulSetMissing" => EventType::Normal,
         _ => EventType::Warning,
     };
-    act::publish(ctx, cc, type_, reason, "Wait", message.to_owned()).await;
+    act::publish(ctx, cc, type_, reason, "Wait", message.to_owned(), None).await;
 }
 
 /// The resource is being deleted: its owned objects go with it (owner
@@ -337,6 +337,7 @@ async fn cleanup<E: Ensemble>(cc: &CoordinationCluster, ctx: &Context<E>) -> Res
             "VolumesDeleted",
             "Cleanup",
             "reclaimPolicy Delete: the data volume claims were deleted".to_owned(),
+            None,
         )
         .await;
     }
