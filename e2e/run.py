@@ -100,26 +100,44 @@ def pod_ready(p):
     )
 
 
-def loadgen(*args, stdin=None, name="e2e-client"):
+def loadgen(*args, stdin=None, name="e2e-client", attempts=1):
     """Runs conclave-loadgen in a pod of the cluster (it reaches the client
-    Service by its DNS name) and returns its output."""
-    kubectl("-n", NS, "delete", "pod", name, "--ignore-not-found", "--wait=true")
-    cmd = ["-n", NS, "run", name, "--image", IMAGE, "--image-pull-policy=IfNotPresent",
-           "--restart=Never", "--quiet", "--rm", "-i", "--command", "--",
-           "conclave-loadgen", *args]
-    return kubectl(*cmd, stdin=stdin or "")
+    Service by its DNS name) and returns its output. A read-only command may
+    be run again when its output was lost (`kubectl run -i` can miss the
+    output of a pod that ends quickly)."""
+    for attempt in range(attempts):
+        kubectl("-n", NS, "delete", "pod", name, "--ignore-not-found", "--wait=true")
+        cmd = ["-n", NS, "run", name, "--image", IMAGE, "--image-pull-policy=IfNotPresent",
+               "--restart=Never", "--quiet", "--rm", "-i", "--command", "--",
+               "conclave-loadgen", *args]
+        out = kubectl(*cmd, stdin=stdin or "", check=attempt == attempts - 1)
+        if out.strip():
+            return out
+    return out
 
 
 def server_states():
-    """Each server's role as its own `mntr` says, through its pod DNS name."""
+    """Each server's role as its own `mntr` says, through its pod DNS name,
+    from one pod in the cluster. Retried: `kubectl run -i` may lose the
+    output of a pod that ends quickly."""
+    names = sorted(pods())
+    hosts = " ".join(f"{n}.{NAME}-peers.{NS}.svc.cluster.local:2181" for n in names)
+    script = (f"for h in {hosts}; do echo \"$h $(conclave-loadgen mntr --server $h "
+              "| grep zk_server_state | cut -f2)\"; done")
     states = {}
-    for name in sorted(pods()):
-        ordinal = int(name.rsplit("-", 1)[1])
-        host = f"{name}.{NAME}-peers.{NS}.svc.cluster.local:2181"
-        out = loadgen("mntr", "--server", host, name=f"e2e-mntr-{ordinal}")
+    for _ in range(5):
+        kubectl("-n", NS, "delete", "pod", "e2e-mntr", "--ignore-not-found", "--wait=true")
+        out = kubectl("-n", NS, "run", "e2e-mntr", "--image", IMAGE,
+                      "--image-pull-policy=IfNotPresent", "--restart=Never", "--quiet",
+                      "--rm", "-i", "--command", "--", "/bin/sh", "-c", script, check=False)
         for line in out.splitlines():
-            if line.startswith("zk_server_state"):
-                states[ordinal + 1] = line.split()[-1]
+            host, _, state = line.partition(" ")
+            if state.strip():
+                ordinal = int(host.split(".")[0].rsplit("-", 1)[1])
+                states[ordinal + 1] = state.strip()
+        if len(states) == len(names):
+            break
+        time.sleep(2)
     return states
 
 
@@ -151,7 +169,18 @@ def healthy(replicas, image=None):
 
 def status_tells_the_truth(s, replicas):
     """Status against the servers themselves: the leader it names is the one
-    whose mntr says leader, the others follow, and the counts match."""
+    whose mntr says leader, the others follow, and the counts match. The
+    first look may straddle a change of leader: it is repeated once after a
+    fresh read of status."""
+    try:
+        check_status(s, replicas)
+    except AssertionError as e:
+        log(f"status and servers disagreed once ({e}); looking again")
+        time.sleep(5)
+        check_status(cluster()["status"], replicas)
+
+
+def check_status(s, replicas):
     states = server_states()
     leaders = [sid for sid, st in states.items() if st == "leader"]
     assert leaders == [s["leader"]], f"status leader {s['leader']}, servers say {states}"
@@ -208,7 +237,7 @@ def main():
 
     out = loadgen("acked-writes", "--server", CLIENT, "--path", "/e2e-smoke", "--count", "5")
     assert out.count("acked ") == 5, out
-    out = loadgen("check-acked", "--server", CLIENT, "--path", "/e2e-smoke", stdin=out)
+    out = loadgen("check-acked", "--server", CLIENT, "--path", "/e2e-smoke", stdin=out, attempts=3)
     assert "all 5 acknowledged writes are present" in out, out
     log("ok: wrote and read through the client Service's DNS name")
 
@@ -258,9 +287,16 @@ def main():
     acked = writer_log.count("acked ")
     assert acked > 50, f"only {acked} writes acknowledged"
     kubectl("-n", NS, "delete", "pod", "e2e-writer", "--wait=false")
-    out = loadgen("check-acked", "--server", CLIENT, "--path", "/e2e", stdin=writer_log)
+    out = loadgen("check-acked", "--server", CLIENT, "--path", "/e2e", stdin=writer_log, attempts=3)
     assert f"all {acked} acknowledged writes are present" in out, out
     log(f"ok: all {acked} acknowledged writes survived scaling, the roll and the leader's deletion")
+
+    failures = [line for pod in get_json("-n", "conclave-system", "pods")["items"]
+                for line in kubectl("-n", "conclave-system", "logs", pod["metadata"]["name"],
+                                    check=False).splitlines()
+                if "reconcile failed" in line]
+    assert not failures, "the operator failed reconciles:\n" + "\n".join(failures[:5])
+    log("ok: the operator logged no failed reconcile")
 
     if os.environ.get("E2E_KEEP") != "1":
         kubectl("-n", NS, "delete", "coordinationcluster", NAME, "--wait=true", "--timeout=120s")

@@ -242,7 +242,8 @@ pub struct CoordinationClusterStatus {
 #[serde(rename_all = "camelCase")]
 pub struct MemberStatus {
     pub id: u64,
-    pub pod: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
     pub role: String,
     #[serde(default)]
     pub last_zxid: Option<String>,

@@ -50,7 +50,10 @@ pub fn build(o: &Observation<'_>) -> CoordinationClusterStatus {
                     let pod = o.kube.pod(m.id);
                     MemberStatus {
                         id: m.id,
-                        pod: pod.map(|p| p.name.clone()).unwrap_or_default(),
+                        // Absent rather than "": server-side apply on
+                        // Kubernetes 1.20 turns an empty string into null,
+                        // which the schema refuses.
+                        pod: pod.map(|p| p.name.clone()),
                         role: if m.leader {
                             "leader"
                         } else if m.participant {

@@ -78,7 +78,7 @@ fn a_healthy_cluster_is_ready_and_running_with_members_from_one_read() {
     assert_eq!(s.config_version.as_deref(), Some("100000001"));
     assert_eq!(s.members[1].role, "leader");
     assert_eq!(s.members[0].role, "follower");
-    assert_eq!(s.members[0].pod, "zk-0");
+    assert_eq!(s.members[0].pod.as_deref(), Some("zk-0"));
     assert_eq!(s.members[0].version.as_deref(), Some("conclave:dev"));
     assert_eq!(s.current_version.as_deref(), Some("conclave:dev"));
     assert_eq!(
@@ -231,4 +231,18 @@ fn a_rolled_pod_that_stays_away_is_a_stalled_roll() {
     let s = build(&o);
     assert_eq!(condition(&s, "Degraded").reason, "RollStalled");
     assert_eq!(s.phase.as_deref(), Some("Upgrading"));
+}
+
+#[test]
+fn a_member_without_a_pod_has_no_pod_field() {
+    // Server-side apply on Kubernetes 1.20 turns "" into null, which the
+    // schema refuses: the field is left out instead.
+    let cc = cluster();
+    let mut k = kube(3);
+    k.pods.remove(0);
+    let v = view(&[1, 2, 3], 2);
+    let s = build(&observation(&cc, &k, Some(&v), &Decision::Idle));
+    let json = serde_json::to_value(&s).unwrap();
+    assert!(json["members"][0].get("pod").is_none(), "{json}");
+    assert_eq!(json["members"][1]["pod"], "zk-1");
 }
