@@ -282,13 +282,7 @@ pub fn build(o: &Observation<'_>) -> CoordinationClusterStatus {
         observed_generation: generation,
         replicas: i32::try_from(o.kube.pods.len()).unwrap_or(i32::MAX),
         ready_replicas: i32::try_from(ready_replicas).unwrap_or(i32::MAX),
-        selector: names.as_ref().map(|n| {
-            crate::build::labels(n)
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        }),
+        selector: names.as_ref().map(crate::build::selector),
         members,
         leader: o.ensemble.map(|v| v.leader),
         config_version: o

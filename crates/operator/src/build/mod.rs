@@ -88,6 +88,16 @@ pub fn labels(names: &Names) -> BTreeMap<String, String> {
     ])
 }
 
+/// The label selector every pod of the cluster matches, as text
+/// (`status.selector`, list calls).
+pub fn selector(names: &Names) -> String {
+    labels(names)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Metadata of an object owned by the resource (deleted with it).
 pub fn owned_meta(cc: &CoordinationCluster, name: String) -> Result<ObjectMeta, BuildError> {
     let names = Names::of(cc)?;

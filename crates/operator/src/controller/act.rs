@@ -5,7 +5,7 @@
 //! reconcile decides again from live state.
 
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Pod};
-use kube::api::{DeleteParams, Preconditions};
+use kube::api::DeleteParams;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource as _};
 
@@ -80,97 +80,63 @@ pub(super) async fn act<E: Ensemble>(
                 ports.client
             );
             let body = serde_json::json!({"server": line, "expected_version": expected_version});
-            let outcome = change(ctx, leader_addr, "/membership/add", body, target.token).await;
-            let (kind, reason, note) = match &outcome {
-                Outcome::Done => (
-                    EventType::Normal,
+            announced_change(
+                ctx,
+                target,
+                leader_addr,
+                ("/membership/add", body, "AddMember", *id),
+                (
                     "MemberAdded",
                     format!("server {id} caught up and was added as a participant"),
                 ),
-                Outcome::Failed(why) => (
-                    EventType::Warning,
+                (
                     "ScaleRefused",
-                    format!("adding server {id} did not happen now: {why}"),
+                    format!("adding server {id} did not happen now"),
                 ),
-                Outcome::Nothing => return Ok(outcome),
-            };
-            publish(
-                ctx,
-                target.cc,
-                kind,
-                reason,
-                "AddMember",
-                note,
-                pod_of(names, *id),
             )
-            .await;
-            outcome
+            .await
         }
         Decision::Remove {
             id,
             expected_version,
         } => {
             let body = serde_json::json!({"id": id, "expected_version": expected_version});
-            let outcome = change(ctx, leader_addr, "/membership/remove", body, target.token).await;
-            let (kind, reason, note) = match &outcome {
-                Outcome::Done => (
-                    EventType::Normal,
+            announced_change(
+                ctx,
+                target,
+                leader_addr,
+                ("/membership/remove", body, "RemoveMember", *id),
+                (
                     "MemberRemoved",
                     format!("server {id} was removed from the ensemble"),
                 ),
-                _ => (
-                    EventType::Warning,
+                (
                     "ScaleRefused",
-                    format!(
-                        "removing server {id} did not happen now: {}",
-                        failure(&outcome)
-                    ),
+                    format!("removing server {id} did not happen now"),
                 ),
-            };
-            publish(
-                ctx,
-                target.cc,
-                kind,
-                reason,
-                "RemoveMember",
-                note,
-                pod_of(names, *id),
             )
-            .await;
-            outcome
+            .await
         }
         Decision::TransferLeadership { from, to, .. } => {
             let body = match to {
                 Some(to) => serde_json::json!({"to": to}),
                 None => serde_json::json!({}),
             };
-            let outcome = change(ctx, leader_addr, "/leader/transfer", body, target.token).await;
-            let (kind, reason, note) = match &outcome {
-                Outcome::Done => (
-                    EventType::Normal,
+            announced_change(
+                ctx,
+                target,
+                leader_addr,
+                ("/leader/transfer", body, "TransferLeadership", *from),
+                (
                     "LeadershipTransferred",
                     format!("leadership moved off server {from}"),
                 ),
-                _ => (
-                    EventType::Warning,
+                (
                     "LeadershipTransferFailed",
-                    format!(
-                        "moving leadership off server {from} failed: {}",
-                        failure(&outcome)
-                    ),
+                    format!("moving leadership off server {from} failed"),
                 ),
-            };
-            publish(
-                ctx,
-                target.cc,
-                kind,
-                reason,
-                "TransferLeadership",
-                note,
-                pod_of(names, *from),
             )
-            .await;
-            outcome
+            .await
         }
         Decision::DeletePod { id, name } => {
             let api = Api::<Pod>::namespaced(ctx.client.clone(), &names.namespace);
@@ -207,23 +173,33 @@ pub(super) async fn act<E: Ensemble>(
     Ok(outcome)
 }
 
-fn failure(outcome: &Outcome) -> &str {
-    match outcome {
-        Outcome::Failed(why) => why,
-        _ => "",
-    }
+/// Posts a change to the leader's admin API and announces the outcome as
+/// an Event about server `server`'s pod: `done` (reason, note), or `failed`
+/// (reason, note to which the cause is appended).
+async fn announced_change<E: Ensemble>(
+    ctx: &Context<E>,
+    target: &Target<'_>,
+    leader_addr: Option<&str>,
+    (path, body, action, server): (&str, serde_json::Value, &str, u64),
+    done: (&str, String),
+    failed: (&str, String),
+) -> Outcome {
+    let outcome = change(ctx, leader_addr, path, body, target.token).await;
+    let (kind, reason, note) = match &outcome {
+        Outcome::Failed(why) => (EventType::Warning, failed.0, format!("{}: {why}", failed.1)),
+        Outcome::Done | Outcome::Nothing => (EventType::Normal, done.0, done.1),
+    };
+    let related = pod_of(target.names, server);
+    publish(ctx, target.cc, kind, reason, action, note, related).await;
+    outcome
 }
 
 /// Deletes an object; one already gone is fine.
-async fn delete<K>(api: &Api<K>, name: &str) -> Result<(), Error>
+pub(super) async fn delete<K>(api: &Api<K>, name: &str) -> Result<(), Error>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let params = DeleteParams {
-        preconditions: None::<Preconditions>,
-        ..DeleteParams::default()
-    };
-    match api.delete(name, &params).await {
+    match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(e) => Err(e.into()),

@@ -117,14 +117,8 @@ pub(super) async fn admin_token(
     let names = Names::of(cc)?;
     let api = Api::<Secret>::namespaced(client.clone(), &names.namespace);
     let name = token_secret_name(&names);
-    if let Some(secret) = api.get_opt(&name).await?
-        && let Some(token) = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(TOKEN_KEY))
-            .and_then(|b| String::from_utf8(b.0.clone()).ok())
-    {
-        return Ok(token.lines().next().unwrap_or_default().to_owned());
+    if let Some(token) = api.get_opt(&name).await?.as_ref().and_then(token_of) {
+        return Ok(token);
     }
     let token = format!(
         "{:032x}{:032x}",
@@ -140,14 +134,16 @@ pub(super) async fn admin_token(
         Ok(_) => Ok(token),
         // Created meanwhile (another reconcile or a person): read it.
         Err(kube::Error::Api(status)) if status.code == 409 => {
-            let secret = api.get(&name).await?;
-            Ok(secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get(TOKEN_KEY))
-                .and_then(|b| String::from_utf8(b.0.clone()).ok())
-                .unwrap_or_default())
+            Ok(token_of(&api.get(&name).await?).unwrap_or_default())
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The token a Secret holds: the first line of its `token` key, as the
+/// servers read `conclave.adminTokenFile`.
+fn token_of(secret: &Secret) -> Option<String> {
+    let bytes = secret.data.as_ref()?.get(TOKEN_KEY)?;
+    let text = String::from_utf8(bytes.0.clone()).ok()?;
+    Some(text.lines().next().unwrap_or_default().to_owned())
 }

@@ -8,17 +8,8 @@ use kube::{Api, Client};
 
 use super::Error;
 use crate::build::statefulset::DATA_VOLUME;
-use crate::build::{Names, labels};
+use crate::build::{Names, selector};
 use crate::decide::{KubeState, PodState};
-
-/// The label selector every pod of the cluster matches.
-pub(super) fn selector(names: &Names) -> String {
-    labels(names)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
 
 /// The server id of `<cluster>-<ordinal>` (ordinal + 1).
 pub(super) fn server_id(prefix: &str, name: &str) -> Option<u64> {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -318,17 +318,13 @@ async fn cleanup<E: Ensemble>(cc: &CoordinationCluster, ctx: &Context<E>) -> Res
     if cc.spec.storage.reclaim_policy == ReclaimPolicy::Delete {
         let api = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &names.namespace);
         let claims = api
-            .list(&ListParams::default().labels(&kube_state::selector(&names)))
+            .list(&ListParams::default().labels(&crate::build::selector(&names)))
             .await?;
         for claim in claims.items {
             let Some(name) = claim.metadata.name else {
                 continue;
             };
-            match api.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
+            act::delete(&api, &name).await?;
         }
         act::publish(
             ctx,
