@@ -40,6 +40,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub data_log_dir: PathBuf,
     pub client_addr: SocketAddr,
+    /// `secureClientPort` (and `secureClientPortAddress`): a client port
+    /// that speaks TLS, set up from the `ssl.*` keys in [`Config::ssl`].
+    pub secure_client_addr: Option<SocketAddr>,
+    pub ssl: crate::tls::SslSettings,
     pub max_client_cnxns: u32,
     pub min_session_timeout_ms: i32,
     pub max_session_timeout_ms: i32,
@@ -103,6 +107,8 @@ impl Default for Config {
             data_dir: PathBuf::from("conclave-data"),
             data_log_dir: PathBuf::from("conclave-data"),
             client_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 2181),
+            secure_client_addr: None,
+            ssl: crate::tls::SslSettings::default(),
             max_client_cnxns: 60,
             min_session_timeout_ms: 2 * tick as i32,
             max_session_timeout_ms: 20 * tick as i32,
@@ -153,8 +159,6 @@ const IGNORED_KEYS: &[&str] = &[
     "cnxTimeout",
     "connectToLearnerMasterLimit",
     "serverCnxnFactory",
-    "secureClientPort",
-    "secureClientPortAddress",
     "metricsProvider.className",
     "metricsProvider.httpPort",
     "metricsProvider.httpHost",
@@ -275,6 +279,8 @@ impl Config {
         c.max_session_timeout_ms = tick.saturating_mul(20);
         let mut client_port: Option<u16> = None;
         let mut client_ip: Option<IpAddr> = None;
+        let mut secure_port: Option<u16> = None;
+        let mut secure_ip: Option<IpAddr> = None;
         let mut admin_port = c.admin_addr.port();
         let mut admin_ip = c.admin_addr.ip();
         let mut data_log_dir = None;
@@ -292,6 +298,9 @@ impl Config {
                 "dataLogDir" => data_log_dir = Some(PathBuf::from(value)),
                 "clientPort" => client_port = Some(parse_num(key, value)?),
                 "clientPortAddress" => client_ip = Some(parse_ip(key, value)?),
+                "secureClientPort" => secure_port = Some(parse_num(key, value)?),
+                "secureClientPortAddress" => secure_ip = Some(parse_ip(key, value)?),
+                k if k.starts_with("ssl.") && c.ssl.set(k, value)? => {}
                 "maxClientCnxns" => c.max_client_cnxns = parse_num(key, value)?,
                 "maxCnxns" => c.max_cnxns = parse_num(key, value)?,
                 "minSessionTimeout" => {
@@ -403,6 +412,14 @@ impl Config {
             client_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             client_port.unwrap_or(2181),
         );
+        if secure_ip.is_some() && secure_port.is_none() {
+            return Err(ConfigError::Invalid(
+                "secureClientPortAddress is set but secureClientPort is not set".to_owned(),
+            ));
+        }
+        c.secure_client_addr = secure_port.map(|port| {
+            SocketAddr::new(secure_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port)
+        });
         c.admin_addr = SocketAddr::new(admin_ip, admin_port);
         c.client_port_set = client_port;
         c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());

@@ -14,9 +14,8 @@ use std::time::Instant;
 
 use bytes::{Buf as _, BytesMut};
 use proto::{ConnectRequest, Request};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::four_letter;
@@ -41,10 +40,35 @@ pub enum ConnectionError {
     ShuttingDown,
 }
 
-/// Serves one accepted connection until either side closes it.
+/// Serves one accepted plaintext connection until either side closes it.
 pub async fn serve(stream: TcpStream, remote: SocketAddr, conn: ConnId, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
+    // Owned halves: no lock between the reader and the writer task.
     let (reader, writer) = stream.into_split();
+    serve_halves(reader, writer, remote, conn, shared).await;
+}
+
+/// Serves one connection whose TLS handshake has completed.
+pub async fn serve_tls(
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    remote: SocketAddr,
+    conn: ConnId,
+    shared: Arc<Shared>,
+) {
+    let (reader, writer) = tokio::io::split(stream);
+    serve_halves(reader, writer, remote, conn, shared).await;
+}
+
+async fn serve_halves<R, W>(
+    reader: R,
+    writer: W,
+    remote: SocketAddr,
+    conn: ConnId,
+    shared: Arc<Shared>,
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     match serve_inner(reader, writer, remote, conn, &shared).await {
         Ok(()) => tracing::debug!(conn, %remote, "connection closed"),
         Err(e) => tracing::info!(conn, %remote, error = %e, "closing connection"),
@@ -52,13 +76,17 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, conn: ConnId, shared: 
     let _ = shared.commands.send(Command::Closed { conn }).await;
 }
 
-async fn serve_inner(
-    mut reader: OwnedReadHalf,
-    mut writer: OwnedWriteHalf,
+async fn serve_inner<R, W>(
+    mut reader: R,
+    mut writer: W,
     remote: SocketAddr,
     conn: ConnId,
     shared: &Arc<Shared>,
-) -> Result<(), ConnectionError> {
+) -> Result<(), ConnectionError>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let max = shared.config.max_buffer;
     let mut buf = BytesMut::with_capacity(4096);
 
@@ -68,7 +96,7 @@ async fn serve_inner(
     }
     if let Some(cmd) = four_letter::command_at_start(&buf) {
         buf.advance(4);
-        let output = four_letter::run(cmd, &mut reader, &mut buf, shared).await;
+        let output = four_letter::run(cmd, &mut reader, &mut buf, remote, shared).await;
         writer.write_all(output.as_bytes()).await?;
         writer.shutdown().await?;
         return Ok(());
@@ -157,7 +185,7 @@ fn count_received(shared: &Shared, frame: &[u8]) {
 /// Reads until `buf` holds at least `n` bytes; false on a clean EOF before
 /// any byte.
 async fn fill(
-    reader: &mut OwnedReadHalf,
+    reader: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
     n: usize,
 ) -> Result<bool, ConnectionError> {
@@ -176,7 +204,7 @@ async fn fill(
 /// The next whole frame's payload, `None` on a clean EOF between frames.
 /// The length limit is checked before the payload is read.
 async fn next_frame(
-    reader: &mut OwnedReadHalf,
+    reader: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
     max: usize,
 ) -> Result<Option<BytesMut>, ConnectionError> {
@@ -200,7 +228,7 @@ async fn next_frame(
 /// write. Cancellation-safe only at the `recv` point; it is aborted once
 /// the reader side finishes.
 async fn write_loop(
-    mut writer: OwnedWriteHalf,
+    mut writer: impl AsyncWrite + Unpin,
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
     in_flight: Arc<Semaphore>,
     closed_by_server: Arc<Notify>,

@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use bytes::{Buf as _, BytesMut};
+use tokio::io::AsyncRead;
 use tokio::io::AsyncReadExt as _;
-use tokio::net::tcp::OwnedReadHalf;
 
 use crate::config::Config;
 use crate::processor::ServerSnapshot;
@@ -57,22 +57,23 @@ pub fn refusal(cmd: &str, config: &Config) -> Option<String> {
 /// Runs a command arriving on a connection and returns its output.
 pub async fn run(
     cmd: &'static str,
-    reader: &mut OwnedReadHalf,
+    reader: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
+    asker: SocketAddr,
     shared: &Shared,
 ) -> String {
-    let output = answer(cmd, reader, buf, shared).await;
+    let output = answer(cmd, reader, buf, asker, shared).await;
     report::count_four_letter_output(shared, &output).await;
     output
 }
 
 async fn answer(
     cmd: &'static str,
-    reader: &mut OwnedReadHalf,
+    reader: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
+    asker: SocketAddr,
     shared: &Shared,
 ) -> String {
-    let asker = reader.peer_addr().ok();
     // A member of an ensemble without a leader answers like a ZooKeeper
     // server that is not running.
     let serving = report::count_four_letter_word(shared).await;
@@ -92,7 +93,7 @@ async fn answer(
         report::set_trace_mask(mask);
         return mask.to_string();
     }
-    execute(cmd, shared, asker, serving).await
+    execute(cmd, shared, Some(asker), serving).await
 }
 
 /// Runs a whitelisted command other than `stmk`. `asker` is the connection

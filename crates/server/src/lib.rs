@@ -23,5 +23,6 @@ pub mod server;
 pub mod service_message;
 pub mod sessions;
 pub mod stats;
+pub mod tls;
 
 pub use config::Config;

@@ -161,12 +161,7 @@ fn serve(mut config: Config) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
-        let (client, admin) = server::server::bind(&config).await.with_context(|| {
-            format!(
-                "binding {} / admin {}",
-                config.client_addr, config.admin_addr
-            )
-        })?;
+        let listeners = server::server::bind(&config).await?;
         let membership = match ensemble {
             Some(ensemble) => {
                 let quorum = server::server::bind_quorum(&ensemble)
@@ -188,16 +183,16 @@ fn serve(mut config: Config) -> anyhow::Result<()> {
             None => None,
         };
         tracing::info!(
-            client = %client.local_addr()?,
-            admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()),
+            client = %listeners.client.local_addr()?,
+            secure_client = ?listeners.secure_client.as_ref().and_then(|(l, _)| l.local_addr().ok()),
+            admin = ?listeners.admin.as_ref().and_then(|a| a.local_addr().ok()),
             data_dir = %config.data_dir.display(),
             "conclave-server serving"
         );
         server::server::run_member(
             Arc::new(config),
             recovered,
-            client,
-            admin,
+            listeners,
             membership,
             shutdown_signal(),
         )

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::ensemble_config::Ensemble;
@@ -105,15 +106,70 @@ pub struct Bound {
     pub admin: Option<std::net::SocketAddr>,
 }
 
-/// Binds the client and admin ports from `config`.
-pub async fn bind(config: &Config) -> std::io::Result<(TcpListener, Option<TcpListener>)> {
-    let client = TcpListener::bind(config.client_addr).await?;
+/// The sockets a server serves clients and operators on.
+pub struct Listeners {
+    pub client: TcpListener,
+    /// `secureClientPort`, with its TLS configuration.
+    pub secure_client: Option<(TcpListener, TlsAcceptor)>,
+    pub admin: Option<TcpListener>,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let addr = |l: &TcpListener| l.local_addr().ok();
+        f.debug_struct("Listeners")
+            .field("client", &addr(&self.client))
+            .field(
+                "secure_client",
+                &self.secure_client.as_ref().map(|(l, _)| addr(l)),
+            )
+            .field("admin", &self.admin.as_ref().map(addr))
+            .finish()
+    }
+}
+
+/// Why the listeners could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("binding {what} {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("secure client port: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// Binds the client, secure client and admin ports from `config`, after
+/// reading the TLS key and trust stores (so a bad store stops the server
+/// before it serves anyone).
+pub async fn bind(config: &Config) -> Result<Listeners, BindError> {
+    let secure = match config.secure_client_addr {
+        Some(addr) => Some((addr, crate::tls::acceptor(&config.ssl)?)),
+        None => None,
+    };
+    let listen = |what, addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| BindError::Bind { what, addr, source })
+    };
+    let client = listen("the client port", config.client_addr).await?;
+    let secure_client = match secure {
+        Some((addr, acceptor)) => Some((listen("the secure client port", addr).await?, acceptor)),
+        None => None,
+    };
     let admin = if config.admin_enabled {
-        Some(TcpListener::bind(config.admin_addr).await?)
+        Some(listen("the admin port", config.admin_addr).await?)
     } else {
         None
     };
-    Ok((client, admin))
+    Ok(Listeners {
+        client,
+        secure_client,
+        admin,
+    })
 }
 
 /// Why the server stopped serving.
@@ -151,19 +207,17 @@ pub async fn bind_quorum(ensemble: &Ensemble) -> std::io::Result<TcpListener> {
 pub async fn run(
     config: Arc<Config>,
     recovered: Recovered,
-    client: TcpListener,
-    admin: Option<TcpListener>,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    run_member(config, recovered, client, admin, None, shutdown).await
+    run_member(config, recovered, listeners, None, shutdown).await
 }
 
 /// [`run`], as a member of an ensemble when `membership` is given.
 pub async fn run_member(
     config: Arc<Config>,
     recovered: Recovered,
-    client: TcpListener,
-    admin: Option<TcpListener>,
+    listeners: Listeners,
     membership: Option<Membership>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
@@ -180,11 +234,19 @@ pub async fn run_member(
     let processor = Processor::with_replica(config.clone(), recovered, replica)?;
     let mut processor_task = tokio::spawn(processor.run(command_rx));
     let shared = Arc::new(Shared::new(config.clone(), commands));
+    let Listeners {
+        client,
+        secure_client,
+        admin,
+    } = listeners;
     let admin_task =
         admin.map(|listener| tokio::spawn(admin_http::serve(listener, shared.clone())));
+    let secure_task = secure_client.map(|(listener, acceptor)| {
+        tokio::spawn(accept_loop(listener, Some(acceptor), shared.clone()))
+    });
 
     let result = tokio::select! {
-        () = accept_loop(client, shared.clone()) => Ok(()),
+        () = accept_loop(client, None, shared.clone()) => Ok(()),
         () = shutdown => {
             tracing::info!("shutting down");
             Ok(())
@@ -195,7 +257,7 @@ pub async fn run_member(
             Err(_) => Err(ServerError::ProcessorGone),
         },
     };
-    if let Some(task) = admin_task {
+    for task in [admin_task, secure_task].into_iter().flatten() {
         task.abort();
     }
     drop(shared);
@@ -206,7 +268,9 @@ pub async fn run_member(
     result
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts clients on one port; with `tls`, each connection's handshake
+/// runs in its own task, so a slow or silent client holds up no one.
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(5);
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -234,8 +298,24 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            connection::serve(stream, remote, conn, shared).await;
+            match tls {
+                None => connection::serve(stream, remote, conn, shared).await,
+                Some(acceptor) => {
+                    let _ = stream.set_nodelay(true);
+                    let timeout = shared.config.ssl.handshake_timeout;
+                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => connection::serve_tls(stream, remote, conn, shared).await,
+                        Ok(Err(e)) => {
+                            tracing::info!(%remote, error = %e, "TLS handshake failed; closing the connection");
+                        }
+                        Err(_) => {
+                            tracing::info!(%remote, ?timeout, "no TLS handshake in time; closing the connection");
+                        }
+                    }
+                }
+            }
             drop(slot);
         });
     }

@@ -79,7 +79,10 @@ pub fn connection_line(c: &ConnectionInfo, brief: bool) -> String {
 pub fn conf_text(config: &Config) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "clientPort={}", config.client_addr.port());
-    let _ = writeln!(out, "secureClientPort=-1");
+    let secure_port = config
+        .secure_client_addr
+        .map_or(-1, |addr| i32::from(addr.port()));
+    let _ = writeln!(out, "secureClientPort={secure_port}");
     let _ = writeln!(out, "dataDir={}", absolute(&snap_dir(&config.data_dir)));
     let _ = writeln!(out, "dataDirSize={}", dir_size(&snap_dir(&config.data_dir)));
     let _ = writeln!(

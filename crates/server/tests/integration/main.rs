@@ -18,3 +18,4 @@ mod raw_protocol;
 mod restarts;
 mod rust_client;
 mod support;
+mod tls;

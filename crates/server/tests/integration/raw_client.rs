@@ -4,7 +4,7 @@
 //! server died, and re-opening a session by id and password after a
 //! restart.
 
-use std::io::{Read as _, Write as _};
+use std::io::{Read, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -71,13 +71,13 @@ pub enum Connected {
     Expired,
 }
 
-fn frame(payload: &[u8]) -> Vec<u8> {
+pub fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = (payload.len() as i32).to_be_bytes().to_vec();
     out.extend_from_slice(payload);
     out
 }
 
-fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+pub fn read_frame(s: &mut impl Read) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len)?;
     let len = i32::from_be_bytes(len);
@@ -89,7 +89,7 @@ fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     Ok(body)
 }
 
-fn parse_reply(bytes: &[u8]) -> std::io::Result<Reply> {
+pub fn parse_reply(bytes: &[u8]) -> std::io::Result<Reply> {
     let mut r = Reader::new(bytes);
     let header = ReplyHeader::decode(&mut r).map_err(std::io::Error::other)?;
     Ok(Reply {

@@ -174,11 +174,17 @@ impl TestServer {
     }
 }
 
-/// `java ... ZooKeeperServerMain zoo.cfg` with Debian's jars.
+/// `java ... ZooKeeperServerMain zoo.cfg` with Debian's jars. The Netty
+/// jars that Debian's zookeeper.jar manifest leaves out are added, for
+/// `serverCnxnFactory=...NettyServerCnxnFactory` (the secure client port).
 fn zookeeper_command(dir: &Path, cfg: &Path) -> Command {
     let mut cmd = Command::new("java");
     cmd.arg("-cp")
-        .arg("/etc/zookeeper/conf:/usr/share/java/zookeeper.jar")
+        .arg(
+            "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:\
+             /usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar:\
+             /usr/share/java/netty-transport-native-unix-common.jar",
+        )
         .arg(format!("-Dzookeeper.log.dir={}", dir.display()))
         .arg("-Dzookeeper.root.logger=WARN,CONSOLE")
         .arg("-Xmx256m")

@@ -1,0 +1,226 @@
+//! The secure client port (`secureClientPort` with `ssl.*` key and trust
+//! stores), side by side with Apache ZooKeeper 3.8 on the same zoo.cfg:
+//! a client with a certificate signed by the trusted CA gets a session and
+//! writes over TLS, in PEM and in JKS stores; a client without one is
+//! turned away; the plaintext port keeps serving. Fixtures are in
+//! `tests/fixtures/tls` (`generate.sh` makes them).
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::{ConnectRequest, ConnectResponse, OpCode, PathWatchRequest, Request, Response};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+use crate::raw_client::{create_request, frame, parse_reply, read_frame};
+use crate::support::{DataDir, Kind, TestServer, free_port};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+
+fn fixture(name: &str) -> String {
+    format!("{FIXTURES}/{name}")
+}
+
+/// zoo.cfg lines for a secure client port on `port` with the given stores.
+/// A password goes with JKS stores only: ZooKeeper takes a PEM key store
+/// with a password to hold an encrypted key.
+fn secure_cfg(port: u16, key_store: &str, trust_store: &str) -> Vec<String> {
+    let mut cfg = vec![
+        format!("secureClientPort={port}"),
+        "secureClientPortAddress=127.0.0.1".to_owned(),
+        // ZooKeeper serves TLS only through Netty; Conclave ignores the key.
+        "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory".to_owned(),
+        format!("ssl.keyStore.location={}", fixture(key_store)),
+        format!("ssl.trustStore.location={}", fixture(trust_store)),
+        "4lw.commands.whitelist=srvr,ruok".to_owned(),
+    ];
+    if key_store.ends_with(".jks") {
+        cfg.push("ssl.keyStore.password=changeit".to_owned());
+        cfg.push("ssl.trustStore.password=changeit".to_owned());
+    }
+    cfg
+}
+
+fn client_config(with_certificate: bool) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(fixture("ca.pem")).unwrap())
+        .unwrap();
+    let builder = ClientConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = if with_certificate {
+        let chain = vec![CertificateDer::from_pem_file(fixture("client.crt")).unwrap()];
+        let key = PrivateKeyDer::from_pem_file(fixture("client.key")).unwrap();
+        builder.with_client_auth_cert(chain, key).unwrap()
+    } else {
+        builder.with_no_client_auth()
+    };
+    Arc::new(config)
+}
+
+type Tls = StreamOwned<ClientConnection, TcpStream>;
+
+fn tls_connect(addr: SocketAddr, with_certificate: bool) -> std::io::Result<Tls> {
+    let socket = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    socket.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let name = ServerName::try_from("localhost").unwrap();
+    let connection = ClientConnection::new(client_config(with_certificate), name)
+        .map_err(std::io::Error::other)?;
+    Ok(StreamOwned::new(connection, socket))
+}
+
+/// Opens a session over TLS, creates `path` with `data` and reads it back.
+fn session_over_tls(addr: SocketAddr, path: &str, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut tls = tls_connect(addr, true)?;
+    let mut body = Vec::new();
+    ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 10_000,
+        session_id: 0,
+        password: vec![0; proto::PASSWORD_LEN],
+        read_only: Some(false),
+    }
+    .encode(&mut body);
+    tls.write_all(&frame(&body))?;
+    let response =
+        ConnectResponse::decode(&read_frame(&mut tls)?).map_err(std::io::Error::other)?;
+    assert_ne!(response.session_id, 0);
+
+    let call = |tls: &mut Tls, xid: i32, request: &Request| -> std::io::Result<_> {
+        let mut body = Vec::new();
+        request.encode(xid, &mut body);
+        tls.write_all(&frame(&body))?;
+        let reply = parse_reply(&read_frame(tls)?)?;
+        assert_eq!((reply.xid, reply.err), (xid, 0), "{request:?}");
+        Ok(reply)
+    };
+    call(&mut tls, 1, &create_request(path, Some(data.to_vec()), 0))?;
+    let reply = call(
+        &mut tls,
+        2,
+        &Request::GetData(PathWatchRequest {
+            path: path.into(),
+            watch: false,
+        }),
+    )?;
+    match reply.response(OpCode::GetData) {
+        Response::GetData(r) => Ok(r.data.unwrap_or_default()),
+        other => panic!("getData answered {other:?}"),
+    }
+}
+
+/// A four-letter word over TLS.
+fn four_letter_over_tls(addr: SocketAddr, word: &str) -> std::io::Result<String> {
+    let mut tls = tls_connect(addr, true)?;
+    tls.write_all(word.as_bytes())?;
+    let mut out = Vec::new();
+    // The server closes after answering; a missing close_notify is fine.
+    match tls.read_to_end(&mut out) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A client without a certificate gets no session: the handshake fails,
+/// or (TLS 1.3) the server closes before answering the connect request.
+fn refused_without_certificate(addr: SocketAddr) -> bool {
+    let Ok(mut tls) = tls_connect(addr, false) else {
+        return true;
+    };
+    let mut body = Vec::new();
+    ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 10_000,
+        session_id: 0,
+        password: vec![0; proto::PASSWORD_LEN],
+        read_only: Some(false),
+    }
+    .encode(&mut body);
+    if tls.write_all(&frame(&body)).is_err() {
+        return true;
+    }
+    read_frame(&mut tls).is_err()
+}
+
+fn check_secure_port(key_store: &str, trust_store: &str) {
+    let zk_port = free_port();
+    let cc_port = free_port();
+    let (zk, cc) = (
+        TestServer::start(
+            Kind::ZooKeeper,
+            &lines(&secure_cfg(zk_port, key_store, trust_store)),
+        ),
+        TestServer::start(
+            Kind::Conclave,
+            &lines(&secure_cfg(cc_port, key_store, trust_store)),
+        ),
+    );
+    for (server, port) in [(&zk, zk_port), (&cc, cc_port)] {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let who = format!("{:?} with {key_store}", server.kind);
+        let data = session_over_tls(addr, "/over-tls", b"secret")
+            .unwrap_or_else(|e| panic!("{who}: {e}; log:\n{}", server.log()));
+        assert_eq!(data, b"secret", "{who}");
+        assert!(
+            refused_without_certificate(addr),
+            "{who}: served a client without a certificate"
+        );
+        let srvr = four_letter_over_tls(addr, "srvr").unwrap_or_else(|e| panic!("{who}: {e}"));
+        assert!(srvr.contains("Mode: standalone"), "{who}: {srvr}");
+        // The plaintext port sees what was written over TLS.
+        let mut plain = crate::raw_client::RawClient::connect(server.addr, 10_000).unwrap();
+        let (read, _) = plain.get_data("/over-tls").unwrap().unwrap();
+        assert_eq!(read.as_deref(), Some(&b"secret"[..]), "{who}");
+    }
+}
+
+fn lines(cfg: &[String]) -> Vec<&str> {
+    cfg.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn pem_stores_serve_clients_with_certificates_like_zookeeper() {
+    check_secure_port("server.pem", "ca.pem");
+}
+
+#[test]
+fn jks_stores_serve_clients_with_certificates_like_zookeeper() {
+    check_secure_port("server.jks", "truststore.jks");
+}
+
+#[test]
+fn a_store_that_cannot_be_read_stops_the_server_with_its_reason() {
+    let cases = [
+        ("ssl.keyStore.password=wrong", "integrity check failed"),
+        (
+            "ssl.keyStore.location=/nonexistent/server.jks",
+            "/nonexistent/server.jks",
+        ),
+        ("ssl.keyStore.type=PKCS12", "PKCS12"),
+    ];
+    for (line, expected) in cases {
+        let dir = DataDir::new("tls-bad-store");
+        let mut cfg = secure_cfg(free_port(), "server.jks", "truststore.jks");
+        let key = line.split('=').next().unwrap();
+        cfg.retain(|l| !l.starts_with(&format!("{key}=")));
+        cfg.push(line.to_owned());
+        let exited = dir.run_to_exit(&lines(&cfg), Duration::from_secs(30));
+        assert!(!exited.status.success(), "{line}: started anyway");
+        let output = format!("{}{}", exited.stdout, exited.stderr);
+        assert!(
+            output.contains(expected),
+            "{line}: output does not say {expected:?}:\n{output}"
+        );
+    }
+}
