@@ -66,6 +66,8 @@ pub struct CoordinationClusterSpec {
     pub pod: PodOverrides,
     #[serde(default)]
     pub pod_disruption_budget: PdbSpec,
+    #[serde(default)]
+    pub metrics: MetricsSpec,
     /// Stop every change; status keeps being refreshed.
     #[serde(default)]
     pub paused: bool,
@@ -198,6 +200,38 @@ fn enabled() -> bool {
 }
 fn one() -> i32 {
     1
+}
+
+/// How the servers' metrics are collected. Every server serves
+/// Prometheus text at `/metrics` on its admin port, whatever is set here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSpec {
+    #[serde(default)]
+    pub service_monitor: ServiceMonitorSpec,
+}
+
+/// A Prometheus Operator ServiceMonitor `<name>` that scrapes every
+/// server's admin port through the peer Service. It needs the Prometheus
+/// Operator's CRDs: without them the operator says so in status
+/// (`MetricsReady`) and an Event, and goes on with the rest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceMonitorSpec {
+    /// Create the ServiceMonitor (off by default). Turned off, a
+    /// ServiceMonitor the operator created is deleted.
+    #[serde(default)]
+    pub enabled: bool,
+    /// How often Prometheus scrapes, a Prometheus duration such as `30s`
+    /// or `1m`; unset: the Prometheus's own scrape interval.
+    #[serde(default)]
+    #[schemars(pattern(r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"))]
+    pub interval: Option<String>,
+    /// Labels added to the ServiceMonitor, for a Prometheus whose
+    /// `serviceMonitorSelector` picks ServiceMonitors by label (e.g.
+    /// `release: prometheus`). The operator's own labels win a clash.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// What the operator observed and is doing.

@@ -4,11 +4,15 @@
 //! a quorum serves; `Progressing`: a scale, roll or membership change is
 //! under way or waiting; `Degraded`: something is unhealthy while the
 //! cluster is still expected to serve; `SizeWarning`: an even number of
-//! voters). No copy of the spec.
+//! voters; `MetricsReady`: the ServiceMonitor asked for is in place,
+//! `metrics_ready.rs`). No copy of the spec.
+
+pub mod metrics_ready;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use self::metrics_ready::ServiceMonitorState;
 use crate::build::Names;
 use crate::crd::{CoordinationCluster, CoordinationClusterStatus, MemberStatus, Operation};
 use crate::decide::{Decision, HANDED_OVER, KubeState, ROLL_POD};
@@ -32,6 +36,10 @@ pub struct Observation<'a> {
     pub invalid: Option<&'a str>,
     /// What went wrong carrying out the decision, if anything.
     pub action_error: Option<&'a str>,
+    /// What became of the ServiceMonitor; None when it was not looked at
+    /// (an invalid spec applies nothing), which keeps the condition as it
+    /// was.
+    pub service_monitor: Option<ServiceMonitorState>,
     pub now: Timestamp,
 }
 
@@ -251,6 +259,12 @@ pub fn build(o: &Observation<'_>) -> CoordinationClusterStatus {
             "OddReplicas",
             "the size is odd".to_owned(),
         );
+    }
+
+    if let Some(state) = o.service_monitor {
+        let cluster = cc.metadata.name.as_deref().unwrap_or_default();
+        let (ok, reason, message) = metrics_ready::condition(state, cluster);
+        set(metrics_ready::METRICS_READY, ok, reason, message);
     }
 
     let phase = if o.invalid.is_some() {

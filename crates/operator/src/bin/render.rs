@@ -1,11 +1,13 @@
 //! Prints, as a JSON `List`, the objects the operator would create for the
 //! `CoordinationCluster` read from stdin (JSON) when the ensemble is first
 //! formed: for reading them, and for `kubectl apply --dry-run=server`.
+//! The ServiceMonitor is printed when `spec.metrics.serviceMonitor` is
+//! enabled, as if its CRD were served.
 //! The resource needs a namespace and a uid (any value).
 
 use std::io::Read as _;
 
-use operator::build::{config, pdb, services, statefulset};
+use operator::build::{config, pdb, service_monitor, services, statefulset};
 use operator::crd::CoordinationCluster;
 
 fn main() {
@@ -32,6 +34,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     ];
     if let Some(budget) = pdb::pdb(&cc)? {
         items.push(serde_json::to_value(budget)?);
+    }
+    if cc.spec.metrics.service_monitor.enabled {
+        items.push(serde_json::to_value(service_monitor::service_monitor(
+            &cc,
+        )?)?);
     }
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
     println!("{}", serde_json::to_string_pretty(&list)?);

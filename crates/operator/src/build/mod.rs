@@ -1,10 +1,12 @@
 //! The objects a `CoordinationCluster` is reconciled into, each a pure
 //! function of the resource: the ConfigMap with zoo.cfg (`config.rs`), the
 //! peer and client Services (`services.rs`), the StatefulSet
-//! (`statefulset.rs`) and the PodDisruptionBudget (`pdb.rs`).
+//! (`statefulset.rs`), the PodDisruptionBudget (`pdb.rs`) and, when asked
+//! for, the Prometheus Operator ServiceMonitor (`service_monitor.rs`).
 
 pub mod config;
 pub mod pdb;
+pub mod service_monitor;
 pub mod services;
 pub mod statefulset;
 

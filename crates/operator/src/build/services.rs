@@ -3,10 +3,28 @@
 //! is Ready only once it has a quorum, and it needs its peers for that),
 //! and the one clients connect to.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 
 use super::{BuildError, Names, labels, owned_meta};
 use crate::crd::CoordinationCluster;
+
+/// Tells the two Services apart (they carry the same cluster labels): a
+/// ServiceMonitor selects the peer Service by it, the only one with the
+/// admin port.
+pub const SERVICE_LABEL: &str = "conclave.dev/service";
+
+/// The peer Service's labels: the cluster's and `SERVICE_LABEL: peers`.
+pub fn peer_service_labels(names: &Names) -> BTreeMap<String, String> {
+    service_labels(names, "peers")
+}
+
+fn service_labels(names: &Names, service: &str) -> BTreeMap<String, String> {
+    let mut labels = labels(names);
+    labels.insert(SERVICE_LABEL.to_owned(), service.to_owned());
+    labels
+}
 
 fn port(name: &str, number: u16) -> ServicePort {
     ServicePort {
@@ -23,8 +41,10 @@ fn port(name: &str, number: u16) -> ServicePort {
 pub fn peer_service(cc: &CoordinationCluster) -> Result<Service, BuildError> {
     let names = Names::of(cc)?;
     let ports = &cc.spec.ports;
+    let mut metadata = owned_meta(cc, names.peers())?;
+    metadata.labels = Some(peer_service_labels(&names));
     Ok(Service {
-        metadata: owned_meta(cc, names.peers())?,
+        metadata,
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".to_owned()),
             publish_not_ready_addresses: Some(true),
@@ -43,8 +63,10 @@ pub fn peer_service(cc: &CoordinationCluster) -> Result<Service, BuildError> {
 /// The client Service (only Ready servers: those serving in a quorum).
 pub fn client_service(cc: &CoordinationCluster) -> Result<Service, BuildError> {
     let names = Names::of(cc)?;
+    let mut metadata = owned_meta(cc, names.client())?;
+    metadata.labels = Some(service_labels(&names, "client"));
     Ok(Service {
-        metadata: owned_meta(cc, names.client())?,
+        metadata,
         spec: Some(ServiceSpec {
             selector: Some(labels(&names)),
             ports: Some(vec![port("client", cc.spec.ports.client)]),
@@ -79,6 +101,25 @@ mod tests {
         assert_eq!(spec.publish_not_ready_addresses, Some(true));
         let ports: Vec<i32> = spec.ports.unwrap().iter().map(|p| p.port).collect();
         assert_eq!(ports, vec![2888, 3888, 8080]);
+    }
+
+    #[test]
+    fn the_two_services_are_told_apart_by_a_label() {
+        let cc = cluster();
+        let label = |svc: Service| svc.metadata.labels.unwrap()[SERVICE_LABEL].clone();
+        assert_eq!(label(peer_service(&cc).unwrap()), "peers");
+        assert_eq!(label(client_service(&cc).unwrap()), "client");
+        // Both still carry the cluster's labels (the controller watches by
+        // them); the pods are selected by those alone.
+        let peer = peer_service(&cc).unwrap();
+        let cluster_labels = labels(&Names::of(&cc).unwrap());
+        let carried = peer.metadata.labels.unwrap();
+        assert!(
+            cluster_labels
+                .iter()
+                .all(|(k, v)| carried.get(k) == Some(v))
+        );
+        assert_eq!(peer.spec.unwrap().selector.unwrap(), cluster_labels);
     }
 
     #[test]

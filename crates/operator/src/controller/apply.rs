@@ -97,11 +97,27 @@ async fn budget<E>(ctx: &Context<E>, cc: &CoordinationCluster, names: &Names) ->
         "PodDisruptionBudget",
     ));
     let object: DynamicObject = serde_json::from_value(pdb::pdb_v1beta1(&budget))?;
-    Api::<DynamicObject>::namespaced_with(ctx.client.clone(), ns, &resource)
+    dynamic(&ctx.client, ns, &resource, &object).await
+}
+
+/// Applies an object of a kind the operator has no Rust type for (a
+/// v1beta1 budget, a ServiceMonitor), named by its own metadata.
+pub(super) async fn dynamic(
+    client: &Client,
+    ns: &str,
+    resource: &ApiResource,
+    object: &DynamicObject,
+) -> Result<(), Error> {
+    let name = object
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(crate::build::BuildError::Missing("name"))?;
+    Api::<DynamicObject>::namespaced_with(client.clone(), ns, resource)
         .patch(
-            &names.cluster,
+            name,
             &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&object),
+            &Patch::Apply(object),
         )
         .await?;
     Ok(())

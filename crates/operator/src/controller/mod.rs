@@ -1,13 +1,15 @@
 //! The controller: watches `CoordinationCluster`s and everything they own,
 //! and reconciles each (`reconcile.rs`): observe the Kubernetes objects
 //! (`kube_state.rs`) and the ensemble, decide one action (`crate::decide`),
-//! apply the desired objects (`apply.rs`), carry the action out
-//! (`act.rs`), and write status.
+//! apply the desired objects (`apply.rs`) and the ServiceMonitor
+//! (`service_monitor.rs`), carry the action out (`act.rs`), and write
+//! status.
 
 mod act;
 mod apply;
 mod kube_state;
 mod reconcile;
+mod service_monitor;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

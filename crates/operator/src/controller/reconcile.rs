@@ -3,7 +3,8 @@
 //!    (the leader's `GET /membership`, one read);
 //! 2. decide one action (`crate::decide`);
 //! 3. apply the desired objects (the StatefulSet's size is the committed
-//!    membership's, or the decided next size);
+//!    membership's, or the decided next size), and the ServiceMonitor when
+//!    asked for and its CRD is served;
 //! 4. carry out the action, with an Event;
 //! 5. write status (`crate::status`), including the operation in flight,
 //!    so that a restarted operator resumes it.
@@ -24,7 +25,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 
 use super::act::{self, Outcome, Target};
-use super::{Context, Error, FIELD_MANAGER, FINALIZER, apply, kube_state};
+use super::{Context, Error, FIELD_MANAGER, FINALIZER, apply, kube_state, service_monitor};
 use crate::admin::Ensemble;
 use crate::build::Names;
 use crate::build::config::{self, Server};
@@ -160,6 +161,7 @@ async fn reconcile_cluster<E: Ensemble>(
     tracing::debug!(cluster = %label.cluster, ?decision, "decided");
 
     let mut action_error = None;
+    let mut monitor = None;
     if invalid.is_none() {
         let replicas = statefulset_replicas(cc, &kube, &decision);
         let formed = view.is_some()
@@ -169,6 +171,7 @@ async fn reconcile_cluster<E: Ensemble>(
                 .is_some_and(|s| s.config_version.is_some());
         let servers_in_cfg = zoo_cfg_servers(cc, view.as_ref(), replicas);
         apply::children(ctx, cc, &servers_in_cfg, formed, replicas).await?;
+        monitor = Some(service_monitor::reconcile(ctx, cc).await?);
     } else if let Some(reason) = &invalid {
         announce_wait(ctx, cc, "InvalidSpec", reason).await;
     }
@@ -208,6 +211,7 @@ async fn reconcile_cluster<E: Ensemble>(
         operation: operation.clone(),
         invalid: invalid.as_deref(),
         action_error: action_error.as_deref(),
+        service_monitor: monitor,
         now,
     });
     let members = i64::try_from(status.members.len()).unwrap_or(i64::MAX);

@@ -56,6 +56,7 @@ fn observation<'a>(
         operation: None,
         invalid: None,
         action_error: None,
+        service_monitor: None,
         now: Timestamp::from_second(1_000).unwrap(),
     }
 }
@@ -245,4 +246,86 @@ fn a_member_without_a_pod_has_no_pod_field() {
     let json = serde_json::to_value(&s).unwrap();
     assert!(json["members"][0].get("pod").is_none(), "{json}");
     assert_eq!(json["members"][1]["pod"], "zk-1");
+}
+
+#[test]
+fn a_missing_service_monitor_crd_is_metrics_not_ready_until_it_is_applied() {
+    use super::metrics_ready::ServiceMonitorState;
+    let mut cc = cluster();
+    let k = kube(3);
+    let v = view(&[1, 2, 3], 1);
+    let at = |second| Timestamp::from_second(second).unwrap();
+    let s = build(&Observation {
+        service_monitor: Some(ServiceMonitorState::CrdMissing),
+        now: at(1_000),
+        ..observation(&cc, &k, Some(&v), &Decision::Idle)
+    });
+    let metrics = condition(&s, "MetricsReady");
+    assert_eq!(
+        (metrics.status.as_str(), metrics.reason.as_str()),
+        ("False", "ServiceMonitorCRDMissing")
+    );
+    assert!(metrics.message.contains("monitoring.coreos.com/v1"));
+    assert!(metrics.message.contains("Prometheus Operator"));
+    assert!(
+        metrics
+            .message
+            .contains("spec.metrics.serviceMonitor.enabled")
+    );
+    // Metrics are no part of serving.
+    assert_eq!(s.phase.as_deref(), Some("Running"));
+    assert_eq!(condition(&s, "Ready").status, "True");
+
+    // Still missing later: the condition keeps its transition time; a
+    // reconcile that did not look (invalid spec) leaves it as it was.
+    cc.status = Some(s);
+    let s = build(&Observation {
+        service_monitor: Some(ServiceMonitorState::CrdMissing),
+        now: at(2_000),
+        ..observation(&cc, &k, Some(&v), &Decision::Idle)
+    });
+    assert_eq!(
+        condition(&s, "MetricsReady").last_transition_time,
+        Time(at(1_000))
+    );
+    cc.status = Some(s);
+    let s = build(&Observation {
+        service_monitor: None,
+        now: at(2_500),
+        ..observation(&cc, &k, Some(&v), &Decision::Idle)
+    });
+    assert_eq!(
+        condition(&s, "MetricsReady").reason,
+        "ServiceMonitorCRDMissing"
+    );
+
+    // The CRDs installed: applied, True, and the transition is now.
+    cc.status = Some(s);
+    let s = build(&Observation {
+        service_monitor: Some(ServiceMonitorState::Applied),
+        now: at(3_000),
+        ..observation(&cc, &k, Some(&v), &Decision::Idle)
+    });
+    let metrics = condition(&s, "MetricsReady");
+    assert_eq!(
+        (metrics.status.as_str(), metrics.reason.as_str()),
+        ("True", "ServiceMonitorApplied")
+    );
+    assert_eq!(metrics.last_transition_time, Time(at(3_000)));
+}
+
+#[test]
+fn no_service_monitor_asked_for_is_metrics_ready() {
+    use super::metrics_ready::ServiceMonitorState;
+    let cc = cluster();
+    let k = kube(3);
+    let s = build(&Observation {
+        service_monitor: Some(ServiceMonitorState::Disabled),
+        ..observation(&cc, &k, None, &Decision::Idle)
+    });
+    let metrics = condition(&s, "MetricsReady");
+    assert_eq!(
+        (metrics.status.as_str(), metrics.reason.as_str()),
+        ("True", "ServiceMonitorDisabled")
+    );
 }

@@ -3,7 +3,10 @@
 //! list by collection path, deletes, and a log of every request, so that a
 //! test states what the cluster holds, runs one reconcile, and checks what
 //! the operator asked for. Answers 404 for objects it does not hold, and
-//! for any path listed in `missing_apis` (an API the server lacks).
+//! for any path listed in `missing_apis` (an API the server lacks); 403 for
+//! any path listed in `refused_apis`. API discovery of a group version
+//! (`GET /apis/<group>/<version>`) answers what `serve_api` put there, and
+//! 404 otherwise, as for a group no CRD or aggregated API provides.
 
 use std::collections::BTreeMap;
 use std::pin::pin;
@@ -29,6 +32,8 @@ pub(crate) struct State {
     pub calls: Vec<Call>,
     /// Path prefixes answered 404 (an API the server does not serve).
     pub missing_apis: Vec<String>,
+    /// Path prefixes answered 403 (RBAC refuses them).
+    pub refused_apis: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -37,6 +42,23 @@ pub(crate) struct FakeApi(pub Arc<Mutex<State>>);
 impl FakeApi {
     pub(crate) fn put(&self, path: &str, object: serde_json::Value) {
         self.state().objects.insert(path.to_owned(), object);
+    }
+
+    /// Serves `group_version` (`monitoring.coreos.com/v1`) with one
+    /// namespaced resource: discovery lists it, as once its CRD is installed.
+    pub(crate) fn serve_api(&self, group_version: &str, kind: &str, plural: &str) {
+        self.put(
+            &format!("/apis/{group_version}"),
+            serde_json::json!({
+                "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+                "resources": [{
+                    "name": plural, "singularName": kind.to_lowercase(), "namespaced": true,
+                    "kind": kind,
+                    "verbs": ["delete", "deletecollection", "get", "list", "patch", "create",
+                              "update", "watch"]
+                }]
+            }),
+        );
     }
 
     pub(crate) fn get(&self, path: &str) -> Option<serde_json::Value> {
@@ -92,6 +114,9 @@ impl FakeApi {
         });
         if state.missing_apis.iter().any(|p| path.starts_with(p)) {
             return not_found(&path);
+        }
+        if state.refused_apis.iter().any(|p| path.starts_with(p)) {
+            return status_response(StatusCode::FORBIDDEN, "Forbidden", &path);
         }
         match method {
             Method::GET => {

@@ -542,3 +542,223 @@ async fn an_unreachable_ensemble_changes_nothing_and_keeps_the_size() {
             .contains("connection refused")
     );
 }
+
+const MONITORING: &str = "monitoring.coreos.com/v1";
+const SERVICE_MONITOR: &str = "/apis/monitoring.coreos.com/v1/namespaces/apps/servicemonitors/zk";
+const PEERS: &str = "/api/v1/namespaces/apps/services/zk-peers";
+const CLIENT: &str = "/api/v1/namespaces/apps/services/zk-client";
+
+fn with_service_monitor(monitor: Value) -> Value {
+    cluster(json!({"metrics": {"serviceMonitor": monitor}}))
+}
+
+/// Whether a label selector's `matchLabels` picks `object`.
+fn selects(match_labels: &Value, object: &Value) -> bool {
+    let wanted = match_labels.as_object().expect("matchLabels");
+    !wanted.is_empty()
+        && wanted
+            .iter()
+            .all(|(k, v)| object["metadata"]["labels"][k] == *v)
+}
+
+/// The Events published with this reason: their types.
+fn event_types(world: &World, reason: &str) -> Vec<String> {
+    world
+        .api
+        .calls_to(
+            Method::POST,
+            "/apis/events.k8s.io/v1/namespaces/apps/events",
+        )
+        .into_iter()
+        .filter(|c| c.body["reason"] == reason)
+        .map(|c| c.body["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_enabled_service_monitor_is_applied_when_its_crd_is_served() {
+    let world = World::running(
+        with_service_monitor(
+            json!({"enabled": true, "interval": "15s", "labels": {"release": "prometheus"}}),
+        ),
+        &[1, 2, 3],
+        1,
+        "zk-new",
+    );
+    world
+        .api
+        .serve_api(MONITORING, "ServiceMonitor", "servicemonitors");
+    world.reconcile().await.unwrap();
+
+    let calls = world.api.calls_to(Method::PATCH, SERVICE_MONITOR);
+    assert_eq!(calls.len(), 1);
+    assert!(
+        calls[0].query.contains("fieldManager=conclave-operator"),
+        "{}",
+        calls[0].query
+    );
+    assert!(calls[0].query.contains("force=true"));
+    let monitor = &calls[0].body;
+    assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(monitor["kind"], "ServiceMonitor");
+    assert_eq!(monitor["metadata"]["ownerReferences"][0]["uid"], "u-1");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    // It picks the peer Service, which names the admin port, and not the
+    // client Service, which has none.
+    let selector = &monitor["spec"]["selector"]["matchLabels"];
+    let peers = world.api.get(PEERS).expect("the peer Service");
+    let client = world.api.get(CLIENT).expect("the client Service");
+    assert!(selects(selector, &peers), "{selector} / {peers}");
+    assert!(!selects(selector, &client), "{selector} / {client}");
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    assert_eq!(endpoint["port"], "admin");
+    assert_eq!(endpoint["path"], "/metrics");
+    assert_eq!(endpoint["interval"], "15s");
+    assert!(
+        peers["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == endpoint["port"] && p["port"] == 8080)
+    );
+
+    let metrics = world.condition("MetricsReady");
+    assert_eq!(metrics["status"], "True");
+    assert_eq!(metrics["reason"], "ServiceMonitorApplied");
+    assert!(event_types(&world, "ServiceMonitorUnavailable").is_empty());
+}
+
+#[tokio::test]
+async fn an_enabled_service_monitor_without_its_crd_warns_once_and_the_rest_goes_on() {
+    let world = World::running(
+        with_service_monitor(json!({"enabled": true})),
+        &[1, 2, 3],
+        1,
+        "zk-new",
+    );
+    world.reconcile().await.unwrap();
+    // Discovery was asked, answered 404, and nothing was sent to an API
+    // that is not there.
+    assert_eq!(
+        world
+            .api
+            .calls_to(Method::GET, "/apis/monitoring.coreos.com/v1")
+            .len(),
+        1
+    );
+    assert!(
+        world
+            .api
+            .calls_to(Method::PATCH, "/servicemonitors/")
+            .is_empty()
+    );
+    assert_eq!(world.api.calls_to(Method::PATCH, STS).len(), 1);
+    assert_eq!(world.status()["phase"], "Running");
+    assert_eq!(
+        event_types(&world, "ServiceMonitorUnavailable"),
+        vec!["Warning".to_owned()]
+    );
+    let metrics = world.condition("MetricsReady");
+    assert_eq!(metrics["status"], "False");
+    assert_eq!(metrics["reason"], "ServiceMonitorCRDMissing");
+    let message = metrics["message"].as_str().unwrap();
+    assert!(message.contains("Prometheus Operator"), "{message}");
+    assert!(
+        message.contains("spec.metrics.serviceMonitor.enabled"),
+        "{message}"
+    );
+
+    // Still missing: no second Event (status already says so).
+    world.reconcile().await.unwrap();
+    assert_eq!(event_types(&world, "ServiceMonitorUnavailable").len(), 1);
+    assert_eq!(world.condition("MetricsReady")["status"], "False");
+
+    // The CRDs installed: the next reconcile applies it.
+    world
+        .api
+        .serve_api(MONITORING, "ServiceMonitor", "servicemonitors");
+    world.reconcile().await.unwrap();
+    assert!(world.api.get(SERVICE_MONITOR).is_some());
+    assert_eq!(world.condition("MetricsReady")["status"], "True");
+}
+
+#[tokio::test]
+async fn a_discovery_failure_other_than_not_found_fails_the_reconcile() {
+    let world = World::running(
+        with_service_monitor(json!({"enabled": true})),
+        &[1, 2, 3],
+        1,
+        "zk-new",
+    );
+    world
+        .api
+        .0
+        .lock()
+        .unwrap()
+        .refused_apis
+        .push("/apis/monitoring.coreos.com/".into());
+    let error = world.reconcile().await.unwrap_err();
+    assert!(
+        matches!(&error, super::Error::Kube(kube::Error::Api(s)) if s.code == 403),
+        "{error}"
+    );
+    // Not taken for missing CRDs.
+    assert!(event_types(&world, "ServiceMonitorUnavailable").is_empty());
+    assert_eq!(world.condition("MetricsReady"), Value::Null);
+}
+
+#[tokio::test]
+async fn a_disabled_service_monitor_that_the_cluster_owns_is_deleted() {
+    let world = World::running(cluster(json!({})), &[1, 2, 3], 1, "zk-new");
+    world
+        .api
+        .serve_api(MONITORING, "ServiceMonitor", "servicemonitors");
+    world.api.put(
+        SERVICE_MONITOR,
+        json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+               "metadata": {"name": "zk", "namespace": "apps",
+                            "ownerReferences": [{"apiVersion": "conclave.dev/v1alpha1",
+                                                 "kind": "CoordinationCluster", "name": "zk",
+                                                 "uid": "u-1", "controller": true}]},
+               "spec": {"endpoints": [{"port": "admin"}]}}),
+    );
+    world.reconcile().await.unwrap();
+    assert_eq!(world.api.calls_to(Method::DELETE, SERVICE_MONITOR).len(), 1);
+    assert!(world.api.get(SERVICE_MONITOR).is_none());
+    assert!(
+        world
+            .api
+            .calls_to(Method::PATCH, "/servicemonitors/")
+            .is_empty()
+    );
+    assert_eq!(event_types(&world, "ServiceMonitorDeleted").len(), 1);
+    let metrics = world.condition("MetricsReady");
+    assert_eq!(metrics["status"], "True");
+    assert_eq!(metrics["reason"], "ServiceMonitorDisabled");
+
+    // Gone: the next reconcile finds nothing to delete.
+    world.reconcile().await.unwrap();
+    assert_eq!(world.api.calls_to(Method::DELETE, SERVICE_MONITOR).len(), 1);
+}
+
+#[tokio::test]
+async fn a_service_monitor_of_the_same_name_that_the_cluster_does_not_own_is_left_alone() {
+    let world = World::running(cluster(json!({})), &[1, 2, 3], 1, "zk-new");
+    world
+        .api
+        .serve_api(MONITORING, "ServiceMonitor", "servicemonitors");
+    world.api.put(
+        SERVICE_MONITOR,
+        json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+               "metadata": {"name": "zk", "namespace": "apps"},
+               "spec": {"endpoints": [{"port": "web"}]}}),
+    );
+    world.reconcile().await.unwrap();
+    assert!(
+        world
+            .api
+            .calls_to(Method::DELETE, SERVICE_MONITOR)
+            .is_empty()
+    );
+    assert!(world.api.get(SERVICE_MONITOR).is_some());
+}
