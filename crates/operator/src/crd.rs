@@ -62,6 +62,10 @@ pub struct CoordinationClusterSpec {
     #[serde(default)]
     #[x_kube(validation = Rule::new("self == oldSelf").message("ports cannot change after creation"))]
     pub ports: Ports,
+    /// TLS on a second client port (ZooKeeper's `secureClientPort`); the
+    /// plaintext client port keeps serving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
     #[serde(default)]
     pub pod: PodOverrides,
     #[serde(default)]
@@ -152,6 +156,56 @@ fn election_port() -> u16 {
 }
 fn admin_port() -> u16 {
     8080
+}
+
+/// The secure client port and the Secret its certificate comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// A Secret in the cluster's namespace with `tls.crt` (the servers'
+    /// certificate chain, valid for the client Service's and the pods' DNS
+    /// names) and `tls.key` (its unencrypted private key), as cert-manager
+    /// and `kubectl create secret tls` write them, and `ca.crt` (the CA
+    /// that signs clients' certificates) unless `clientAuth` is `None`.
+    /// A change to the Secret rolls the pods, one at a time.
+    #[schemars(length(min = 1))]
+    pub secret_name: String,
+    /// The secure client port.
+    #[serde(default = "secure_client_port")]
+    #[schemars(range(min = 1))]
+    pub port: u16,
+    /// Whether clients must present a certificate signed by `ca.crt`
+    /// (ZooKeeper's `ssl.clientAuth`).
+    #[serde(default)]
+    pub client_auth: TlsClientAuth,
+}
+
+fn secure_client_port() -> u16 {
+    2281
+}
+
+/// ZooKeeper's `ssl.clientAuth`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TlsClientAuth {
+    /// A client without a valid certificate is refused (ZooKeeper's default).
+    #[default]
+    Need,
+    /// A client without a certificate is served; one with a bad certificate
+    /// is refused.
+    Want,
+    /// Clients are not asked for a certificate.
+    None,
+}
+
+impl TlsClientAuth {
+    /// The zoo.cfg value.
+    pub fn zoo_cfg_value(self) -> &'static str {
+        match self {
+            TlsClientAuth::Need => "need",
+            TlsClientAuth::Want => "want",
+            TlsClientAuth::None => "none",
+        }
+    }
 }
 
 /// What the pod template may carry besides what the operator sets.
@@ -268,6 +322,9 @@ pub struct CoordinationClusterStatus {
     /// `host:port` of the client Service.
     #[serde(default)]
     pub connection_string: Option<String>,
+    /// `host:port` of the client Service's TLS port, when `spec.tls` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_connection_string: Option<String>,
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }

@@ -20,6 +20,7 @@ use crate::decide::{Decision, HANDED_OVER, KubeState, ROLL_POD};
 /// How long a rolled pod may take to come back before the roll is
 /// reported stalled.
 const ROLL_STALL_SECS: i64 = 300;
+use crate::build::services::client_address;
 use crate::observe::EnsembleView;
 
 /// What the status is built from.
@@ -306,14 +307,13 @@ pub fn build(o: &Observation<'_>) -> CoordinationClusterStatus {
         current_version,
         target_version: Some(cc.spec.image.clone()),
         operation: o.operation.clone(),
-        connection_string: names.map(|n| {
-            format!(
-                "{}.{}.svc.cluster.local:{}",
-                n.client(),
-                n.namespace,
-                cc.spec.ports.client
-            )
-        }),
+        connection_string: names
+            .as_ref()
+            .map(|n| client_address(n, cc.spec.ports.client)),
+        secure_connection_string: names
+            .as_ref()
+            .zip(cc.spec.tls.as_ref())
+            .map(|(n, tls)| client_address(n, tls.port)),
         conditions,
     }
 }

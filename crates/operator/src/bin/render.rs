@@ -30,6 +30,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         serde_json::to_value(statefulset::statefulset(
             &cc,
             cc.spec.replicas + cc.spec.observers,
+            None,
         )?)?,
     ];
     if let Some(budget) = pdb::pdb(&cc)? {

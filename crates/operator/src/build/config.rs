@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::{BuildError, Names, owned_meta};
-use crate::crd::CoordinationCluster;
+use crate::crd::{CoordinationCluster, TlsClientAuth};
 
 /// Where the ConfigMap is mounted, and the file in it.
 pub const CONFIG_DIR: &str = "/etc/conclave";
@@ -23,6 +23,12 @@ pub const CONFIG_FILE: &str = "zoo.cfg";
 pub const DATA_DIR: &str = "/data";
 /// Where the admin token Secret is mounted.
 pub const TOKEN_FILE: &str = "/etc/conclave-token/token";
+/// Where `spec.tls.secretName` is mounted.
+pub const TLS_SECRET_DIR: &str = "/etc/conclave-tls-secret";
+/// A memory-backed directory where the pod joins `tls.key` and `tls.crt`
+/// into the one PEM key store file zoo.cfg names (ZooKeeper's format).
+pub const TLS_DIR: &str = "/etc/conclave-tls";
+pub const TLS_KEY_STORE: &str = "/etc/conclave-tls/server.pem";
 
 /// Keys the operator sets itself: a user's value would break the cluster
 /// the operator manages, so `spec.config` may not hold them.
@@ -36,6 +42,9 @@ pub const OWNED: &[&str] = &[
     "reconfigEnabled",
     "standaloneEnabled",
     "4lw.commands.whitelist",
+    "secureClientPort",
+    "secureClientPortAddress",
+    "serverCnxnFactory",
 ];
 
 /// Keys the server knows that a user may set (zoo.cfg settings that do
@@ -84,6 +93,9 @@ pub fn validate(config: &BTreeMap<String, String>) -> Result<(), BuildError> {
         {
             return Err(bad("set by the operator"));
         }
+        if key.starts_with("ssl.") {
+            return Err(bad("set by the operator from spec.tls"));
+        }
         if !ALLOWED.contains(&key.as_str()) {
             return Err(bad("not a setting conclave-server takes from spec.config"));
         }
@@ -130,6 +142,16 @@ pub fn zoo_cfg(
     );
     let _ = writeln!(out, "conclave.adminTokenFile={TOKEN_FILE}");
     let _ = writeln!(out, "conclave.join={formed}");
+    if let Some(tls) = &cc.spec.tls {
+        let _ = writeln!(out, "secureClientPort={}", tls.port);
+        let _ = writeln!(out, "ssl.keyStore.location={TLS_KEY_STORE}");
+        let _ = writeln!(out, "ssl.keyStore.type=PEM");
+        let _ = writeln!(out, "ssl.clientAuth={}", tls.client_auth.zoo_cfg_value());
+        if tls.client_auth != TlsClientAuth::None {
+            let _ = writeln!(out, "ssl.trustStore.location={TLS_SECRET_DIR}/ca.crt");
+            let _ = writeln!(out, "ssl.trustStore.type=PEM");
+        }
+    }
     for server in servers {
         let _ = writeln!(
             out,
@@ -191,6 +213,58 @@ mod tests {
         assert!(text.contains("standaloneEnabled=false\n"));
         assert!(text.contains("tickTime=2000\n"));
         assert!(text.contains("conclave.ensembleName=apps.zk\n"));
+    }
+
+    #[test]
+    fn tls_adds_the_secure_port_and_the_stores_the_pod_prepares() {
+        let mut cc = cluster();
+        let plain = zoo_cfg(&cc, &initial_servers(&cc), true).unwrap();
+        assert!(!plain.contains("secureClientPort"));
+        assert!(!plain.contains("ssl."));
+        cc.spec.tls =
+            Some(serde_json::from_value(serde_json::json!({"secretName": "zk-tls"})).unwrap());
+        let text = zoo_cfg(&cc, &initial_servers(&cc), true).unwrap();
+        for line in [
+            "secureClientPort=2281",
+            "ssl.keyStore.location=/etc/conclave-tls/server.pem",
+            "ssl.keyStore.type=PEM",
+            "ssl.clientAuth=need",
+            "ssl.trustStore.location=/etc/conclave-tls-secret/ca.crt",
+            "ssl.trustStore.type=PEM",
+        ] {
+            assert!(
+                text.contains(&format!("{line}\n")),
+                "{line} missing from\n{text}"
+            );
+        }
+        cc.spec.tls = Some(
+            serde_json::from_value(
+                serde_json::json!({"secretName": "zk-tls", "port": 3000, "clientAuth": "None"}),
+            )
+            .unwrap(),
+        );
+        let text = zoo_cfg(&cc, &initial_servers(&cc), true).unwrap();
+        assert!(text.contains("secureClientPort=3000\n"));
+        assert!(text.contains("ssl.clientAuth=none\n"));
+        assert!(
+            !text.contains("ssl.trustStore"),
+            "no CA is needed without client auth"
+        );
+    }
+
+    #[test]
+    fn ssl_keys_come_from_spec_tls_only() {
+        for key in [
+            "ssl.keyStore.location",
+            "secureClientPort",
+            "serverCnxnFactory",
+        ] {
+            let err = validate(&BTreeMap::from([(key.to_owned(), "x".to_owned())])).unwrap_err();
+            assert!(
+                err.to_string().contains("set by the operator"),
+                "{key}: {err}"
+            );
+        }
     }
 
     #[test]

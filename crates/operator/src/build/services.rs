@@ -69,7 +69,11 @@ pub fn client_service(cc: &CoordinationCluster) -> Result<Service, BuildError> {
         metadata,
         spec: Some(ServiceSpec {
             selector: Some(labels(&names)),
-            ports: Some(vec![port("client", cc.spec.ports.client)]),
+            ports: Some(
+                std::iter::once(port("client", cc.spec.ports.client))
+                    .chain(cc.spec.tls.as_ref().map(|t| port("secure-client", t.port)))
+                    .collect(),
+            ),
             ..ServiceSpec::default()
         }),
         ..Service::default()
@@ -78,13 +82,16 @@ pub fn client_service(cc: &CoordinationCluster) -> Result<Service, BuildError> {
 
 /// What applications connect to: the client Service's DNS name and port.
 pub fn connection_string(cc: &CoordinationCluster) -> Result<String, BuildError> {
-    let names = Names::of(cc)?;
-    Ok(format!(
-        "{}.{}.svc.cluster.local:{}",
+    Ok(client_address(&Names::of(cc)?, cc.spec.ports.client))
+}
+
+/// The client Service's DNS name with `port`.
+pub fn client_address(names: &Names, port: u16) -> String {
+    format!(
+        "{}.{}.svc.cluster.local:{port}",
         names.client(),
-        names.namespace,
-        cc.spec.ports.client
-    ))
+        names.namespace
+    )
 }
 
 #[cfg(test)]
@@ -120,6 +127,30 @@ mod tests {
                 .all(|(k, v)| carried.get(k) == Some(v))
         );
         assert_eq!(peer.spec.unwrap().selector.unwrap(), cluster_labels);
+    }
+
+    #[test]
+    fn tls_adds_the_secure_port_to_the_client_service_only() {
+        let mut cc = cluster();
+        cc.spec.tls =
+            Some(serde_json::from_value(serde_json::json!({"secretName": "zk-tls"})).unwrap());
+        let ports = |svc: Service| -> Vec<(String, i32)> {
+            svc.spec
+                .unwrap()
+                .ports
+                .unwrap()
+                .into_iter()
+                .map(|p| (p.name.unwrap(), p.port))
+                .collect()
+        };
+        assert_eq!(
+            ports(client_service(&cc).unwrap()),
+            vec![
+                ("client".to_owned(), 2181),
+                ("secure-client".to_owned(), 2281)
+            ]
+        );
+        assert_eq!(ports(peer_service(&cc).unwrap()).len(), 3);
     }
 
     #[test]

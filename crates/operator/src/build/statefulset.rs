@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction,
+    Affinity, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, SecurityContext,
     Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
@@ -23,7 +23,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::config::{CONFIG_DIR, CONFIG_FILE, DATA_DIR, TOKEN_FILE};
+use super::config::{
+    CONFIG_DIR, CONFIG_FILE, DATA_DIR, TLS_DIR, TLS_KEY_STORE, TLS_SECRET_DIR, TOKEN_FILE,
+};
 use super::{BuildError, Names, labels, owned_meta};
 use crate::crd::CoordinationCluster;
 
@@ -36,14 +38,23 @@ pub fn token_secret_name(names: &Names) -> String {
 }
 
 /// Writes myid from the pod's ordinal (the hostname's last dash-separated
-/// part), then runs the server.
-fn start_command() -> Vec<String> {
+/// part), with TLS joins the Secret's key and certificate chain into the
+/// PEM key store zoo.cfg names (readable by the server's user only), then
+/// runs the server.
+fn start_command(tls: bool) -> Vec<String> {
+    let key_store = if tls {
+        format!(
+            "(umask 077; cat {TLS_SECRET_DIR}/tls.key {TLS_SECRET_DIR}/tls.crt > {TLS_KEY_STORE}); "
+        )
+    } else {
+        String::new()
+    };
     vec![
         "/bin/sh".to_owned(),
         "-c".to_owned(),
         format!(
             "set -e; ordinal=\"${{HOSTNAME##*-}}\"; echo $((ordinal + 1)) > {DATA_DIR}/myid; \
-             exec conclave-server --config {CONFIG_DIR}/{CONFIG_FILE}"
+             {key_store}exec conclave-server --config {CONFIG_DIR}/{CONFIG_FILE}"
         ),
     ]
 }
@@ -92,13 +103,28 @@ pub const CONFIG_DIGEST: &str = "conclave.dev/config-digest";
 /// pod in the usual order, like `kubectl rollout restart`.
 pub const RESTARTED_AT: &str = "conclave.dev/restartedAt";
 
-fn pod_annotations(cc: &CoordinationCluster) -> BTreeMap<String, String> {
+/// Annotation on the pod template: a digest of the TLS Secret's content,
+/// so that a renewed certificate rolls the pods (the server reads it at
+/// start).
+pub const TLS_SECRET_DIGEST: &str = "conclave.dev/tls-secret-digest";
+
+fn pod_annotations(cc: &CoordinationCluster, tls_secret: Option<&str>) -> BTreeMap<String, String> {
     let mut annotations = cc.spec.pod.annotations.clone();
-    let settings = serde_json::json!({"config": cc.spec.config, "ports": cc.spec.ports});
+    let settings = match &cc.spec.tls {
+        // Only with TLS, so that pods made before `tls` existed keep their
+        // digest.
+        Some(tls) => {
+            serde_json::json!({"config": cc.spec.config, "ports": cc.spec.ports, "tls": tls})
+        }
+        None => serde_json::json!({"config": cc.spec.config, "ports": cc.spec.ports}),
+    };
     annotations.insert(
         CONFIG_DIGEST.to_owned(),
         format!("{:016x}", fnv1a(settings.to_string().as_bytes())),
     );
+    if let Some(digest) = tls_secret.filter(|_| cc.spec.tls.is_some()) {
+        annotations.insert(TLS_SECRET_DIGEST.to_owned(), digest.to_owned());
+    }
     if let Some(at) = cc
         .metadata
         .annotations
@@ -112,7 +138,7 @@ fn pod_annotations(cc: &CoordinationCluster) -> BTreeMap<String, String> {
 
 /// FNV-1a: a stable digest (the std hasher may change between releases,
 /// which would roll every pod after an operator upgrade).
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
         (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -146,18 +172,65 @@ fn prepare_data_container(image: &str) -> Container {
     }
 }
 
+/// The TLS Secret (read-only) and the memory-backed directory the key
+/// store is written to.
+fn tls_volumes(secret_name: &str) -> [Volume; 2] {
+    [
+        Volume {
+            name: "tls-secret".to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret_name.to_owned()),
+                // Readable by the server's group only (fsGroup).
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "tls".to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: Some("Memory".to_owned()),
+                ..EmptyDirVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+    ]
+}
+
+fn tls_volume_mounts() -> [VolumeMount; 2] {
+    [
+        VolumeMount {
+            name: "tls-secret".to_owned(),
+            mount_path: TLS_SECRET_DIR.to_owned(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "tls".to_owned(),
+            mount_path: TLS_DIR.to_owned(),
+            ..VolumeMount::default()
+        },
+    ]
+}
+
 /// The StatefulSet with `replicas` pods (the committed membership's size,
-/// as the controller decides it).
-pub fn statefulset(cc: &CoordinationCluster, replicas: i32) -> Result<StatefulSet, BuildError> {
+/// as the controller decides it). `tls_secret` is a digest of the TLS
+/// Secret's content (see [`TLS_SECRET_DIGEST`]).
+pub fn statefulset(
+    cc: &CoordinationCluster,
+    replicas: i32,
+    tls_secret: Option<&str>,
+) -> Result<StatefulSet, BuildError> {
     let names = Names::of(cc)?;
     let spec = &cc.spec;
     let ports = &spec.ports;
+    let tls = spec.tls.as_ref();
     let mut pod_labels = spec.pod.labels.clone();
     pod_labels.extend(labels(&names));
     let container = Container {
         name: "conclave".to_owned(),
         image: Some(spec.image.clone()),
-        command: Some(start_command()),
+        command: Some(start_command(tls.is_some())),
         ports: Some(
             [
                 ("client", ports.client),
@@ -166,6 +239,7 @@ pub fn statefulset(cc: &CoordinationCluster, replicas: i32) -> Result<StatefulSe
                 ("admin", ports.admin),
             ]
             .into_iter()
+            .chain(tls.map(|t| ("secure-client", t.port)))
             .map(|(name, port)| ContainerPort {
                 name: Some(name.to_owned()),
                 container_port: i32::from(port),
@@ -176,51 +250,61 @@ pub fn statefulset(cc: &CoordinationCluster, replicas: i32) -> Result<StatefulSe
         readiness_probe: Some(http_probe("/readyz", ports.admin, 2, 2)),
         liveness_probe: Some(http_probe("/healthz", ports.admin, 10, 6)),
         resources: spec.resources.clone(),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: DATA_VOLUME.to_owned(),
-                mount_path: DATA_DIR.to_owned(),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "config".to_owned(),
-                mount_path: CONFIG_DIR.to_owned(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "admin-token".to_owned(),
-                mount_path: TOKEN_FILE
-                    .rsplit_once('/')
-                    .map_or(TOKEN_FILE, |(dir, _)| dir)
-                    .to_owned(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-        ]),
+        volume_mounts: Some(
+            vec![
+                VolumeMount {
+                    name: DATA_VOLUME.to_owned(),
+                    mount_path: DATA_DIR.to_owned(),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: "config".to_owned(),
+                    mount_path: CONFIG_DIR.to_owned(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: "admin-token".to_owned(),
+                    mount_path: TOKEN_FILE
+                        .rsplit_once('/')
+                        .map_or(TOKEN_FILE, |(dir, _)| dir)
+                        .to_owned(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+            ]
+            .into_iter()
+            .chain(tls.into_iter().flat_map(|_| tls_volume_mounts()))
+            .collect(),
+        ),
         ..Container::default()
     };
     let pod = PodSpec {
         init_containers: Some(vec![prepare_data_container(&spec.image)]),
         containers: vec![container],
-        volumes: Some(vec![
-            Volume {
-                name: "config".to_owned(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: names.config(),
-                    ..ConfigMapVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-            Volume {
-                name: "admin-token".to_owned(),
-                secret: Some(SecretVolumeSource {
-                    secret_name: Some(token_secret_name(&names)),
-                    ..SecretVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-        ]),
+        volumes: Some(
+            vec![
+                Volume {
+                    name: "config".to_owned(),
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: names.config(),
+                        ..ConfigMapVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: "admin-token".to_owned(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(token_secret_name(&names)),
+                        ..SecretVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                },
+            ]
+            .into_iter()
+            .chain(tls.into_iter().flat_map(|t| tls_volumes(&t.secret_name)))
+            .collect(),
+        ),
         affinity: Some(
             spec.pod
                 .affinity
@@ -281,7 +365,7 @@ pub fn statefulset(cc: &CoordinationCluster, replicas: i32) -> Result<StatefulSe
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(pod_annotations(cc)),
+                    annotations: Some(pod_annotations(cc, tls_secret)),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(pod),
@@ -304,7 +388,7 @@ mod tests {
 
     #[test]
     fn parallel_on_delete_with_a_volume_per_server() {
-        let sts = statefulset(&cluster(), 3).unwrap();
+        let sts = statefulset(&cluster(), 3, None).unwrap();
         let spec = spec_of(&sts);
         assert_eq!(spec.replicas, Some(3));
         assert_eq!(spec.service_name.as_deref(), Some("zk-peers"));
@@ -331,7 +415,7 @@ mod tests {
 
     #[test]
     fn readiness_is_quorum_and_liveness_is_the_process() {
-        let sts = statefulset(&cluster(), 3).unwrap();
+        let sts = statefulset(&cluster(), 3, None).unwrap();
         let pod = spec_of(&sts).template.spec.as_ref().unwrap();
         let c = &pod.containers[0];
         let path = |p: &Option<Probe>| {
@@ -351,7 +435,7 @@ mod tests {
 
     #[test]
     fn servers_spread_over_nodes_unless_told_otherwise() {
-        let sts = statefulset(&cluster(), 3).unwrap();
+        let sts = statefulset(&cluster(), 3, None).unwrap();
         let pod = spec_of(&sts).template.spec.as_ref().unwrap();
         let anti = pod
             .affinity
@@ -372,7 +456,7 @@ mod tests {
         let mut cc = cluster();
         cc.spec.pod.affinity = Some(Affinity::default());
         cc.spec.pod.labels.insert("team".into(), "core".into());
-        let sts = statefulset(&cc, 3).unwrap();
+        let sts = statefulset(&cc, 3, None).unwrap();
         let template = &spec_of(&sts).template;
         assert_eq!(
             template.spec.as_ref().unwrap().affinity,
@@ -386,7 +470,7 @@ mod tests {
     #[test]
     fn settings_roll_the_pods_and_membership_does_not() {
         let digest = |cc: &CoordinationCluster| {
-            let sts = statefulset(cc, 3).unwrap();
+            let sts = statefulset(cc, 3, None).unwrap();
             spec_of(&sts)
                 .template
                 .metadata
@@ -401,8 +485,8 @@ mod tests {
         let base = digest(&cc);
         assert_eq!(base, digest(&cc), "stable");
         assert_eq!(
-            spec_of(&statefulset(&cc, 5).unwrap()).template,
-            spec_of(&statefulset(&cc, 3).unwrap()).template,
+            spec_of(&statefulset(&cc, 5, None).unwrap()).template,
+            spec_of(&statefulset(&cc, 3, None).unwrap()).template,
             "the size is not in the template"
         );
         let mut changed = cluster();
@@ -413,7 +497,7 @@ mod tests {
             RESTARTED_AT.to_owned(),
             "now".to_owned(),
         )]));
-        let sts = statefulset(&restarted, 3).unwrap();
+        let sts = statefulset(&restarted, 3, None).unwrap();
         let annotations = spec_of(&sts)
             .template
             .metadata
@@ -426,7 +510,7 @@ mod tests {
 
     #[test]
     fn only_the_volume_preparation_runs_as_root() {
-        let sts = statefulset(&cluster(), 3).unwrap();
+        let sts = statefulset(&cluster(), 3, None).unwrap();
         let pod = spec_of(&sts).template.spec.as_ref().unwrap();
         let init = &pod.init_containers.as_ref().unwrap()[0];
         assert_eq!(init.security_context.as_ref().unwrap().run_as_user, Some(0));
@@ -435,6 +519,89 @@ mod tests {
         assert_eq!(
             pod.security_context.as_ref().unwrap().run_as_user,
             Some(1000)
+        );
+    }
+
+    #[test]
+    fn tls_mounts_the_secret_and_builds_the_key_store_before_the_server_starts() {
+        let plain = statefulset(&cluster(), 3, Some("abc")).unwrap();
+        let plain_pod = spec_of(&plain).template.spec.clone().unwrap();
+        assert!(!plain_pod.containers[0].command.as_ref().unwrap()[2].contains("tls"));
+        assert!(
+            !spec_of(&plain)
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()
+                .contains_key(TLS_SECRET_DIGEST),
+            "no TLS, no Secret digest"
+        );
+
+        let mut cc = cluster();
+        cc.spec.tls =
+            Some(serde_json::from_value(serde_json::json!({"secretName": "zk-tls"})).unwrap());
+        let sts = statefulset(&cc, 3, Some("abc")).unwrap();
+        let template = &spec_of(&sts).template;
+        let annotations = template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .clone()
+            .unwrap();
+        assert_eq!(annotations[TLS_SECRET_DIGEST], "abc");
+        let pod = template.spec.as_ref().unwrap();
+        let container = &pod.containers[0];
+        let script = &container.command.as_ref().unwrap()[2];
+        let key_store = script.find("cat /etc/conclave-tls-secret/tls.key /etc/conclave-tls-secret/tls.crt > /etc/conclave-tls/server.pem").expect(script);
+        assert!(
+            key_store < script.find("exec conclave-server").unwrap(),
+            "{script}"
+        );
+        let volumes = pod.volumes.as_ref().unwrap();
+        let secret = volumes.iter().find(|v| v.name == "tls-secret").unwrap();
+        assert_eq!(
+            secret.secret.as_ref().unwrap().secret_name.as_deref(),
+            Some("zk-tls")
+        );
+        let scratch = volumes.iter().find(|v| v.name == "tls").unwrap();
+        assert_eq!(
+            scratch.empty_dir.as_ref().unwrap().medium.as_deref(),
+            Some("Memory")
+        );
+        let mounts: Vec<&str> = container
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.mount_path.as_str())
+            .collect();
+        assert!(
+            mounts.contains(&TLS_SECRET_DIR) && mounts.contains(&TLS_DIR),
+            "{mounts:?}"
+        );
+        let ports: Vec<i32> = container
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| p.container_port)
+            .collect();
+        assert!(ports.contains(&2281), "{ports:?}");
+        // Turning TLS on changes the settings digest: the pods roll.
+        assert_ne!(
+            annotations[CONFIG_DIGEST],
+            spec_of(&plain)
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()[CONFIG_DIGEST]
         );
     }
 }

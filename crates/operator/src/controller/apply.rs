@@ -49,6 +49,7 @@ pub(super) async fn children<E>(
     servers: &[Server],
     formed: bool,
     replicas: u64,
+    tls_secret: Option<&str>,
 ) -> Result<(), Error> {
     let names = Names::of(cc)?;
     let ns = &names.namespace;
@@ -68,7 +69,7 @@ pub(super) async fn children<E>(
         client,
         ns,
         &names.cluster,
-        &statefulset::statefulset(cc, replicas)?,
+        &statefulset::statefulset(cc, replicas, tls_secret)?,
     )
     .await?;
     budget(ctx, cc, &names).await

@@ -10,6 +10,7 @@ mod apply;
 mod kube_state;
 mod reconcile;
 mod service_monitor;
+mod tls_secret;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

@@ -25,6 +25,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 
 use super::act::{self, Outcome, Target};
+use super::tls_secret::{self, TlsSecret};
 use super::{Context, Error, FIELD_MANAGER, FINALIZER, apply, kube_state, service_monitor};
 use crate::admin::Ensemble;
 use crate::build::Names;
@@ -127,9 +128,18 @@ async fn reconcile_cluster<E: Ensemble>(
     let label = ClusterLabel {
         cluster: cluster_label(cc),
     };
+    let tls = tls_secret::check(&ctx.client, &names.namespace, cc).await?;
     let invalid = config::validate(&cc.spec.config)
         .err()
-        .map(|e| e.to_string());
+        .map(|e| e.to_string())
+        .or_else(|| match &tls {
+            TlsSecret::Invalid(why) => Some(why.clone()),
+            TlsSecret::NotAsked | TlsSecret::Ready(_) => None,
+        });
+    let tls_digest = match &tls {
+        TlsSecret::Ready(digest) => Some(digest.as_str()),
+        TlsSecret::NotAsked | TlsSecret::Invalid(_) => None,
+    };
     let kube = kube_state::read(&ctx.client, &names).await?;
     let token = apply::admin_token(&ctx.client, cc).await?;
     let servers: Vec<(u64, String)> = kube
@@ -170,7 +180,7 @@ async fn reconcile_cluster<E: Ensemble>(
                 .as_ref()
                 .is_some_and(|s| s.config_version.is_some());
         let servers_in_cfg = zoo_cfg_servers(cc, view.as_ref(), replicas);
-        apply::children(ctx, cc, &servers_in_cfg, formed, replicas).await?;
+        apply::children(ctx, cc, &servers_in_cfg, formed, replicas, tls_digest).await?;
         monitor = Some(service_monitor::reconcile(ctx, cc).await?);
     } else if let Some(reason) = &invalid {
         announce_wait(ctx, cc, "InvalidSpec", reason).await;

@@ -762,3 +762,80 @@ async fn a_service_monitor_of_the_same_name_that_the_cluster_does_not_own_is_lef
     );
     assert!(world.api.get(SERVICE_MONITOR).is_some());
 }
+
+const TLS_SECRET: &str = "/api/v1/namespaces/apps/secrets/zk-tls";
+
+/// A TLS Secret; `crt_base64` is the certificate's (any) content, encoded.
+fn tls_secret(crt_base64: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "zk-tls"},
+           "type": "kubernetes.io/tls",
+           "data": {"tls.crt": crt_base64, "tls.key": "a2V5", "ca.crt": "Y2E="}})
+}
+
+fn pod_template_annotation(world: &World, key: &str) -> Value {
+    world.api.get(STS).expect("the StatefulSet")["spec"]["template"]["metadata"]["annotations"][key]
+        .clone()
+}
+
+#[tokio::test]
+async fn tls_waits_for_its_secret_and_says_which() {
+    let world = World::running(
+        cluster(json!({"tls": {"secretName": "zk-tls"}})),
+        &[1, 2, 3],
+        1,
+        "zk-new",
+    );
+    world.reconcile().await.unwrap();
+    // Nothing is rolled into a crash loop.
+    assert!(world.api.calls_to(Method::PATCH, STS).is_empty());
+    let ready = world.condition("Ready");
+    assert_eq!(ready["reason"], "InvalidSpec");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("Secret zk-tls does not exist"),
+        "{ready}"
+    );
+}
+
+#[tokio::test]
+async fn tls_serves_a_second_port_and_a_renewed_certificate_rolls_the_pods() {
+    let world = World::running(
+        cluster(json!({"tls": {"secretName": "zk-tls"}})),
+        &[1, 2, 3],
+        1,
+        "zk-new",
+    );
+    world.api.put(TLS_SECRET, tls_secret("Zmlyc3Q="));
+    world.reconcile().await.unwrap();
+    let cfg = world
+        .api
+        .get("/api/v1/namespaces/apps/configmaps/zk-config")
+        .unwrap();
+    assert!(
+        cfg["data"]["zoo.cfg"]
+            .as_str()
+            .unwrap()
+            .contains("secureClientPort=2281\n")
+    );
+    let client = world
+        .api
+        .get("/api/v1/namespaces/apps/services/zk-client")
+        .unwrap();
+    assert_eq!(client["spec"]["ports"][1]["port"], 2281);
+    assert_eq!(
+        world.status()["secureConnectionString"],
+        "zk-client.apps.svc.cluster.local:2281"
+    );
+    let first = pod_template_annotation(&world, "conclave.dev/tls-secret-digest");
+    assert!(first.is_string(), "{first}");
+
+    world.api.put(TLS_SECRET, tls_secret("cmVuZXdlZA=="));
+    world.reconcile().await.unwrap();
+    let renewed = pod_template_annotation(&world, "conclave.dev/tls-secret-digest");
+    assert_ne!(
+        first, renewed,
+        "a new certificate must change the pod template"
+    );
+}
