@@ -7,10 +7,14 @@ step:
   Ready; write and read through the client Service's DNS name from a pod;
   start a writer that creates znodes one at a time for the rest of the run;
   scale 3 -> 5 -> 3; roll a new image (the leader last); delete the leader
-  pod; then check that no acknowledged write was lost.
+  pod; turn on TLS (waiting for its Secret, then rolling the pods) and talk
+  TLS to the client Service with and without a client certificate; then
+  check that no acknowledged write was lost.
 
-Runs unchanged on kind and on ../shared/k8s (see e2e/README.md). Needs only
-python3 and kubectl. Environment:
+Runs unchanged on kind and on ../shared/k8s (see e2e/README.md). Needs
+python3, kubectl and openssl, and a host that reaches Service IPs (true on a
+cluster's node; with kind, run it where `docker exec` reaches the node, or
+set E2E_TLS=0 to skip the TLS step). Environment:
   E2E_IMAGE      image to test (default conclave:e2e); E2E_IMAGE_B, a second
                  tag of it, is what the roll moves to (default <image>-b)
   E2E_NAMESPACE  namespace for the cluster (default conclave-e2e)
@@ -21,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -203,6 +208,78 @@ def events(reason):
                for e in items if e.get("reason") == reason)
 
 
+def openssl(*args, stdin=None):
+    return subprocess.run(["openssl", *args], input=stdin, capture_output=True, text=True,
+                          timeout=30)
+
+
+def make_certificates(d):
+    """A CA, a server certificate for the client Service and the pods, and a
+    client certificate, in directory `d`."""
+    names = [f"{NAME}-client.{NS}.svc.cluster.local", f"*.{NAME}-peers.{NS}.svc.cluster.local"]
+    steps = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=e2e CA",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-keyout", f"{d}/ca.key",
+         "-out", f"{d}/ca.crt"],
+    ]
+    for who, ext in (("server", "subjectAltName=" + ",".join(f"DNS:{n}" for n in names)),
+                     ("client", "extendedKeyUsage=clientAuth")):
+        with open(f"{d}/{who}.ext", "w") as f:
+            f.write(ext + "\n")
+        steps += [
+            ["req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN=e2e {who}",
+             "-keyout", f"{d}/{who}.key", "-out", f"{d}/{who}.csr"],
+            ["x509", "-req", "-in", f"{d}/{who}.csr", "-CA", f"{d}/ca.crt", "-CAkey", f"{d}/ca.key",
+             "-CAcreateserial", "-days", "2", "-extfile", f"{d}/{who}.ext", "-out", f"{d}/{who}.crt"],
+        ]
+    for step in steps:
+        done = openssl(*step)
+        assert done.returncode == 0, done.stderr
+
+
+def tls_ruok(address, d, with_certificate):
+    """`ruok` over TLS to `address`; the answer, or what went wrong."""
+    args = ["s_client", "-connect", address, "-quiet", "-verify_return_error",
+            "-CAfile", f"{d}/ca.crt", "-servername", f"{NAME}-client.{NS}.svc.cluster.local",
+            "-verify_hostname", f"{NAME}-client.{NS}.svc.cluster.local"]
+    if with_certificate:
+        args += ["-cert", f"{d}/client.crt", "-key", f"{d}/client.key"]
+    done = openssl(*args, stdin="ruok")
+    return done.stdout + done.stderr
+
+
+def check_tls():
+    """spec.tls: waits, naming the missing Secret, without touching a pod;
+    then rolls the pods onto the secure port once the Secret exists."""
+    uids = {name: p["metadata"]["uid"] for name, p in pods().items()}
+    rolled = events("PodRolled")
+    set_spec({"tls": {"secretName": f"{NAME}-tls"}})
+    wait("the missing TLS Secret is named in status", lambda: "does not exist" in condition(
+        cluster().get("status", {}), "Ready").get("message", ""))
+    assert {n: p["metadata"]["uid"] for n, p in pods().items()} == uids, "pods changed"
+    with tempfile.TemporaryDirectory() as d:
+        make_certificates(d)
+        kubectl("-n", NS, "create", "secret", "generic", f"{NAME}-tls",
+                f"--from-file=tls.crt={d}/server.crt", f"--from-file=tls.key={d}/server.key",
+                f"--from-file=ca.crt={d}/ca.crt")
+        def rolled_onto_tls():
+            ps = pods()
+            if any(p["metadata"]["uid"] in uids.values() for p in ps.values()):
+                return None
+            return healthy(3)()
+        s = wait("every pod rolled onto the secure port", rolled_onto_tls, timeout=900)
+        status_tells_the_truth(s, 3)
+        assert events("PodRolled") >= rolled + 3, "PodRolled events for the TLS roll"
+        assert s["secureConnectionString"] == f"{NAME}-client.{NS}.svc.cluster.local:2281", s
+        ip = get_json("-n", NS, "service", f"{NAME}-client")["spec"]["clusterIP"]
+        answer = tls_ruok(f"{ip}:2281", d, with_certificate=True)
+        assert "imok" in answer, answer
+        answer = tls_ruok(f"{ip}:2281", d, with_certificate=False)
+        assert "imok" not in answer, answer
+    log("ok: TLS through the client Service: a client with a certificate is served, "
+        "one without is refused")
+
+
 def set_spec(patch):
     kubectl("-n", NS, "patch", "coordinationcluster", NAME, "--type", "merge",
             "-p", json.dumps({"spec": patch}))
@@ -225,6 +302,10 @@ def main():
     with open(os.path.join(ROOT, "manifests", "operator.yaml")) as f:
         manifest = f.read().replace("image: conclave:dev", f"image: {IMAGE}")
     kubectl("apply", "-f", "-", stdin=manifest)
+    # A rebuilt image under the same tag: the operator's pods restart on it.
+    kubectl("-n", "conclave-system", "rollout", "restart", "deployment", "conclave-operator")
+    kubectl("-n", "conclave-system", "rollout", "status", "deployment", "conclave-operator",
+            "--timeout=300s")
     wait("the operator is available", lambda: get_json(
         "-n", "conclave-system", "deployment", "conclave-operator"
     ).get("status", {}).get("availableReplicas", 0) >= 1)
@@ -233,7 +314,11 @@ def main():
     with open(os.path.join(ROOT, "manifests", "example-cluster.yaml")) as f:
         cr = f.read().replace("image: conclave:dev", f"image: {IMAGE}") \
                      .replace("reclaimPolicy: Retain", "reclaimPolicy: Delete")
-    kubectl("-n", NS, "apply", "-f", "-", stdin=cr)
+    # kubectl validates against the schema the API server publishes, which
+    # follows a CRD update after a few seconds.
+    wait("the cluster is created", lambda: kubectl(
+        "-n", NS, "apply", "-f", "-", stdin=cr, check=False) is not None and cluster(),
+        timeout=60)
 
     s = wait("3 servers Ready", healthy(3), timeout=900)
     status_tells_the_truth(s, 3)
@@ -291,6 +376,9 @@ def main():
     s = wait("Ready again after the leader pod was deleted", healthy(3), timeout=600)
     status_tells_the_truth(s, 3)
     assert s["configVersion"] == version, "a deleted pod is a restart, not a membership change"
+
+    if os.environ.get("E2E_TLS", "1") == "1":
+        check_tls()
 
     writer_log = kubectl("-n", NS, "logs", "e2e-writer")
     acked = writer_log.count("acked ")
