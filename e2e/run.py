@@ -8,7 +8,8 @@ step:
   start a writer that creates znodes one at a time for the rest of the run;
   scale 3 -> 5 -> 3; roll a new image (the leader last); delete the leader
   pod; turn on TLS (waiting for its Secret, then rolling the pods) and talk
-  TLS to the client Service with and without a client certificate; then
+  TLS to the client Service with and without a client certificate; add an
+  observer, promote it, demote a participant, remove the observer; then
   check that no acknowledged write was lost.
 
 Runs unchanged on kind and on ../shared/k8s (see e2e/README.md). Needs
@@ -147,10 +148,12 @@ def server_states():
     return states
 
 
-def healthy(replicas, image=None):
-    """The cluster is Ready, not Degraded, with `replicas` members and pods,
-    all Ready, nothing in flight, and (if given) every pod runs `image`:
-    as status says it and as the pods are."""
+def healthy(replicas, image=None, observers=0):
+    """The cluster is Ready, not Degraded, with `replicas` participants and
+    `observers` observers and as many pods, all Ready, nothing in flight,
+    and (if given) every pod runs `image`: as status says it and as the
+    pods are."""
+    total = replicas + observers
     def check():
         cc = cluster()
         s = cc.get("status", {})
@@ -160,42 +163,49 @@ def healthy(replicas, image=None):
             return None
         if s.get("operation") or condition(s, "Progressing").get("status") != "False":
             return None
-        if condition(s, "Degraded").get("status") != "False" or s.get("readyReplicas") != replicas:
+        if condition(s, "Degraded").get("status") != "False" or s.get("readyReplicas") != total:
             return None
         ps = pods()
-        if len(s.get("members", [])) != replicas or len(ps) != replicas:
+        if len(s.get("members", [])) != total or len(ps) != total:
+            return None
+        if sum(1 for m in s["members"] if m["role"] == "observer") != observers:
             return None
         if not all(pod_ready(p) for p in ps.values()):
             return None
         if image and s.get("currentVersion") != image:
             return None
         sts = get_json("-n", NS, "statefulset", NAME)
-        if sts["spec"]["replicas"] != replicas:
+        if sts["spec"]["replicas"] != total:
             return None
         return s
     return check
 
 
-def status_tells_the_truth(s, replicas):
+def status_tells_the_truth(s, replicas, observers=0):
     """Status against the servers themselves: the leader it names is the one
     whose mntr says leader, the others follow, and the counts match. The
     first look may straddle a change of leader: it is repeated once after a
     fresh read of status."""
     try:
-        check_status(s, replicas)
+        check_status(s, replicas, observers)
     except AssertionError as e:
         log(f"status and servers disagreed once ({e}); looking again")
         time.sleep(5)
-        check_status(cluster()["status"], replicas)
+        check_status(cluster()["status"], replicas, observers)
 
 
-def check_status(s, replicas):
+def check_status(s, replicas, observers=0):
+    total = replicas + observers
     states = server_states()
     leaders = [sid for sid, st in states.items() if st == "leader"]
     assert leaders == [s["leader"]], f"status leader {s['leader']}, servers say {states}"
-    assert sorted(m["id"] for m in s["members"]) == list(range(1, replicas + 1)), s["members"]
+    assert sorted(m["id"] for m in s["members"]) == list(range(1, total + 1)), s["members"]
     assert sum(1 for m in s["members"] if m["role"] == "leader") == 1, s["members"]
-    assert s["readyReplicas"] == replicas == len(states), (s["readyReplicas"], states)
+    status_observers = sorted(m["id"] for m in s["members"] if m["role"] == "observer")
+    server_observers = sorted(sid for sid, st in states.items() if st == "observer")
+    assert status_observers == server_observers and len(server_observers) == observers, \
+        (s["members"], states)
+    assert s["readyReplicas"] == total == len(states), (s["readyReplicas"], states)
     assert s["connectionString"] == CLIENT, s["connectionString"]
     log(f"ok: status matches the servers ({states})")
 
@@ -379,6 +389,22 @@ def main():
 
     if os.environ.get("E2E_TLS", "1") == "1":
         check_tls()
+
+    # Observers, and roles moved so that only the top server ever leaves.
+    set_spec({"observers": 1})
+    s = wait("an observer joins", healthy(3, observers=1), timeout=600)
+    status_tells_the_truth(s, 3, observers=1)
+    set_spec({"replicas": 4, "observers": 0})
+    s = wait("the observer is promoted", healthy(4), timeout=600)
+    status_tells_the_truth(s, 4)
+    assert events("MemberPromoted") >= 1, "MemberPromoted events"
+    set_spec({"replicas": 3, "observers": 1})
+    s = wait("a participant is demoted", healthy(3, observers=1), timeout=600)
+    status_tells_the_truth(s, 3, observers=1)
+    assert events("MemberDemoted") >= 1, "MemberDemoted events"
+    set_spec({"observers": 0})
+    s = wait("the observer leaves", healthy(3), timeout=600)
+    status_tells_the_truth(s, 3)
 
     writer_log = kubectl("-n", NS, "logs", "e2e-writer")
     acked = writer_log.count("acked ")

@@ -18,7 +18,7 @@
 
 use crate::crd::{Operation, ReclaimPolicy};
 use crate::observe::EnsembleView;
-use crate::plan::{self, Observed, Step};
+use crate::plan::{self, Desired, InFlight, Observed, Step};
 
 /// A pod of the cluster's StatefulSet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +70,10 @@ impl KubeState {
 
 /// Operation kinds recorded in `status.operation.kind`.
 pub const ADD_SERVER: &str = "AddServer";
+pub const ADD_OBSERVER: &str = "AddObserver";
 pub const REMOVE_SERVER: &str = "RemoveServer";
+pub const PROMOTE_SERVER: &str = "PromoteServer";
+pub const DEMOTE_SERVER: &str = "DemoteServer";
 pub const ROLL_POD: &str = "RollPod";
 /// The step of a roll that moved leadership off the next pod to roll.
 pub const HANDED_OVER: &str = "LeadershipTransferred";
@@ -84,12 +87,24 @@ pub enum Decision {
     /// and Events, `message` says why for a person.
     Wait { reason: String, message: String },
     /// Set the StatefulSet's replicas (`server` is the server that is
-    /// being added or that left).
-    ScaleStatefulSet { replicas: u64, server: u64 },
-    /// Add server `id` as a participant.
-    Add { id: u64, expected_version: String },
+    /// being added, as an observer or not, or that left).
+    ScaleStatefulSet {
+        replicas: u64,
+        server: u64,
+        observer: bool,
+    },
+    /// Add server `id` as a participant, or as an observer.
+    Add {
+        id: u64,
+        observer: bool,
+        expected_version: String,
+    },
     /// Remove server `id`.
     Remove { id: u64, expected_version: String },
+    /// Make observer `id` a participant.
+    Promote { id: u64, expected_version: String },
+    /// Make participant `id` an observer.
+    Demote { id: u64, expected_version: String },
     /// Move leadership off `from` (to `to`, or the most caught-up).
     TransferLeadership {
         from: u64,
@@ -116,13 +131,19 @@ impl Decision {
     pub fn operation(&self) -> Option<(&'static str, u64, &'static str)> {
         match self {
             Decision::Idle | Decision::Wait { .. } => None,
-            Decision::ScaleStatefulSet { replicas, server } => Some(if replicas >= server {
-                (ADD_SERVER, *server, "PodCreated")
+            Decision::ScaleStatefulSet {
+                replicas,
+                server,
+                observer,
+            } => Some(if replicas >= server {
+                (add_kind(*observer), *server, "PodCreated")
             } else {
                 (REMOVE_SERVER, *server, "PodRemoved")
             }),
-            Decision::Add { id, .. } => Some((ADD_SERVER, *id, "MemberAdded")),
+            Decision::Add { id, observer, .. } => Some((add_kind(*observer), *id, "MemberAdded")),
             Decision::Remove { id, .. } => Some((REMOVE_SERVER, *id, "MemberRemoved")),
+            Decision::Promote { id, .. } => Some((PROMOTE_SERVER, *id, "MemberPromoted")),
+            Decision::Demote { id, .. } => Some((DEMOTE_SERVER, *id, "MemberDemoted")),
             Decision::TransferLeadership { from, kind, .. } => Some((kind, *from, HANDED_OVER)),
             Decision::DeletePod { id, .. } => Some((ROLL_POD, *id, "PodDeleted")),
             Decision::DeleteVolume { id, .. } => Some((REMOVE_SERVER, *id, "VolumeDeleted")),
@@ -130,10 +151,30 @@ impl Decision {
     }
 }
 
+fn add_kind(observer: bool) -> &'static str {
+    if observer { ADD_OBSERVER } else { ADD_SERVER }
+}
+
+/// The unfinished membership operation `op` stands for, if it is one.
+fn in_flight(op: &Operation) -> Option<InFlight> {
+    let id = op.server;
+    Some(match op.kind.as_str() {
+        ADD_SERVER => InFlight::Add {
+            id,
+            observer: false,
+        },
+        ADD_OBSERVER => InFlight::Add { id, observer: true },
+        REMOVE_SERVER => InFlight::Remove { id },
+        PROMOTE_SERVER => InFlight::Promote { id },
+        DEMOTE_SERVER => InFlight::Demote { id },
+        _ => return None,
+    })
+}
+
 /// Everything `decide` reads.
 #[derive(Debug, Clone)]
 pub struct Inputs<'a> {
-    pub desired: u64,
+    pub desired: Desired,
     pub paused: bool,
     pub reclaim: ReclaimPolicy,
     pub kube: &'a KubeState,
@@ -147,7 +188,8 @@ pub struct Inputs<'a> {
 pub fn operation_done(op: &Operation, kube: &KubeState, view: &EnsembleView) -> bool {
     let member = view.members.iter().find(|m| m.id == op.server);
     match op.kind.as_str() {
-        ADD_SERVER => member.is_some_and(|m| m.participant),
+        ADD_SERVER | PROMOTE_SERVER => member.is_some_and(|m| m.participant),
+        ADD_OBSERVER | DEMOTE_SERVER => member.is_some_and(|m| !m.participant),
         REMOVE_SERVER => {
             member.is_none() && kube.statefulset_replicas.is_some_and(|r| r < op.server)
         }
@@ -200,26 +242,28 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
         );
     }
 
-    // A membership operation in flight keeps its target until it is done.
-    let mut desired = inputs.desired;
-    if let Some(op) = inputs.operation
-        && !operation_done(op, inputs.kube, view)
-    {
-        match op.kind.as_str() {
-            ADD_SERVER => desired = op.server,
-            REMOVE_SERVER => desired = op.server.saturating_sub(1),
-            _ => {}
-        }
-    }
-
+    // A membership operation in flight is carried on until it is done; a
+    // new spec waits for it.
     let observed = Observed {
         members: view.members.clone(),
         version: view.version.clone(),
         statefulset_replicas,
     };
-    match plan::next_step(desired, &observed) {
+    let step = match inputs
+        .operation
+        .filter(|op| !operation_done(op, inputs.kube, view))
+        .and_then(in_flight)
+    {
+        Some(op) => plan::continue_step(op, &observed),
+        None => plan::next_step(inputs.desired, &observed),
+    };
+    match step {
         Step::Wait(message) => return Decision::wait("MemberUnhealthy", message),
         Step::ScaleStatefulSet(replicas) => {
+            // The server a grown StatefulSet's new pod is for joins as an
+            // observer when that is what the step in flight or the spec's
+            // shortage makes it.
+            let observer = adding_observer(inputs, view, replicas);
             if replicas > statefulset_replicas {
                 // A volume left by an earlier server with this id carries
                 // data of a removed server: it would refuse to start.
@@ -234,20 +278,24 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
                 return Decision::ScaleStatefulSet {
                     replicas,
                     server: replicas,
+                    observer,
                 };
             }
             return Decision::ScaleStatefulSet {
                 replicas,
                 server: statefulset_replicas,
+                observer: false,
             };
         }
         Step::Add {
             id,
+            observer,
             expected_version,
         } => {
             return match inputs.kube.pod(id) {
                 Some(pod) if pod.running && pod.ip.is_some() && !pod.terminating => Decision::Add {
                     id,
+                    observer,
                     expected_version,
                 },
                 _ => Decision::wait(
@@ -261,6 +309,24 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
             expected_version,
         } => {
             return Decision::Remove {
+                id,
+                expected_version,
+            };
+        }
+        Step::Promote {
+            id,
+            expected_version,
+        } => {
+            return Decision::Promote {
+                id,
+                expected_version,
+            };
+        }
+        Step::Demote {
+            id,
+            expected_version,
+        } => {
+            return Decision::Demote {
                 id,
                 expected_version,
             };
@@ -290,6 +356,17 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
     }
 
     roll(inputs.kube, view)
+}
+
+/// Whether the server whose pod a grown StatefulSet gets is to be an
+/// observer: as the operation in flight says, or else as the spec's
+/// shortage says (participants first).
+fn adding_observer(inputs: &Inputs<'_>, view: &EnsembleView, replicas: u64) -> bool {
+    if let Some(op) = inputs.operation.filter(|op| op.server == replicas) {
+        return op.kind == ADD_OBSERVER;
+    }
+    let voters = view.members.iter().filter(|m| m.participant).count() as u64;
+    voters >= inputs.desired.participants
 }
 
 /// The next pod of a rolling update.

@@ -50,7 +50,9 @@ pub(super) async fn act<E: Ensemble>(
         .map(|(_, addr)| addr.as_str());
     let outcome = match decision {
         Decision::Idle | Decision::Wait { .. } => return Ok(Outcome::Nothing),
-        Decision::ScaleStatefulSet { replicas, server } => {
+        Decision::ScaleStatefulSet {
+            replicas, server, ..
+        } => {
             let note = if replicas >= server {
                 format!("StatefulSet grown to {replicas} pods: server {server}'s pod is created")
             } else {
@@ -70,10 +72,12 @@ pub(super) async fn act<E: Ensemble>(
         }
         Decision::Add {
             id,
+            observer,
             expected_version,
         } => {
+            let role = if *observer { "observer" } else { "participant" };
             let line = format!(
-                "server.{id}={}:{}:{}:participant;{}",
+                "server.{id}={}:{}:{}:{role};{}",
                 names.server_host(*id),
                 ports.quorum,
                 ports.election,
@@ -87,7 +91,14 @@ pub(super) async fn act<E: Ensemble>(
                 ("/membership/add", body, "AddMember", *id),
                 (
                     "MemberAdded",
-                    format!("server {id} caught up and was added as a participant"),
+                    format!(
+                        "server {id} caught up and was added as {}",
+                        if *observer {
+                            "an observer"
+                        } else {
+                            "a participant"
+                        }
+                    ),
                 ),
                 (
                     "ScaleRefused",
@@ -113,6 +124,50 @@ pub(super) async fn act<E: Ensemble>(
                 (
                     "ScaleRefused",
                     format!("removing server {id} did not happen now"),
+                ),
+            )
+            .await
+        }
+        Decision::Promote {
+            id,
+            expected_version,
+        } => {
+            let body = serde_json::json!({"id": id, "expected_version": expected_version});
+            announced_change(
+                ctx,
+                target,
+                leader_addr,
+                ("/membership/promote", body, "PromoteMember", *id),
+                (
+                    "MemberPromoted",
+                    format!(
+                        "observer {id} became a participant (so that the top server can leave)"
+                    ),
+                ),
+                (
+                    "ScaleRefused",
+                    format!("promoting server {id} did not happen now"),
+                ),
+            )
+            .await
+        }
+        Decision::Demote {
+            id,
+            expected_version,
+        } => {
+            let body = serde_json::json!({"id": id, "expected_version": expected_version});
+            announced_change(
+                ctx,
+                target,
+                leader_addr,
+                ("/membership/demote", body, "DemoteMember", *id),
+                (
+                    "MemberDemoted",
+                    format!("participant {id} became an observer"),
+                ),
+                (
+                    "ScaleRefused",
+                    format!("demoting server {id} did not happen now"),
                 ),
             )
             .await

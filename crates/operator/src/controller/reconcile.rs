@@ -34,6 +34,7 @@ use crate::crd::{CoordinationCluster, Operation, ReclaimPolicy};
 use crate::decide::{self, Decision, Inputs, KubeState};
 use crate::metrics::{ActionLabel, ClusterLabel};
 use crate::observe::{self, EnsembleView};
+use crate::plan::Desired;
 use crate::status::{self, Observation};
 
 /// How often a cluster is looked at while something is under way (the
@@ -159,7 +160,10 @@ async fn reconcile_cluster<E: Ensemble>(
             message: reason.clone(),
         },
         None => decide::decide(&Inputs {
-            desired: u64::try_from(cc.spec.replicas.max(1)).unwrap_or(1),
+            desired: Desired {
+                participants: u64::try_from(cc.spec.replicas.max(1)).unwrap_or(1),
+                observers: u64::try_from(cc.spec.observers.max(0)).unwrap_or(0),
+            },
             paused: cc.spec.paused,
             reclaim: cc.spec.storage.reclaim_policy,
             kube: &kube,

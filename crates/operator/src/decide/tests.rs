@@ -43,9 +43,12 @@ fn kube(pods: u64, revision: &str) -> KubeState {
     }
 }
 
-fn inputs<'a>(desired: u64, kube: &'a KubeState, view: &'a EnsembleView) -> Inputs<'a> {
+fn inputs<'a>(participants: u64, kube: &'a KubeState, view: &'a EnsembleView) -> Inputs<'a> {
     Inputs {
-        desired,
+        desired: Desired {
+            participants,
+            observers: 0,
+        },
         paused: false,
         reclaim: ReclaimPolicy::Retain,
         kube,
@@ -102,7 +105,8 @@ fn growing_creates_the_pod_waits_for_it_then_adds_the_server() {
         decide(&inputs(5, &k, &v)),
         Decision::ScaleStatefulSet {
             replicas: 4,
-            server: 4
+            server: 4,
+            observer: false
         }
     );
     let mut k = kube(4, "new");
@@ -115,6 +119,7 @@ fn growing_creates_the_pod_waits_for_it_then_adds_the_server() {
         decide(&inputs(5, &k, &v)),
         Decision::Add {
             id: 4,
+            observer: false,
             expected_version: "100000001".into()
         }
     );
@@ -159,7 +164,8 @@ fn shrinking_moves_the_leader_removes_then_shrinks_then_reclaims() {
         decide(&inputs(2, &k, &v)),
         Decision::ScaleStatefulSet {
             replicas: 2,
-            server: 3
+            server: 3,
+            observer: false
         }
     );
     let mut k = kube(2, "new");
@@ -201,7 +207,8 @@ fn a_new_spec_waits_for_the_operation_in_flight() {
         decide(&i),
         Decision::ScaleStatefulSet {
             replicas: 3,
-            server: 4
+            server: 4,
+            observer: false
         }
     );
 }
@@ -355,4 +362,79 @@ fn a_handover_is_done_once_the_server_leads_no_more() {
     let k = kube(3, "new");
     assert!(!operation_done(&handed, &k, &view(&[1, 2, 3], 1)));
     assert!(operation_done(&handed, &k, &view(&[1, 2, 3], 2)));
+}
+
+#[test]
+fn an_observer_is_created_then_added_as_one_even_if_the_spec_changes_meanwhile() {
+    let v = view(&[1, 2, 3], 1);
+    let k = kube(3, "new");
+    let mut i = inputs(3, &k, &v);
+    i.desired.observers = 1;
+    let grow = decide(&i);
+    assert_eq!(
+        grow,
+        Decision::ScaleStatefulSet {
+            replicas: 4,
+            server: 4,
+            observer: true
+        }
+    );
+    assert_eq!(grow.operation(), Some((ADD_OBSERVER, 4, "PodCreated")));
+
+    // The spec now asks for five participants instead: the observer being
+    // added is added as an observer first.
+    let k = kube(4, "new");
+    let adding = op(ADD_OBSERVER, 4);
+    let mut i = inputs(5, &k, &v);
+    i.operation = Some(&adding);
+    assert_eq!(
+        decide(&i),
+        Decision::Add {
+            id: 4,
+            observer: true,
+            expected_version: "100000001".into()
+        }
+    );
+    let mut v = view(&[1, 2, 3, 4], 1);
+    v.members[3].participant = false;
+    assert!(operation_done(&adding, &k, &v));
+    // Then the participants: 5, and 4 promoted.
+    let mut i = inputs(5, &k, &v);
+    i.operation = Some(&adding);
+    assert_eq!(
+        decide(&i),
+        Decision::ScaleStatefulSet {
+            replicas: 5,
+            server: 5,
+            observer: false
+        }
+    );
+}
+
+#[test]
+fn roles_are_swapped_so_that_only_the_top_server_leaves() {
+    // Participants 1-3 and 5, observer 4; the spec drops the observer.
+    let mut v = view(&[1, 2, 3, 4, 5], 1);
+    v.members[3].participant = false;
+    let k = kube(5, "new");
+    let promote = decide(&inputs(4, &k, &v));
+    assert_eq!(
+        promote,
+        Decision::Promote {
+            id: 4,
+            expected_version: "100000001".into()
+        }
+    );
+    assert_eq!(
+        promote.operation(),
+        Some((PROMOTE_SERVER, 4, "MemberPromoted"))
+    );
+    let promoting = op(PROMOTE_SERVER, 4);
+    assert!(!operation_done(&promoting, &k, &v));
+    v.members[3].participant = true;
+    assert!(operation_done(&promoting, &k, &v));
+    assert!(matches!(
+        decide(&inputs(4, &k, &v)),
+        Decision::Remove { id: 5, .. }
+    ));
 }

@@ -146,6 +146,7 @@ fn an_operation_in_flight_is_progressing_and_a_stalled_roll_is_degraded() {
     let v = view(&[1, 2, 3], 1);
     let d = Decision::Add {
         id: 4,
+        observer: false,
         expected_version: "1".into(),
     };
     let mut o = observation(&cc, &k, Some(&v), &d);
