@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -108,6 +109,14 @@ pub fn error_policy<E: Ensemble>(
     Action::requeue(Duration::from_secs(10))
 }
 
+/// The cluster an object of its StatefulSet (a pod, a volume claim)
+/// belongs to, by its instance label.
+fn cluster_of(meta: &ObjectMeta) -> Option<ObjectRef<CoordinationCluster>> {
+    let name = meta.labels.as_ref()?.get("app.kubernetes.io/instance")?;
+    let namespace = meta.namespace.as_deref()?;
+    Some(ObjectRef::<CoordinationCluster>::new(name).within(namespace))
+}
+
 /// Runs the controller until a shutdown signal, over every namespace the
 /// client may watch.
 pub async fn run<E: Ensemble>(ctx: Arc<Context<E>>) {
@@ -118,18 +127,19 @@ pub async fn run<E: Ensemble>(ctx: Arc<Context<E>>) {
         .owns(Api::<StatefulSet>::all(client.clone()), owned.clone())
         .owns(Api::<Service>::all(client.clone()), owned.clone())
         .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
-        // Pods belong to the StatefulSet, not to the resource: map them by
-        // their instance label.
-        .watches(Api::<Pod>::all(client), owned, |pod: Pod| {
-            let name = pod
-                .metadata
-                .labels
-                .as_ref()?
-                .get("app.kubernetes.io/instance")?
-                .clone();
-            let namespace = pod.metadata.namespace.clone()?;
-            Some(ObjectRef::<CoordinationCluster>::new(&name).within(&namespace))
-        })
+        // Pods and volume claims belong to the StatefulSet, not to the
+        // resource: map them by their instance label (a claim's deletion
+        // or a pod's readiness is often what the next step waits for).
+        .watches(
+            Api::<Pod>::all(client.clone()),
+            owned.clone(),
+            |pod: Pod| cluster_of(&pod.metadata),
+        )
+        .watches(
+            Api::<PersistentVolumeClaim>::all(client),
+            owned,
+            |claim: PersistentVolumeClaim| cluster_of(&claim.metadata),
+        )
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
