@@ -37,6 +37,8 @@ pub struct PodState {
     pub terminating: bool,
     /// The server container's image.
     pub image: Option<String>,
+    /// The node it was scheduled to.
+    pub node: Option<String>,
 }
 
 /// The Kubernetes side, as observed.

@@ -9,6 +9,8 @@
 
 pub mod metrics_ready;
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
@@ -42,6 +44,34 @@ pub struct Observation<'a> {
     /// was.
     pub service_monitor: Option<ServiceMonitorState>,
     pub now: Timestamp,
+}
+
+/// Participants whose pods run on the same node (losing that node loses
+/// all of them), as a message; None when each has a node of its own.
+fn voters_sharing_nodes(o: &Observation<'_>) -> Option<String> {
+    let view = o.ensemble?;
+    let mut by_node: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for member in view.members.iter().filter(|m| m.participant) {
+        if let Some(node) = o.kube.pod(member.id).and_then(|p| p.node.as_deref()) {
+            by_node.entry(node).or_default().push(member.id);
+        }
+    }
+    let shared: Vec<String> = by_node
+        .iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|(node, ids)| {
+            let (last, rest) = ids.split_last().unwrap_or((&0, &[]));
+            let rest: Vec<String> = rest.iter().map(u64::to_string).collect();
+            format!("servers {} and {last} run on node {node}", rest.join(", "))
+        })
+        .collect();
+    if shared.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{}: losing that node loses all of them (spec.pod.affinity or topologySpreadConstraints, or more nodes)",
+        shared.join("; ")
+    ))
 }
 
 pub fn build(o: &Observation<'_>) -> CoordinationClusterStatus {
@@ -260,6 +290,16 @@ pub fn build(o: &Observation<'_>) -> CoordinationClusterStatus {
             "OddReplicas",
             "the size is odd".to_owned(),
         );
+    }
+
+    match voters_sharing_nodes(o) {
+        Some(message) => set("PlacementWarning", true, "VotersShareNode", message),
+        None => set(
+            "PlacementWarning",
+            false,
+            "VotersSpread",
+            "every participant runs on a node of its own".to_owned(),
+        ),
     }
 
     if let Some(state) = o.service_monitor {

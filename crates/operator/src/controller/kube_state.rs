@@ -43,6 +43,7 @@ pub(super) fn pod_state(cluster: &str, pod: &Pod) -> Option<PodState> {
             .as_ref()
             .and_then(|s| s.containers.iter().find(|c| c.name == "conclave"))
             .and_then(|c| c.image.clone()),
+        node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
         name,
     })
 }

@@ -228,6 +228,7 @@ async fn reconcile_cluster<E: Ensemble>(
         service_monitor: monitor,
         now,
     });
+    announce_placement(ctx, cc, &status).await;
     let members = i64::try_from(status.members.len()).unwrap_or(i64::MAX);
     ctx.metrics.members.get_or_create(&label).set(members);
     ctx.metrics
@@ -309,6 +310,34 @@ fn next_operation(
         expected_config_version,
         started,
     })
+}
+
+/// A Warning Event when participants come to share a node (the
+/// `PlacementWarning` condition turns True), once.
+async fn announce_placement<E>(
+    ctx: &Context<E>,
+    cc: &CoordinationCluster,
+    status: &crate::crd::CoordinationClusterStatus,
+) {
+    let warning = |conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == "PlacementWarning" && c.status == "True")
+            .map(|c| c.message.clone())
+    };
+    let before = cc.status.as_ref().and_then(|s| warning(&s.conditions));
+    if let (None, Some(message)) = (before, warning(&status.conditions)) {
+        act::publish(
+            ctx,
+            cc,
+            EventType::Warning,
+            "VotersShareNode",
+            "Place",
+            message,
+            None,
+        )
+        .await;
+    }
 }
 
 /// An Event for a wait, once per reason: the reason is compared with the

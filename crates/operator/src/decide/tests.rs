@@ -29,6 +29,7 @@ fn pod(id: u64, revision: &str) -> PodState {
         revision: Some(revision.into()),
         terminating: false,
         image: Some(format!("conclave:{revision}")),
+        node: None,
     }
 }
 

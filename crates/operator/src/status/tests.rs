@@ -35,6 +35,7 @@ fn kube(n: u64) -> KubeState {
                 revision: Some("r1".into()),
                 terminating: false,
                 image: Some("conclave:dev".into()),
+                node: Some(format!("node-{id}")),
             })
             .collect(),
         volumes: vec![],
@@ -328,5 +329,42 @@ fn no_service_monitor_asked_for_is_metrics_ready() {
     assert_eq!(
         (metrics.status.as_str(), metrics.reason.as_str()),
         ("True", "ServiceMonitorDisabled")
+    );
+}
+
+#[test]
+fn voters_sharing_a_node_are_a_placement_warning() {
+    let cc = cluster();
+    let v = view(&[1, 2, 3], 1);
+    let spread = kube(3);
+    let s = build(&observation(&cc, &spread, Some(&v), &Decision::Idle));
+    let placement = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "PlacementWarning")
+        .unwrap();
+    assert_eq!(
+        (placement.status.as_str(), placement.reason.as_str()),
+        ("False", "VotersSpread")
+    );
+
+    let mut shared = kube(3);
+    shared.pods[2].node = Some("node-1".into());
+    let s = build(&observation(&cc, &shared, Some(&v), &Decision::Idle));
+    let placement = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "PlacementWarning")
+        .unwrap();
+    assert_eq!(
+        (placement.status.as_str(), placement.reason.as_str()),
+        ("True", "VotersShareNode")
+    );
+    assert!(
+        placement
+            .message
+            .contains("servers 1 and 3 run on node node-1"),
+        "{}",
+        placement.message
     );
 }

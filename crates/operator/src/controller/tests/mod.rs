@@ -839,3 +839,31 @@ async fn tls_serves_a_second_port_and_a_renewed_certificate_rolls_the_pods() {
         "a new certificate must change the pod template"
     );
 }
+
+#[tokio::test]
+async fn voters_on_one_node_are_warned_about_once() {
+    let world = World::running(cluster(json!({})), &[1, 2, 3], 1, "zk-new");
+    for id in 1..=3u64 {
+        let path = format!("{PODS}/zk-{}", id - 1);
+        let mut p = pod(id, "zk-new", true);
+        p["spec"]["nodeName"] = json!(if id == 3 { "node-b" } else { "node-a" });
+        world.api.put(&path, p);
+    }
+    world.reconcile().await.unwrap();
+    world.reconcile().await.unwrap();
+    let warned = world
+        .events()
+        .iter()
+        .filter(|r| *r == "VotersShareNode")
+        .count();
+    assert_eq!(warned, 1, "{:?}", world.events());
+    let placement = world.condition("PlacementWarning");
+    assert_eq!(placement["status"], "True");
+    assert!(
+        placement["message"]
+            .as_str()
+            .unwrap()
+            .contains("servers 1 and 2 run on node node-a"),
+        "{placement}"
+    );
+}
