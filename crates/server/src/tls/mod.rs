@@ -13,6 +13,7 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::sign::{CertifiedKey, SingleCertAndKey};
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 
 pub use jks::JksError;
@@ -39,10 +40,7 @@ pub enum TlsError {
     NoTrustStore(&'static str),
     #[error("the TLS configuration was refused: {0}")]
     Rustls(#[from] rustls::Error),
-    #[error(
-        "{path}: the certificate and key cannot be used: {source} (certificates must be \
-         X.509 version 3)"
-    )]
+    #[error("{path}: the certificate and key cannot be used: {source}")]
     Identity {
         path: String,
         #[source]
@@ -75,7 +73,8 @@ pub fn acceptor(settings: &SslSettings) -> Result<TlsAcceptor, TlsError> {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
             let roots = load_roots(&settings.trust_store, auth)?;
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             let verifier = if auth == ClientAuth::Want {
                 verifier.allow_unauthenticated().build()?
             } else {
@@ -84,13 +83,42 @@ pub fn acceptor(settings: &SslSettings) -> Result<TlsAcceptor, TlsError> {
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let config = builder
-        .with_single_cert(identity.chain, identity.key)
-        .map_err(|source| TlsError::Identity {
-            path: key_store_path,
-            source,
-        })?;
+    let certified = certified_key(identity, &provider, &key_store_path)?;
+    let config = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The server's certificate chain with its signing key. The chain is sent
+/// as it is: a key that does not match the certificate is refused, but a
+/// certificate webpki cannot read (X.509 v1, which Java and ZooKeeper
+/// accept, and kazoo's test harness makes) is served with a warning
+/// rather than refused; clients judge it.
+fn certified_key(
+    identity: Identity,
+    provider: &rustls::crypto::CryptoProvider,
+    path: &str,
+) -> Result<CertifiedKey, TlsError> {
+    let refused = |source| TlsError::Identity {
+        path: path.to_owned(),
+        source,
+    };
+    let signing_key = provider
+        .key_provider
+        .load_private_key(identity.key)
+        .map_err(refused)?;
+    let certified = CertifiedKey::new(identity.chain, signing_key);
+    match certified.keys_match() {
+        Ok(()) => {}
+        Err(e @ rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            return Err(refused(e));
+        }
+        Err(e) => tracing::warn!(
+            path,
+            error = %e,
+            "cannot check the key store's certificate against its key (not X.509 v3?); serving it as it is"
+        ),
+    }
+    Ok(certified)
 }
 
 fn load_identity(store: &StoreSettings) -> Result<Identity, TlsError> {
@@ -205,4 +233,48 @@ fn unsupported<T>(key: &str, kind: &'static str) -> Result<T, TlsError> {
         key: format!("{key}.location"),
         kind,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+
+    fn settings(key_store: &str) -> SslSettings {
+        let mut s = SslSettings::default();
+        for (k, v) in [
+            ("ssl.keyStore.location", format!("{FIXTURES}/{key_store}")),
+            ("ssl.trustStore.location", format!("{FIXTURES}/ca.pem")),
+        ] {
+            assert!(s.set(k, &v).unwrap());
+        }
+        s
+    }
+
+    #[test]
+    fn a_v1_server_certificate_is_served_as_it_is() {
+        // Java takes X.509 v1 certificates (kazoo's harness makes them);
+        // webpki cannot read them, which must not stop the server.
+        assert!(acceptor(&settings("server-v1.pem")).is_ok());
+        assert!(acceptor(&settings("server.pem")).is_ok());
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_certificates_is_refused() {
+        let Err(err) = acceptor(&settings("mismatched.pem")) else {
+            panic!("a key store whose key is not the certificate's was taken");
+        };
+        assert!(err.to_string().contains("mismatched.pem"), "{err}");
+        assert!(matches!(err, TlsError::Identity { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn client_authentication_needs_a_trust_store() {
+        let mut s = settings("server.pem");
+        s.trust_store = StoreSettings::default();
+        assert!(matches!(acceptor(&s), Err(TlsError::NoTrustStore("need"))));
+        s.client_auth = ClientAuth::None;
+        assert!(acceptor(&s).is_ok());
+    }
 }
