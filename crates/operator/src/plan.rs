@@ -132,11 +132,7 @@ pub fn next_step(desired: Desired, observed: &Observed) -> Step {
     if voters > desired.participants {
         return demote_a_participant(observed);
     }
-    if observed.statefulset_replicas > top.id {
-        // A removal committed: the pods past the last member go.
-        return Step::ScaleStatefulSet(top.id);
-    }
-    Step::Done
+    shrink_to_members(observed)
 }
 
 /// The step that carries on an unfinished operation, whatever the spec now
@@ -151,14 +147,7 @@ pub fn continue_step(op: InFlight, observed: &Observed) -> Step {
         InFlight::Add { id, observer } => add(id, observer, observed),
         InFlight::Remove { id } => match member(id) {
             Some(m) => remove(m, observed),
-            None => {
-                let top = observed.members.iter().map(|m| m.id).max().unwrap_or(0);
-                if observed.statefulset_replicas > top {
-                    Step::ScaleStatefulSet(top)
-                } else {
-                    Step::Done
-                }
-            }
+            None => shrink_to_members(observed),
         },
         InFlight::Promote { id } => match member(id) {
             Some(m) if !m.healthy => Step::Wait(format!(
@@ -177,6 +166,16 @@ pub fn continue_step(op: InFlight, observed: &Observed) -> Step {
             },
             None => Step::Done,
         },
+    }
+}
+
+/// Once a removal committed, the pods past the top member go.
+fn shrink_to_members(observed: &Observed) -> Step {
+    let top = observed.members.iter().map(|m| m.id).max().unwrap_or(0);
+    if observed.statefulset_replicas > top {
+        Step::ScaleStatefulSet(top)
+    } else {
+        Step::Done
     }
 }
 

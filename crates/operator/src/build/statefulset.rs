@@ -110,14 +110,12 @@ pub const TLS_SECRET_DIGEST: &str = "conclave.dev/tls-secret-digest";
 
 fn pod_annotations(cc: &CoordinationCluster, tls_secret: Option<&str>) -> BTreeMap<String, String> {
     let mut annotations = cc.spec.pod.annotations.clone();
-    let settings = match &cc.spec.tls {
-        // Only with TLS, so that pods made before `tls` existed keep their
-        // digest.
-        Some(tls) => {
-            serde_json::json!({"config": cc.spec.config, "ports": cc.spec.ports, "tls": tls})
-        }
-        None => serde_json::json!({"config": cc.spec.config, "ports": cc.spec.ports}),
-    };
+    let mut settings = serde_json::json!({"config": cc.spec.config, "ports": cc.spec.ports});
+    // Only with TLS, so that pods made before `tls` existed keep their
+    // digest.
+    if let Some(tls) = &cc.spec.tls {
+        settings["tls"] = serde_json::json!(tls);
+    }
     annotations.insert(
         CONFIG_DIGEST.to_owned(),
         format!("{:016x}", fnv1a(settings.to_string().as_bytes())),
@@ -467,19 +465,15 @@ mod tests {
         assert_eq!(labels["app.kubernetes.io/instance"], "zk");
     }
 
+    fn template_annotations(sts: &StatefulSet) -> BTreeMap<String, String> {
+        let metadata = spec_of(sts).template.metadata.as_ref().unwrap();
+        metadata.annotations.clone().unwrap()
+    }
+
     #[test]
     fn settings_roll_the_pods_and_membership_does_not() {
         let digest = |cc: &CoordinationCluster| {
-            let sts = statefulset(cc, 3, None).unwrap();
-            spec_of(&sts)
-                .template
-                .metadata
-                .as_ref()
-                .unwrap()
-                .annotations
-                .as_ref()
-                .unwrap()[CONFIG_DIGEST]
-                .clone()
+            template_annotations(&statefulset(cc, 3, None).unwrap())[CONFIG_DIGEST].clone()
         };
         let cc = cluster();
         let base = digest(&cc);
@@ -498,14 +492,7 @@ mod tests {
             "now".to_owned(),
         )]));
         let sts = statefulset(&restarted, 3, None).unwrap();
-        let annotations = spec_of(&sts)
-            .template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .annotations
-            .clone();
-        assert_eq!(annotations.unwrap()[RESTARTED_AT], "now");
+        assert_eq!(template_annotations(&sts)[RESTARTED_AT], "now");
     }
 
     #[test]
@@ -528,15 +515,7 @@ mod tests {
         let plain_pod = spec_of(&plain).template.spec.clone().unwrap();
         assert!(!plain_pod.containers[0].command.as_ref().unwrap()[2].contains("tls"));
         assert!(
-            !spec_of(&plain)
-                .template
-                .metadata
-                .as_ref()
-                .unwrap()
-                .annotations
-                .as_ref()
-                .unwrap()
-                .contains_key(TLS_SECRET_DIGEST),
+            !template_annotations(&plain).contains_key(TLS_SECRET_DIGEST),
             "no TLS, no Secret digest"
         );
 
@@ -545,13 +524,7 @@ mod tests {
             Some(serde_json::from_value(serde_json::json!({"secretName": "zk-tls"})).unwrap());
         let sts = statefulset(&cc, 3, Some("abc")).unwrap();
         let template = &spec_of(&sts).template;
-        let annotations = template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .annotations
-            .clone()
-            .unwrap();
+        let annotations = template_annotations(&sts);
         assert_eq!(annotations[TLS_SECRET_DIGEST], "abc");
         let pod = template.spec.as_ref().unwrap();
         let container = &pod.containers[0];
@@ -594,14 +567,7 @@ mod tests {
         // Turning TLS on changes the settings digest: the pods roll.
         assert_ne!(
             annotations[CONFIG_DIGEST],
-            spec_of(&plain)
-                .template
-                .metadata
-                .as_ref()
-                .unwrap()
-                .annotations
-                .as_ref()
-                .unwrap()[CONFIG_DIGEST]
+            template_annotations(&plain)[CONFIG_DIGEST]
         );
     }
 }

@@ -111,20 +111,16 @@ pub(super) async fn act<E: Ensemble>(
             id,
             expected_version,
         } => {
-            let body = serde_json::json!({"id": id, "expected_version": expected_version});
-            announced_change(
+            change_member(
                 ctx,
                 target,
                 leader_addr,
-                ("/membership/remove", body, "RemoveMember", *id),
+                ("/membership/remove", "RemoveMember", *id, expected_version),
                 (
                     "MemberRemoved",
                     format!("server {id} was removed from the ensemble"),
                 ),
-                (
-                    "ScaleRefused",
-                    format!("removing server {id} did not happen now"),
-                ),
+                "removing",
             )
             .await
         }
@@ -132,22 +128,23 @@ pub(super) async fn act<E: Ensemble>(
             id,
             expected_version,
         } => {
-            let body = serde_json::json!({"id": id, "expected_version": expected_version});
-            announced_change(
+            change_member(
                 ctx,
                 target,
                 leader_addr,
-                ("/membership/promote", body, "PromoteMember", *id),
+                (
+                    "/membership/promote",
+                    "PromoteMember",
+                    *id,
+                    expected_version,
+                ),
                 (
                     "MemberPromoted",
                     format!(
                         "observer {id} became a participant (so that the top server can leave)"
                     ),
                 ),
-                (
-                    "ScaleRefused",
-                    format!("promoting server {id} did not happen now"),
-                ),
+                "promoting",
             )
             .await
         }
@@ -155,20 +152,16 @@ pub(super) async fn act<E: Ensemble>(
             id,
             expected_version,
         } => {
-            let body = serde_json::json!({"id": id, "expected_version": expected_version});
-            announced_change(
+            change_member(
                 ctx,
                 target,
                 leader_addr,
-                ("/membership/demote", body, "DemoteMember", *id),
+                ("/membership/demote", "DemoteMember", *id, expected_version),
                 (
                     "MemberDemoted",
                     format!("participant {id} became an observer"),
                 ),
-                (
-                    "ScaleRefused",
-                    format!("demoting server {id} did not happen now"),
-                ),
+                "demoting",
             )
             .await
         }
@@ -247,6 +240,31 @@ async fn announced_change<E: Ensemble>(
     let related = pod_of(target.names, server);
     publish(ctx, target.cc, kind, reason, action, note, related).await;
     outcome
+}
+
+/// A change that names one member by id (remove, promote, demote) against
+/// the expected config version; a refusal is a `ScaleRefused` Event.
+async fn change_member<E: Ensemble>(
+    ctx: &Context<E>,
+    target: &Target<'_>,
+    leader_addr: Option<&str>,
+    (path, action, id, expected_version): (&str, &str, u64, &str),
+    done: (&str, String),
+    verb: &str,
+) -> Outcome {
+    let body = serde_json::json!({"id": id, "expected_version": expected_version});
+    announced_change(
+        ctx,
+        target,
+        leader_addr,
+        (path, body, action, id),
+        done,
+        (
+            "ScaleRefused",
+            format!("{verb} server {id} did not happen now"),
+        ),
+    )
+    .await
 }
 
 /// Deletes an object; one already gone is fine.

@@ -50,11 +50,13 @@ pub enum TlsError {
     Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
-/// A private key and the certificate chain it belongs to.
+/// A private key and the certificate chain it belongs to, and the key
+/// store they came from (for errors).
 #[derive(Debug)]
 struct Identity {
     key: PrivateKeyDer<'static>,
     chain: Vec<CertificateDer<'static>>,
+    path: String,
 }
 
 /// Builds the acceptor for the secure client port from the `ssl.*` keys.
@@ -63,12 +65,6 @@ pub fn acceptor(settings: &SslSettings) -> Result<TlsAcceptor, TlsError> {
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
     let identity = load_identity(&settings.key_store)?;
-    let key_store_path = settings
-        .key_store
-        .location
-        .as_deref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
     let builder = match settings.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
@@ -83,7 +79,7 @@ pub fn acceptor(settings: &SslSettings) -> Result<TlsAcceptor, TlsError> {
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let certified = certified_key(identity, &provider, &key_store_path)?;
+    let certified = certified_key(identity, &provider)?;
     let config = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -96,10 +92,10 @@ pub fn acceptor(settings: &SslSettings) -> Result<TlsAcceptor, TlsError> {
 fn certified_key(
     identity: Identity,
     provider: &rustls::crypto::CryptoProvider,
-    path: &str,
 ) -> Result<CertifiedKey, TlsError> {
+    let path = identity.path;
     let refused = |source| TlsError::Identity {
-        path: path.to_owned(),
+        path: path.clone(),
         source,
     };
     let signing_key = provider
@@ -113,7 +109,7 @@ fn certified_key(
             return Err(refused(e));
         }
         Err(e) => tracing::warn!(
-            path,
+            %path,
             error = %e,
             "cannot check the key store's certificate against its key (not X.509 v3?); serving it as it is"
         ),
@@ -140,7 +136,11 @@ fn load_identity(store: &StoreSettings) -> Result<Identity, TlsError> {
                     "no unencrypted private key ({e}); encrypted PEM keys are not supported"
                 ))
             })?;
-            Ok(Identity { key, chain })
+            Ok(Identity {
+                key,
+                chain,
+                path: path.display().to_string(),
+            })
         }
         StoreType::Jks => {
             let password = store.resolved_password()?;
@@ -162,6 +162,7 @@ fn load_identity(store: &StoreSettings) -> Result<Identity, TlsError> {
             Ok(Identity {
                 key: PrivateKeyDer::Pkcs8(entry.key),
                 chain: entry.chain,
+                path: path.display().to_string(),
             })
         }
         StoreType::Pkcs12 => unsupported(KEY, "PKCS12"),

@@ -77,6 +77,22 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A framed connect request: a new session (id 0, zero password) or the
+/// re-opening of one.
+pub fn connect_frame(session_id: i64, password: Vec<u8>, timeout_ms: i32) -> Vec<u8> {
+    let mut body = Vec::new();
+    ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms,
+        session_id,
+        password,
+        read_only: Some(false),
+    }
+    .encode(&mut body);
+    frame(&body)
+}
+
 pub fn read_frame(s: &mut impl Read) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len)?;
@@ -139,17 +155,7 @@ impl RawClient {
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         stream.set_nodelay(true)?;
-        let mut body = Vec::new();
-        ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms,
-            session_id,
-            password,
-            read_only: Some(false),
-        }
-        .encode(&mut body);
-        stream.write_all(&frame(&body))?;
+        stream.write_all(&connect_frame(session_id, password, timeout_ms))?;
         let response =
             ConnectResponse::decode(&read_frame(&mut stream)?).map_err(std::io::Error::other)?;
         if response.timeout_ms <= 0 || response.session_id == 0 {

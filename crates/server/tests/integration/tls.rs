@@ -10,12 +10,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use proto::{ConnectRequest, ConnectResponse, OpCode, PathWatchRequest, Request, Response};
+use proto::{ConnectResponse, OpCode, PathWatchRequest, Request, Response};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use crate::raw_client::{create_request, frame, parse_reply, read_frame};
+use crate::raw_client::{connect_frame, create_request, frame, parse_reply, read_frame};
 use crate::support::{DataDir, Kind, TestServer, free_port};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
@@ -67,6 +67,10 @@ fn client_config(with_certificate: bool) -> Arc<ClientConfig> {
 
 type Tls = StreamOwned<ClientConnection, TcpStream>;
 
+fn new_session() -> Vec<u8> {
+    connect_frame(0, vec![0; proto::PASSWORD_LEN], 10_000)
+}
+
 fn tls_connect(addr: SocketAddr, with_certificate: bool) -> std::io::Result<Tls> {
     let socket = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     socket.set_read_timeout(Some(Duration::from_secs(20)))?;
@@ -79,17 +83,7 @@ fn tls_connect(addr: SocketAddr, with_certificate: bool) -> std::io::Result<Tls>
 /// Opens a session over TLS, creates `path` with `data` and reads it back.
 fn session_over_tls(addr: SocketAddr, path: &str, data: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut tls = tls_connect(addr, true)?;
-    let mut body = Vec::new();
-    ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout_ms: 10_000,
-        session_id: 0,
-        password: vec![0; proto::PASSWORD_LEN],
-        read_only: Some(false),
-    }
-    .encode(&mut body);
-    tls.write_all(&frame(&body))?;
+    tls.write_all(&new_session())?;
     let response =
         ConnectResponse::decode(&read_frame(&mut tls)?).map_err(std::io::Error::other)?;
     assert_ne!(response.session_id, 0);
@@ -137,17 +131,7 @@ fn refused_without_certificate(addr: SocketAddr) -> bool {
     let Ok(mut tls) = tls_connect(addr, false) else {
         return true;
     };
-    let mut body = Vec::new();
-    ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout_ms: 10_000,
-        session_id: 0,
-        password: vec![0; proto::PASSWORD_LEN],
-        read_only: Some(false),
-    }
-    .encode(&mut body);
-    if tls.write_all(&frame(&body)).is_err() {
+    if tls.write_all(&new_session()).is_err() {
         return true;
     }
     read_frame(&mut tls).is_err()
