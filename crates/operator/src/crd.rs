@@ -225,8 +225,11 @@ pub struct PodOverrides {
     pub node_selector: BTreeMap<String, String>,
     #[serde(default)]
     pub priority_class_name: Option<String>,
-    #[serde(default)]
-    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// Replaces the default: servers spread over zones where the nodes carry
+    /// `topology.kubernetes.io/zone` (`ScheduleAnyway`, so a cluster without
+    /// zones still schedules them). An empty list turns spreading off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
 }
 
 /// The PodDisruptionBudget: voluntary evictions one server at a time.

@@ -17,7 +17,8 @@ use k8s_openapi::api::core::v1::{
     Affinity, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, SecurityContext,
-    Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -93,6 +94,22 @@ fn default_affinity(names: &Names) -> Affinity {
         }),
         ..Affinity::default()
     }
+}
+
+/// Servers spread over zones where there are zones. `ScheduleAnyway` makes it
+/// a preference: a cluster whose nodes carry no zone label (or too few zones
+/// for the servers) still schedules every server.
+fn default_topology_spread(names: &Names) -> Vec<TopologySpreadConstraint> {
+    vec![TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: "topology.kubernetes.io/zone".to_owned(),
+        when_unsatisfiable: "ScheduleAnyway".to_owned(),
+        label_selector: Some(LabelSelector {
+            match_labels: Some(labels(names)),
+            ..LabelSelector::default()
+        }),
+        ..TopologySpreadConstraint::default()
+    }]
 }
 
 /// Annotation on the pod template: a digest of the settings a server reads
@@ -312,8 +329,13 @@ pub fn statefulset(
         tolerations: Some(spec.pod.tolerations.clone()).filter(|t| !t.is_empty()),
         node_selector: Some(spec.pod.node_selector.clone()).filter(|n| !n.is_empty()),
         priority_class_name: spec.pod.priority_class_name.clone(),
-        topology_spread_constraints: Some(spec.pod.topology_spread_constraints.clone())
-            .filter(|t| !t.is_empty()),
+        topology_spread_constraints: Some(
+            spec.pod
+                .topology_spread_constraints
+                .clone()
+                .unwrap_or_else(|| default_topology_spread(&names)),
+        )
+        .filter(|t| !t.is_empty()),
         termination_grace_period_seconds: Some(30),
         // The image runs as user 1000 (see the Dockerfile); the data volume
         // is made writable for its group.
@@ -451,14 +473,28 @@ mod tests {
             "kubernetes.io/hostname"
         );
 
+        let spread = pod.topology_spread_constraints.as_ref().unwrap();
+        assert_eq!(spread.len(), 1);
+        assert_eq!(spread[0].topology_key, "topology.kubernetes.io/zone");
+        assert_eq!(spread[0].when_unsatisfiable, "ScheduleAnyway");
+        assert_eq!(
+            spread[0].label_selector.as_ref().unwrap().match_labels,
+            Some(labels(&Names::of(&cluster()).unwrap()))
+        );
+
         let mut cc = cluster();
         cc.spec.pod.affinity = Some(Affinity::default());
+        cc.spec.pod.topology_spread_constraints = Some(Vec::new());
         cc.spec.pod.labels.insert("team".into(), "core".into());
         let sts = statefulset(&cc, 3, None).unwrap();
         let template = &spec_of(&sts).template;
         assert_eq!(
             template.spec.as_ref().unwrap().affinity,
             Some(Affinity::default())
+        );
+        assert_eq!(
+            template.spec.as_ref().unwrap().topology_spread_constraints,
+            None
         );
         let labels = template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
         assert_eq!(labels["team"], "core");
