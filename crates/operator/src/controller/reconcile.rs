@@ -213,6 +213,8 @@ async fn reconcile_cluster<E: Ensemble>(
             })
             .inc();
     }
+    let took_action = decision.operation().is_some() && outcome == Outcome::Done;
+    let step_before = previous.clone();
     let operation = next_operation(previous, &decision, &outcome, &kube, view.as_ref());
 
     let now = Timestamp::now();
@@ -257,6 +259,15 @@ async fn reconcile_cluster<E: Ensemble>(
         .await?;
 
     let busy = operation.is_some() || !matches!(decision, Decision::Idle);
+    let progressed = !busy || took_action || step_of(&operation) != step_of(&step_before);
+    let since = ctx
+        .metrics
+        .progress
+        .observe(&label.cluster, progressed, Instant::now());
+    ctx.metrics
+        .seconds_since_progress
+        .get_or_create(&label)
+        .set(since);
     Ok(Action::requeue(if busy { BUSY } else { IDLE }))
 }
 
@@ -272,6 +283,12 @@ fn statefulset_replicas(cc: &CoordinationCluster, kube: &KubeState, decision: &D
 
 /// The operation status records after this reconcile: the previous one
 /// until it is done, then the one this action started.
+/// An operation without its start time: what changes when a step is done.
+fn step_of(op: &Option<Operation>) -> Option<(&str, u64, &str)> {
+    op.as_ref()
+        .map(|o| (o.kind.as_str(), o.server, o.step.as_str()))
+}
+
 fn next_operation(
     previous: Option<Operation>,
     decision: &Decision,
@@ -362,6 +379,7 @@ async fn announce_wait<E>(ctx: &Context<E>, cc: &CoordinationCluster, reason: &s
 /// references); the volume claims follow the reclaim policy.
 async fn cleanup<E: Ensemble>(cc: &CoordinationCluster, ctx: &Context<E>) -> Result<Action, Error> {
     let names = Names::of(cc)?;
+    ctx.metrics.progress.forget(&cluster_label(cc));
     if cc.spec.storage.reclaim_policy == ReclaimPolicy::Delete {
         let api = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &names.namespace);
         let claims = api

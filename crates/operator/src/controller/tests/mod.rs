@@ -132,6 +132,8 @@ fn membership(ids: &[u64], leader: u64) -> Value {
 struct World {
     api: FakeApi,
     ensemble: ScriptedEnsemble,
+    /// Shared by every reconcile of the world, as one operator's are.
+    metrics: Metrics,
 }
 
 impl World {
@@ -146,6 +148,7 @@ impl World {
         World {
             api,
             ensemble: ScriptedEnsemble::default(),
+            metrics: Metrics::default(),
         }
     }
 
@@ -175,7 +178,7 @@ impl World {
         let ctx = Arc::new(Context::new(
             client,
             self.ensemble.clone(),
-            Metrics::default(),
+            self.metrics.clone(),
             Reporter {
                 controller: "conclave-operator".into(),
                 instance: Some("test".into()),
@@ -450,6 +453,42 @@ async fn a_roll_stalls_rather_than_moving_past_a_pod_that_is_not_back() {
     assert!(world.api.calls_to(Method::DELETE, PODS).is_empty());
     assert_eq!(world.condition("Degraded")["reason"], "RollStalled");
     assert!(world.events().contains(&"RollStalled".to_owned()));
+}
+
+/// `seconds_since_progress` keeps growing through a stalled roll and is 0
+/// for a cluster at rest.
+#[tokio::test]
+async fn a_stalled_roll_makes_no_progress_a_cluster_at_rest_needs_none() {
+    let an_hour_ago = std::time::Instant::now() - std::time::Duration::from_secs(3600);
+    let gauge = |world: &World| {
+        let text = world.metrics.encode();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("conclave_operator_seconds_since_progress{"))
+            .unwrap_or_else(|| panic!("no gauge in {text}"))
+            .to_owned();
+        line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
+    };
+
+    let stalled = World::running(cluster(json!({})), &[1, 2, 3], 1, "zk-old");
+    stalled
+        .api
+        .put(&format!("{PODS}/zk-2"), pod(3, "zk-new", false));
+    stalled
+        .metrics
+        .progress
+        .observe("apps/zk", true, an_hour_ago);
+    stalled.reconcile().await.unwrap();
+    assert_eq!(stalled.condition("Degraded")["reason"], "RollStalled");
+    assert!(gauge(&stalled) >= 3600.0, "{}", gauge(&stalled));
+
+    let at_rest = World::running(cluster(json!({})), &[1, 2, 3], 2, "zk-new");
+    at_rest
+        .metrics
+        .progress
+        .observe("apps/zk", true, an_hour_ago);
+    at_rest.reconcile().await.unwrap();
+    assert_eq!(gauge(&at_rest), 0.0);
 }
 
 #[tokio::test]
