@@ -18,6 +18,7 @@ pub mod membership;
 pub mod peers;
 pub mod persistence;
 pub mod processor;
+pub mod recover_alone;
 pub mod report;
 pub mod server;
 pub mod service_message;

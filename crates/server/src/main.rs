@@ -44,6 +44,10 @@ enum Command {
         #[arg(long, default_value_t = u64::MAX)]
         limit: u64,
     },
+    /// After a lost quorum: make this server the only member of its
+    /// ensemble, keeping all its data (the server must not be running; the
+    /// other servers must be gone for good, or wiped before they start).
+    RecoverAlone,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,6 +64,7 @@ fn main() -> anyhow::Result<()> {
     let config = configure(&args)?;
     match args.command {
         Some(Command::Inspect { log, from, limit }) => inspect(&config, log, from, limit),
+        Some(Command::RecoverAlone) => recover_alone(config),
         None => serve(config),
     }
 }
@@ -115,6 +120,45 @@ fn inspect(config: &Config, log: bool, from: u64, limit: u64) -> anyhow::Result<
     if log {
         print!("{}", server::inspect::log_text(&store, from, limit)?);
     }
+    Ok(())
+}
+
+fn recover_alone(mut config: Config) -> anyhow::Result<()> {
+    let dir = config.store_dir();
+    if !dir.exists() {
+        anyhow::bail!("{} holds no Conclave store", dir.display());
+    }
+    config.load_myid()?;
+    let my_id = config
+        .server_id
+        .context("no myid: recover-alone runs on a member of an ensemble")?;
+    let configured = match server::ensemble_config::mode(&config)? {
+        Mode::Ensemble(ensemble) => ensemble.members.into_iter().find(|m| m.id == my_id),
+        Mode::Standalone => None,
+    };
+    let store = open_store(&config)?;
+    let (report, mut store) =
+        server::recover_alone::recover_alone(Box::new(store), my_id, configured)
+            .with_context(|| format!("recovering {} as the only member", dir.display()))?;
+    store.shutdown()?;
+    println!(
+        "server {my_id} is now the only member of its ensemble{}",
+        if report.resumed {
+            " (an interrupted run was finished)"
+        } else {
+            ""
+        }
+    );
+    println!("  was:   {}", report.previous);
+    println!("  now:   {}", report.member);
+    println!(
+        "  kept:  the log through index {} (zxid 0x{:x}); {} entries past the durable commit index",
+        report.last_index, report.last_zxid, report.past_commit
+    );
+    println!(
+        "next: start this server; start every other server with an empty data directory and \
+         conclave.join=true, and add each with reconfig or POST /membership/add"
+    );
     Ok(())
 }
 

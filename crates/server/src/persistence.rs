@@ -100,7 +100,16 @@ pub enum Replay {
     /// Those up to the durable commit index: a member of an ensemble may
     /// hold entries that were never committed and will be replaced. Their
     /// zxids follow from their terms and positions (`consensus::zxid`).
+    /// Replay stops before the first membership change: raft-rs must apply
+    /// it (a crash can keep the hard state that committed it and lose the
+    /// write of the membership it made), so it and every later entry are
+    /// left for raft-rs to hand over again as committed.
     Committed,
+    /// Every entry of a member's log, committed or not, numbered as in
+    /// `Committed`; membership changes are passed over (they are
+    /// superseded). Only `conclave-server recover-alone` replays this way:
+    /// the survivor of a lost quorum keeps all it has.
+    Forced,
 }
 
 /// Refuses a store written in the other mode: a standalone server's log
@@ -112,7 +121,9 @@ pub fn check_mode(store: &dyn Store, replay: Replay) -> Result<(), RecoveryError
     let was_member = meta.config.is_some();
     let last = store.last_index().max(meta.applied_index);
     match replay {
-        Replay::Committed if !was_member && last > 0 => Err(RecoveryError::StandaloneData { last }),
+        Replay::Committed | Replay::Forced if !was_member && last > 0 => {
+            Err(RecoveryError::StandaloneData { last })
+        }
         Replay::Everything if was_member => Err(RecoveryError::EnsembleData),
         _ => Ok(()),
     }
@@ -154,20 +165,25 @@ pub fn recover_with(mut store: Box<dyn Store>, replay: Replay) -> Result<Recover
 
     let mut replayed = 0;
     let last = match replay {
-        Replay::Everything => store.last_index(),
+        Replay::Everything | Replay::Forced => store.last_index(),
         Replay::Committed => store.last_index().min(meta.hard_state.commit),
     };
     let mut zxids = consensus::ZxidCounter::resume(meta.applied_index, meta.applied_zxid);
     let mut next = meta.applied_index + 1;
-    while next <= last {
+    let mut stopped = false;
+    while next <= last && !stopped {
         let chunk = store.entries(next, (next + 1024).min(last + 1))?;
         let mut batch = ApplyBatch::default();
         for entry in &chunk {
+            if replay == Replay::Committed && entry.kind == EntryKind::Config {
+                stopped = true;
+                break;
+            }
             batch.applied_index = entry.index;
             batch.applied_zxid = tree.last_zxid();
             let expected = match replay {
                 Replay::Everything => None,
-                Replay::Committed => Some(zxids.next(entry.index, entry.term)?),
+                Replay::Committed | Replay::Forced => Some(zxids.next(entry.index, entry.term)?),
             };
             if entry.kind != EntryKind::Txn {
                 if let Some(zxid) = expected {
@@ -199,7 +215,9 @@ pub fn recover_with(mut store: Box<dyn Store>, replay: Replay) -> Result<Recover
             replayed += 1;
         }
         next = chunk.last().map_or(last + 1, |e| e.index + 1);
-        store.apply(&batch)?;
+        if batch.applied_index > 0 {
+            store.apply(&batch)?;
+        }
     }
     if replayed > 0 {
         store.sync()?;

@@ -19,11 +19,11 @@ use crate::service_message::ServiceMessage;
 
 /// The stored membership record of a server that was removed, followed by
 /// the version (hex) that removed it.
-pub(super) const REMOVED_MARK: &str = "removed=";
+pub(crate) const REMOVED_MARK: &str = "removed=";
 
 /// The committed membership the tree holds (`/zookeeper/config`), if a
 /// leader ever committed one.
-pub(super) fn committed_membership(tree: &DataTree) -> Result<Option<Membership>, String> {
+pub(crate) fn committed_membership(tree: &DataTree) -> Result<Option<Membership>, String> {
     let text = tree
         .node(CONFIG)
         .and_then(|n| n.data.as_deref())

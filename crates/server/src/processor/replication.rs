@@ -310,6 +310,18 @@ impl Replica {
                 String::from_utf8_lossy(version)
             )));
         }
+        if let Some(marked) = store
+            .meta()
+            .config
+            .as_deref()
+            .and_then(|c| c.strip_prefix(crate::recover_alone::RECOVERING_MARK.as_bytes()))
+        {
+            return Err(ProcessorError::Consensus(format!(
+                "`conclave-server recover-alone` was interrupted on this data directory (making \
+                 server {} the only member): run it again to finish",
+                String::from_utf8_lossy(marked)
+            )));
+        }
         let committed = super::membership_apply::committed_membership(tree)
             .map_err(|e| ProcessorError::Consensus(format!("/zookeeper/config: {e}")))?;
         let mut joining = false;

@@ -201,6 +201,11 @@ impl LocalEnsemble {
         self.members[i].dir.run_to_exit(&config, limit)
     }
 
+    /// `conclave-server recover-alone` on member `i`'s data directory.
+    pub fn recover_alone(&self, i: usize) -> crate::support::Exited {
+        self.members[i].dir.recover_alone()
+    }
+
     /// An HTTP request to member `i`'s admin server: (status, body).
     pub fn admin(
         &self,

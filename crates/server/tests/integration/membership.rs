@@ -2,7 +2,8 @@
 //! grow, shrink and replace members while clients write, and nothing
 //! acknowledged is lost; refusals carry ZooKeeper's codes; a removed server
 //! stops serving and does not come back under its old identity; a server
-//! restarted with its old zoo.cfg adopts the committed membership.
+//! restarted with its old zoo.cfg adopts the committed membership; after a
+//! lost quorum, `recover-alone` brings one survivor back with all it had.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -577,4 +578,111 @@ fn a_member_that_lost_its_disk_is_removed_and_added_again() {
         log.contains("installed a snapshot from the leader"),
         "{log}"
     );
+}
+
+/// A quorum lost for good: two of three servers die with their disks. The
+/// survivor, made the only member by `recover-alone`, leads at once with
+/// every acknowledged write; the other two come back empty and are added
+/// again, and catch up by snapshot.
+#[test]
+fn after_a_lost_quorum_the_survivor_recovers_alone_and_the_others_rejoin() {
+    let config = [
+        "reconfigEnabled=true".to_owned(),
+        format!("conclave.adminToken={TOKEN}"),
+    ];
+    let config: Vec<&str> = config.iter().map(String::as_str).collect();
+    let mut ensemble = LocalEnsemble::start(3, &config);
+    let load = Load::start(&ensemble, &[0, 1, 2]);
+    load.progress(200, &ensemble);
+    load.stop.store(true, Ordering::Relaxed);
+    for w in load.writers {
+        w.join().unwrap();
+    }
+    let acked = load.acked.lock().unwrap().clone();
+    let leader = ensemble.await_leader(Duration::from_secs(30));
+    let survivor = (leader + 1) % 3;
+    let lost: Vec<usize> = (0..3).filter(|&i| i != survivor).collect();
+    let before = config_of(&ensemble, survivor);
+    let lines: Vec<String> = lost
+        .iter()
+        .map(|i| {
+            before
+                .lines()
+                .find(|l| l.starts_with(&format!("server.{}=", i + 1)))
+                .expect("its line")
+                .to_owned()
+        })
+        .collect();
+
+    // Refused while the server runs on the directory.
+    let running = ensemble.recover_alone(survivor);
+    assert!(!running.status.success(), "{running:?}");
+
+    for &i in &lost {
+        ensemble.kill9(i);
+        std::fs::remove_dir_all(ensemble.members[i].dir.store_dir()).unwrap();
+    }
+    // Without a quorum it cannot lead, however long it waits.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_ne!(ensemble.mode(survivor).as_deref(), Some("leader"));
+    ensemble.kill9(survivor);
+
+    let recovered = ensemble.recover_alone(survivor);
+    assert!(recovered.status.success(), "{recovered:?}");
+    assert!(
+        recovered
+            .stdout
+            .contains(&format!("server {} is now the only member", survivor + 1)),
+        "{}",
+        recovered.stdout
+    );
+
+    ensemble.restart(survivor);
+    ensemble.await_leader_among(&[survivor], Duration::from_secs(30));
+    let after = config_of(&ensemble, survivor);
+    assert_eq!(ids_in(&after), vec![survivor as u64 + 1], "{after}");
+    assert!(
+        version_in(&after) >> 32 > version_in(&before) >> 32,
+        "a new epoch: {after} after {before}"
+    );
+    let mut client = ensemble.client(survivor);
+    let names = children(&mut client, "/load");
+    let missing = acked
+        .iter()
+        .filter(|p| !names.contains(p.trim_start_matches("/load/")))
+        .count();
+    assert_eq!(missing, 0, "of {} acknowledged writes", acked.len());
+    assert_eq!(
+        client.create("/after-recovery", b"x").unwrap().error(),
+        ErrorCode::Ok
+    );
+
+    // The lost servers come back empty and are added again.
+    for (&i, line) in lost.iter().zip(&lines) {
+        ensemble.add_config_line(i, "conclave.join=true");
+        ensemble.restart(i);
+        let add = format!(r#"{{"server": "{line}"}}"#);
+        let (status, body) =
+            ensemble.admin(survivor, "POST", "/membership/add", Some(&add), Some(TOKEN));
+        assert_eq!(status, 200, "{body}\n{}", ensemble.logs());
+    }
+    await_healthy(&ensemble, survivor, 3);
+    for &i in &lost {
+        let mut client = ensemble.client(i);
+        client.sync().unwrap();
+        let names = children(&mut client, "/load");
+        assert!(
+            acked
+                .iter()
+                .all(|p| names.contains(p.trim_start_matches("/load/"))),
+            "member {i} lacks acknowledged writes"
+        );
+        assert!(client.get_data("/after-recovery").unwrap().is_ok());
+        let log = ensemble.members[i].process.as_ref().unwrap().log();
+        assert!(
+            log.contains("installed a snapshot from the leader"),
+            "{log}"
+        );
+    }
+    eprintln!("{} acknowledged writes kept through the recovery", acked.len());
 }

@@ -361,6 +361,12 @@ impl DataDir {
         self.run_command_to_exit(&args, Duration::from_secs(60))
     }
 
+    /// `conclave-server recover-alone --config zoo.cfg` on this directory
+    /// (with the zoo.cfg of the last start).
+    pub fn recover_alone(&self) -> Exited {
+        self.run_command_to_exit(&["recover-alone", "--config"], Duration::from_secs(60))
+    }
+
     fn run_command_to_exit(&self, args: &[&str], limit: Duration) -> Exited {
         let stdout_path = self.next_log("stdout");
         let stderr_path = stdout_path.with_extension("stderr");
