@@ -26,6 +26,44 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// `conclave.recoverAlone`'s value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoverAloneKey {
+    /// The survivor.
+    pub server: u64,
+    /// Names this recovery: it is done once per token (a marker file in
+    /// the data directory), so the key can stay in zoo.cfg.
+    pub token: String,
+}
+
+impl RecoverAloneKey {
+    fn parse(key: &str, value: &str) -> Result<RecoverAloneKey, ConfigError> {
+        let bad = |reason: &str| ConfigError::BadValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (server, token) = value
+            .split_once(':')
+            .ok_or_else(|| bad("expected <server id>:<token>"))?;
+        let server = server
+            .trim()
+            .parse()
+            .map_err(|_| bad("the server id is not a number"))?;
+        let token = token.trim();
+        let safe = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
+        if token.is_empty() || token.len() > 64 || !token.chars().all(safe) {
+            return Err(bad(
+                "the token is 1 to 64 letters, digits, '-', '_' or '.' (it names a file)",
+            ));
+        }
+        Ok(RecoverAloneKey {
+            server,
+            token: token.to_owned(),
+        })
+    }
+}
+
 /// One `server.N` line, kept for the ensemble work to come.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerLine {
@@ -87,6 +125,12 @@ pub struct Config {
     /// `conclave.join`: this new server joins an existing ensemble (it
     /// starts knowing no membership and waits to be added by a reconfig).
     pub join: bool,
+    /// `conclave.recoverAlone=<id>:<token>`: once per token, at start,
+    /// server `id` makes itself the only member of its ensemble (as
+    /// `conclave-server recover-alone` does) and every other server sets
+    /// its store aside and starts empty. For orchestration (the operator's
+    /// quorum-loss recovery); see `docs/membership.md`.
+    pub recover_alone: Option<RecoverAloneKey>,
     /// `conclave.adminToken`, or the first line of the file named by
     /// `conclave.adminTokenFile`: the bearer token the admin API's
     /// membership changes require (they are refused without one).
@@ -136,6 +180,7 @@ impl Default for Config {
             read_only_mode: false,
             ensemble_name: "conclave".to_owned(),
             join: false,
+            recover_alone: None,
             admin_token: None,
             client_port_set: None,
             config_file: None,
@@ -328,6 +373,9 @@ impl Config {
                 "standaloneEnabled" => c.standalone_enabled = parse_bool(key, value)?,
                 "readonlymode.enabled" => c.read_only_mode = parse_bool(key, value)?,
                 "conclave.join" => c.join = parse_bool(key, value)?,
+                "conclave.recoverAlone" => {
+                    c.recover_alone = Some(RecoverAloneKey::parse(key, value)?)
+                }
                 "conclave.adminToken" => {
                     c.admin_token = Some(value.to_owned()).filter(|t| !t.is_empty());
                 }
@@ -515,6 +563,26 @@ mod tests {
         let err = Config::from_properties(&props("minSessionTimeout=9\nmaxSessionTimeout=8"))
             .unwrap_err();
         assert!(err.to_string().contains("minSessionTimeout"), "{err}");
+    }
+
+    #[test]
+    fn recover_alone_names_a_server_and_a_token_that_can_name_a_file() {
+        let c = Config::from_properties(&props("conclave.recoverAlone=2:20261126T1815Z")).unwrap();
+        assert_eq!(
+            c.recover_alone,
+            Some(RecoverAloneKey {
+                server: 2,
+                token: "20261126T1815Z".into()
+            })
+        );
+        for bad in ["2", "x:t", "2:", "2:../../etc", "2:a b"] {
+            let err = Config::from_properties(&props(&format!("conclave.recoverAlone={bad}")))
+                .unwrap_err();
+            assert!(
+                err.to_string().starts_with("conclave.recoverAlone:"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

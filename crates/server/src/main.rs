@@ -124,41 +124,93 @@ fn inspect(config: &Config, log: bool, from: u64, limit: u64) -> anyhow::Result<
 }
 
 fn recover_alone(mut config: Config) -> anyhow::Result<()> {
-    let dir = config.store_dir();
-    if !dir.exists() {
-        anyhow::bail!("{} holds no Conclave store", dir.display());
+    if !config.store_dir().exists() {
+        anyhow::bail!("{} holds no Conclave store", config.store_dir().display());
     }
     config.load_myid()?;
-    let my_id = config
-        .server_id
-        .context("no myid: recover-alone runs on a member of an ensemble")?;
-    let configured = match server::ensemble_config::mode(&config)? {
-        Mode::Ensemble(ensemble) => ensemble.members.into_iter().find(|m| m.id == my_id),
-        Mode::Standalone => None,
-    };
-    let store = open_store(&config)?;
-    let (report, mut store) =
-        server::recover_alone::recover_alone(Box::new(store), my_id, configured)
-            .with_context(|| format!("recovering {} as the only member", dir.display()))?;
-    store.shutdown()?;
-    println!(
-        "server {my_id} is now the only member of its ensemble{}",
-        if report.resumed {
-            " (an interrupted run was finished)"
-        } else {
-            ""
-        }
-    );
-    println!("  was:   {}", report.previous);
-    println!("  now:   {}", report.member);
-    println!(
-        "  kept:  the log through index {} (zxid 0x{:x}); {} entries past the durable commit index",
-        report.last_index, report.last_zxid, report.past_commit
-    );
+    let report = make_only_member(&config)?;
+    println!("{report}");
     println!(
         "next: start this server; start every other server with an empty data directory and \
          conclave.join=true, and add each with reconfig or POST /membership/add"
     );
+    Ok(())
+}
+
+/// Runs [`server::recover_alone::recover_alone`] on this server's store;
+/// what it did, as text.
+fn make_only_member(config: &Config) -> anyhow::Result<String> {
+    let dir = config.store_dir();
+    let my_id = config
+        .server_id
+        .context("no myid: recover-alone runs on a member of an ensemble")?;
+    let configured = match server::ensemble_config::mode(config)? {
+        Mode::Ensemble(ensemble) => ensemble.members.into_iter().find(|m| m.id == my_id),
+        Mode::Standalone => None,
+    };
+    let store = open_store(config)?;
+    let (report, mut store) =
+        server::recover_alone::recover_alone(Box::new(store), my_id, configured)
+            .with_context(|| format!("recovering {} as the only member", dir.display()))?;
+    store.shutdown()?;
+    Ok(format!(
+        "server {my_id} is now the only member of its ensemble{}\n  was:   {}\n  now:   {}\n  \
+         kept:  the log through index {} (zxid 0x{:x}); {} entries past the durable commit index",
+        if report.resumed {
+            " (an interrupted run was finished)"
+        } else {
+            ""
+        },
+        report.previous,
+        report.member,
+        report.last_index,
+        report.last_zxid,
+        report.past_commit
+    ))
+}
+
+/// `conclave.recoverAlone=<id>:<token>`, once per token: the survivor
+/// makes itself the only member; every other server sets its store aside
+/// (kept, renamed) and starts empty, so that no old majority can form
+/// again beside the survivor. A marker file records that it was done.
+fn recover_alone_once(
+    config: &Config,
+    key: &server::config::RecoverAloneKey,
+) -> anyhow::Result<()> {
+    let marker = config.data_dir.join(format!("recovered-{}", key.token));
+    if marker.exists() {
+        return Ok(());
+    }
+    let store = config.store_dir();
+    if config.server_id == Some(key.server) {
+        if !store.exists() {
+            anyhow::bail!(
+                "conclave.recoverAlone names this server ({}) as the survivor, but {} holds no \
+                 store: name a server that kept its data",
+                key.server,
+                store.display()
+            );
+        }
+        let report = make_only_member(config)?;
+        tracing::warn!(token = %key.token, "conclave.recoverAlone: {report}");
+    } else if store.exists() {
+        let aside = config
+            .data_log_dir
+            .join(format!("store.pre-recovery-{}", key.token));
+        std::fs::rename(&store, &aside)
+            .with_context(|| format!("setting {} aside as {}", store.display(), aside.display()))?;
+        tracing::warn!(
+            token = %key.token,
+            survivor = key.server,
+            kept = %aside.display(),
+            "conclave.recoverAlone: the ensemble restarts from server {}; this server's store is \
+             set aside and it starts empty, to be added again",
+            key.server
+        );
+    }
+    std::fs::write(&marker, b"")
+        .and_then(|()| std::fs::File::open(&config.data_dir)?.sync_all())
+        .with_context(|| format!("writing {}", marker.display()))?;
     Ok(())
 }
 
@@ -187,6 +239,14 @@ fn serve(mut config: Config) -> anyhow::Result<()> {
             Some(ensemble)
         }
     };
+    if let Some(key) = config.recover_alone.clone() {
+        recover_alone_once(&config, &key)?;
+        // Every other server joins the recovered ensemble: started empty, it
+        // must wait to be added, never found a new one from zoo.cfg's lines.
+        if config.server_id != Some(key.server) {
+            config.join = true;
+        }
+    }
     let store = open_store(&config)?;
     let replay = if ensemble.is_some() {
         server::persistence::Replay::Committed

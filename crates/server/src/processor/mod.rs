@@ -42,8 +42,8 @@ use tokio::sync::{mpsc, oneshot};
 use tree::{DataTree, Features, Pending, WatchManager};
 
 pub use admin::{AdminAnswer, AdminQuery, ConnectionInfo, ServerSnapshot};
-pub use reconfig::{MembershipAnswer, MembershipOp, MembershipResult};
 pub(crate) use membership_apply::{REMOVED_MARK, committed_membership};
+pub use reconfig::{MembershipAnswer, MembershipOp, MembershipResult};
 pub use replication::{ReplicaSetup, ReplicaStatus, decode_conf_state, encode_conf_state};
 
 use crate::config::Config;

@@ -103,7 +103,10 @@ fn the_survivor_keeps_its_whole_log_and_becomes_the_only_voter() {
     assert_eq!(report.last_zxid, consensus::zxid::make_zxid(2, 3));
     assert_eq!(report.past_commit, 2);
     assert!(!report.resumed);
-    assert_eq!(report.member, "server.2=zk-1:2888:3888:participant;0.0.0.0:2181");
+    assert_eq!(
+        report.member,
+        "server.2=zk-1:2888:3888:participant;0.0.0.0:2181"
+    );
     assert!(report.previous.contains("server.3="), "{}", report.previous);
 
     let meta = store.meta();
@@ -135,7 +138,11 @@ fn an_observer_survivor_becomes_a_participant_and_zoo_cfg_gives_a_missing_addres
     let mut observer = member(4);
     observer.role = MemberRole::Observer;
     let (report, _) = recover_alone(Box::new(store.clone()), 4, Some(observer)).unwrap();
-    assert!(report.member.ends_with(":participant;0.0.0.0:2181"), "{}", report.member);
+    assert!(
+        report.member.ends_with(":participant;0.0.0.0:2181"),
+        "{}",
+        report.member
+    );
 
     store.set_config(b"voters=1,2,3;learners=").unwrap();
     assert!(matches!(
@@ -162,8 +169,11 @@ fn an_interrupted_run_is_finished_by_running_it_again_as_the_same_server() {
 
 #[test]
 fn stores_that_cannot_be_the_survivor_are_refused_and_left_as_they_are() {
-    let cases: Vec<(MemoryStore, fn(&RecoverAloneError) -> bool)> = vec![
-        (MemoryStore::new(), |e| matches!(e, RecoverAloneError::NotAMember)),
+    type Expected = fn(&RecoverAloneError) -> bool;
+    let cases: Vec<(MemoryStore, Expected)> = vec![
+        (MemoryStore::new(), |e| {
+            matches!(e, RecoverAloneError::NotAMember)
+        }),
         (
             {
                 let mut s = member_store(5);

@@ -684,5 +684,88 @@ fn after_a_lost_quorum_the_survivor_recovers_alone_and_the_others_rejoin() {
             "{log}"
         );
     }
-    eprintln!("{} acknowledged writes kept through the recovery", acked.len());
+    eprintln!(
+        "{} acknowledged writes kept through the recovery",
+        acked.len()
+    );
+}
+
+/// The same recovery through zoo.cfg, as the operator drives it: every
+/// server restarts with `conclave.recoverAlone=<survivor>:<token>`. The
+/// others set their stores aside (they still hold the old membership, and
+/// two of them would be a majority of it) and wait to be added; a later
+/// restart with the key still in zoo.cfg does nothing again.
+#[test]
+fn recover_alone_in_zoo_cfg_runs_once_per_token_on_every_server() {
+    let config = [
+        "reconfigEnabled=true".to_owned(),
+        format!("conclave.adminToken={TOKEN}"),
+    ];
+    let config: Vec<&str> = config.iter().map(String::as_str).collect();
+    let mut ensemble = LocalEnsemble::start(3, &config);
+    let load = Load::start(&ensemble, &[0, 1, 2]);
+    load.progress(100, &ensemble);
+    load.stop.store(true, Ordering::Relaxed);
+    for w in load.writers {
+        w.join().unwrap();
+    }
+    let acked = load.acked.lock().unwrap().clone();
+    let leader = ensemble.await_leader(Duration::from_secs(30));
+    let survivor = (leader + 1) % 3;
+    let others: Vec<usize> = (0..3).filter(|&i| i != survivor).collect();
+    ensemble.client(survivor).sync().unwrap();
+    let before = config_of(&ensemble, survivor);
+    for i in 0..3 {
+        ensemble.kill9(i);
+    }
+
+    let key = format!("conclave.recoverAlone={}:t1", survivor + 1);
+    for i in 0..3 {
+        ensemble.add_config_line(i, &key);
+        ensemble.restart(i);
+    }
+    ensemble.await_leader_among(&[survivor], Duration::from_secs(30));
+    let after = config_of(&ensemble, survivor);
+    assert_eq!(ids_in(&after), vec![survivor as u64 + 1], "{after}");
+    let mut client = ensemble.client(survivor);
+    let names = children(&mut client, "/load");
+    assert!(
+        acked
+            .iter()
+            .all(|p| names.contains(p.trim_start_matches("/load/"))),
+        "the survivor lacks acknowledged writes"
+    );
+    for &i in &others {
+        let aside = ensemble.members[i]
+            .dir
+            .data_dir()
+            .join("store.pre-recovery-t1");
+        assert!(aside.is_dir(), "{} is missing", aside.display());
+        assert_eq!(
+            ensemble.mode(i),
+            None,
+            "server {i} serves before it is added"
+        );
+        let line = before
+            .lines()
+            .find(|l| l.starts_with(&format!("server.{}=", i + 1)))
+            .expect("its line");
+        let add = format!(r#"{{"server": "{line}"}}"#);
+        let (status, body) =
+            ensemble.admin(survivor, "POST", "/membership/add", Some(&add), Some(TOKEN));
+        assert_eq!(status, 200, "{body}\n{}", ensemble.logs());
+    }
+    await_healthy(&ensemble, survivor, 3);
+
+    // Restarted with the key still there: nothing is set aside again, and
+    // the server is back as the member it now is.
+    let again = others[0];
+    ensemble.kill9(again);
+    ensemble.restart(again);
+    await_healthy(&ensemble, survivor, 3);
+    let mut client = ensemble.client(again);
+    client.sync().unwrap();
+    assert_eq!(children(&mut client, "/load").len(), names.len());
+    let log = ensemble.members[again].process.as_ref().unwrap().log();
+    assert!(!log.contains("set aside"), "{log}");
 }
