@@ -328,9 +328,28 @@ pub struct CoordinationClusterStatus {
     /// `host:port` of the client Service's TLS port, when `spec.tls` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secure_connection_string: Option<String>,
+    /// The last recovery from a lost quorum (the annotation
+    /// `conclave.dev/recover-from`): zoo.cfg keeps naming it, so that a
+    /// server that comes back later with its old data sets it aside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryStatus>,
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }
+
+/// A recovery from a lost quorum: the survivor, and the token that makes
+/// every server act on it once (`conclave.recoverAlone=<server>:<token>`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryStatus {
+    pub server: u64,
+    pub token: String,
+}
+
+/// The annotation by which a person asks for a recovery from a lost
+/// quorum, naming the survivor's server id. The operator never recovers
+/// by itself; it removes the annotation once the survivor leads.
+pub const RECOVER_FROM_ANNOTATION: &str = "conclave.dev/recover-from";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -7,6 +7,8 @@
 //!
 //! Order of concerns:
 //! 1. `spec.paused` stops every change.
+//! 1. A recovery from a lost quorum, asked for by a person
+//!    (`recovery.rs`).
 //! 2. An operation in flight (recorded in status) is finished first: a new
 //!    spec waits for it (membership steps are pinned to its target).
 //! 3. Membership (`plan.rs`): one server added or removed at a time.
@@ -79,6 +81,14 @@ pub const DEMOTE_SERVER: &str = "DemoteServer";
 pub const ROLL_POD: &str = "RollPod";
 /// The step of a roll that moved leadership off the next pod to roll.
 pub const HANDED_OVER: &str = "LeadershipTransferred";
+pub const RECOVER_QUORUM: &str = "RecoverQuorum";
+/// The steps of a recovery: asked for; every pod restarted with the
+/// recovery in zoo.cfg.
+pub const RECOVERY_STARTED: &str = "Started";
+pub const PODS_RESTARTED: &str = "PodsRestarted";
+
+mod recovery;
+pub use recovery::parse_annotation;
 
 /// The one action of this reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +128,20 @@ pub enum Decision {
     DeletePod { id: u64, name: String },
     /// Delete the volume claim of a server that is not a member.
     DeleteVolume { id: u64, claim: String },
+    /// Record that the ensemble is to be recovered from `server` (nothing
+    /// else is touched yet).
+    StartRecovery { server: u64 },
+    /// zoo.cfg names the recovery (`conclave.recoverAlone`); delete every
+    /// pod, so that each starts again reading it: `server` recovers alone,
+    /// the others set their stores aside.
+    RestartForRecovery {
+        server: u64,
+        token: String,
+        pods: Vec<String>,
+    },
+    /// `server` leads alone: the recovery is done; the annotation that
+    /// asked for it goes.
+    FinishRecovery { server: u64 },
 }
 
 impl Decision {
@@ -149,6 +173,11 @@ impl Decision {
             Decision::TransferLeadership { from, kind, .. } => Some((kind, *from, HANDED_OVER)),
             Decision::DeletePod { id, .. } => Some((ROLL_POD, *id, "PodDeleted")),
             Decision::DeleteVolume { id, .. } => Some((REMOVE_SERVER, *id, "VolumeDeleted")),
+            Decision::StartRecovery { server } => Some((RECOVER_QUORUM, *server, RECOVERY_STARTED)),
+            Decision::RestartForRecovery { server, .. } => {
+                Some((RECOVER_QUORUM, *server, PODS_RESTARTED))
+            }
+            Decision::FinishRecovery { .. } => None,
         }
     }
 }
@@ -184,6 +213,9 @@ pub struct Inputs<'a> {
     /// Why the ensemble could not be read.
     pub ensemble_error: Option<&'a str>,
     pub operation: Option<&'a Operation>,
+    /// The survivor named by `conclave.dev/recover-from`, or why the
+    /// annotation is not one.
+    pub recover_from: Option<Result<u64, String>>,
 }
 
 /// Whether the operation recorded in status has reached its end state.
@@ -198,6 +230,10 @@ pub fn operation_done(op: &Operation, kube: &KubeState, view: &EnsembleView) -> 
         // A handover before the leader's pod is rolled: done once it leads
         // no more.
         ROLL_POD if op.step == HANDED_OVER => view.leader != op.server,
+        // Before the pods are restarted, a leader that appears ends it: the
+        // quorum was not lost after all. After, the survivor leading does.
+        RECOVER_QUORUM if op.step == RECOVERY_STARTED => true,
+        RECOVER_QUORUM => view.leader == op.server,
         ROLL_POD => {
             let pod_back = kube.pod(op.server).is_some_and(|p| {
                 !p.terminating
@@ -214,6 +250,9 @@ pub fn operation_done(op: &Operation, kube: &KubeState, view: &EnsembleView) -> 
 pub fn decide(inputs: &Inputs<'_>) -> Decision {
     if inputs.paused {
         return Decision::wait("Paused", "spec.paused is true: no changes are made");
+    }
+    if let Some(decision) = recovery::decide(inputs) {
+        return decision;
     }
     let Some(view) = inputs.ensemble else {
         return Decision::wait(

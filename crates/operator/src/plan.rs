@@ -4,7 +4,9 @@
 //!
 //! Server ids are the StatefulSet's ordinals + 1, so the members are kept
 //! at ids 1..=N (N = participants + observers): a server joins at the top
-//! and only the top server leaves. Roles are moved to fit instead: when the
+//! and only the top server leaves. After a recovery from a lost quorum the
+//! only member may be any id; the gaps below it are filled first, lowest
+//! id first, by the same steps. Roles are moved to fit instead: when the
 //! top server is a participant but an observer must go, an observer is
 //! promoted first (the top participant then leaves); the other way round,
 //! a participant is demoted first.
@@ -111,7 +113,10 @@ pub fn next_step(desired: Desired, observed: &Observed) -> Step {
         return Step::Done;
     };
     if total < wanted {
-        return add(top.id + 1, voters >= desired.participants, observed);
+        let next = (1..=top.id + 1)
+            .find(|id| members.iter().all(|m| m.id != *id))
+            .unwrap_or(top.id + 1);
+        return add(next, voters >= desired.participants, observed);
     }
     if total > wanted {
         return if top.participant {
@@ -282,6 +287,31 @@ mod tests {
             version: "200000000".into(),
             statefulset_replicas: sts,
         }
+    }
+
+    #[test]
+    fn after_a_recovery_the_gaps_below_the_survivor_are_filled_first() {
+        // Server 2 recovered alone; the pods of 1 and 3 run, empty.
+        assert_eq!(
+            next_step(voters(3), &observed(&[2], 2, 3)),
+            Step::Add {
+                id: 1,
+                observer: false,
+                expected_version: "200000000".into()
+            }
+        );
+        assert_eq!(
+            next_step(voters(3), &observed(&[1, 2], 2, 3)),
+            Step::Add {
+                id: 3,
+                observer: false,
+                expected_version: "200000000".into()
+            }
+        );
+        assert_eq!(
+            next_step(voters(3), &observed(&[1, 2, 3], 2, 3)),
+            Step::Done
+        );
     }
 
     #[test]

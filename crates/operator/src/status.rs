@@ -16,7 +16,9 @@ use k8s_openapi::jiff::Timestamp;
 
 use self::metrics_ready::ServiceMonitorState;
 use crate::build::Names;
-use crate::crd::{CoordinationCluster, CoordinationClusterStatus, MemberStatus, Operation};
+use crate::crd::{
+    CoordinationCluster, CoordinationClusterStatus, MemberStatus, Operation, RecoveryStatus,
+};
 use crate::decide::{Decision, HANDED_OVER, KubeState, ROLL_POD};
 
 /// How long a rolled pod may take to come back before the roll is
@@ -43,6 +45,8 @@ pub struct Observation<'a> {
     /// (an invalid spec applies nothing), which keeps the condition as it
     /// was.
     pub service_monitor: Option<ServiceMonitorState>,
+    /// The last recovery from a lost quorum (kept in status for zoo.cfg).
+    pub recovery: Option<RecoveryStatus>,
     pub now: Timestamp,
 }
 
@@ -354,6 +358,7 @@ pub fn build(o: &Observation<'_>) -> CoordinationClusterStatus {
             .as_ref()
             .zip(cc.spec.tls.as_ref())
             .map(|(n, tls)| client_address(n, tls.port)),
+        recovery: o.recovery.clone(),
         conditions,
     }
 }

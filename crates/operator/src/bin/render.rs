@@ -22,7 +22,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     std::io::stdin().read_to_string(&mut input)?;
     let cc: CoordinationCluster = serde_json::from_str(&input)?;
     let servers = config::initial_servers(&cc);
-    let zoo_cfg = config::zoo_cfg(&cc, &servers, false)?;
+    let zoo_cfg = config::zoo_cfg(&cc, &servers, false, None)?;
     let mut items = vec![
         serde_json::to_value(config::config_map(&cc, zoo_cfg)?)?,
         serde_json::to_value(services::peer_service(&cc)?)?,

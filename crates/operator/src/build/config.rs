@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::{BuildError, Names, owned_meta};
-use crate::crd::{CoordinationCluster, TlsClientAuth};
+use crate::crd::{CoordinationCluster, RecoveryStatus, TlsClientAuth};
 
 /// Where the ConfigMap is mounted, and the file in it.
 pub const CONFIG_DIR: &str = "/etc/conclave";
@@ -111,6 +111,7 @@ pub fn zoo_cfg(
     cc: &CoordinationCluster,
     servers: &[Server],
     formed: bool,
+    recovery: Option<&RecoveryStatus>,
 ) -> Result<String, BuildError> {
     validate(&cc.spec.config)?;
     let names = Names::of(cc)?;
@@ -142,6 +143,14 @@ pub fn zoo_cfg(
     );
     let _ = writeln!(out, "conclave.adminTokenFile={TOKEN_FILE}");
     let _ = writeln!(out, "conclave.join={formed}");
+    // Once per token on every server, and kept: see decide/recovery.rs.
+    if let Some(recovery) = recovery {
+        let _ = writeln!(
+            out,
+            "conclave.recoverAlone={}:{}",
+            recovery.server, recovery.token
+        );
+    }
     if let Some(tls) = &cc.spec.tls {
         let _ = writeln!(out, "secureClientPort={}", tls.port);
         let _ = writeln!(out, "ssl.keyStore.location={TLS_KEY_STORE}");
@@ -202,7 +211,7 @@ mod tests {
     #[test]
     fn zoo_cfg_names_every_server_by_its_pod_dns_name() {
         let cc = cluster();
-        let text = zoo_cfg(&cc, &initial_servers(&cc), false).unwrap();
+        let text = zoo_cfg(&cc, &initial_servers(&cc), false, None).unwrap();
         assert!(text.contains(
             "server.1=zk-0.zk-peers.apps.svc.cluster.local:2888:3888:participant;2181\n"
         ));
@@ -218,12 +227,12 @@ mod tests {
     #[test]
     fn tls_adds_the_secure_port_and_the_stores_the_pod_prepares() {
         let mut cc = cluster();
-        let plain = zoo_cfg(&cc, &initial_servers(&cc), true).unwrap();
+        let plain = zoo_cfg(&cc, &initial_servers(&cc), true, None).unwrap();
         assert!(!plain.contains("secureClientPort"));
         assert!(!plain.contains("ssl."));
         cc.spec.tls =
             Some(serde_json::from_value(serde_json::json!({"secretName": "zk-tls"})).unwrap());
-        let text = zoo_cfg(&cc, &initial_servers(&cc), true).unwrap();
+        let text = zoo_cfg(&cc, &initial_servers(&cc), true, None).unwrap();
         for line in [
             "secureClientPort=2281",
             "ssl.keyStore.location=/etc/conclave-tls/server.pem",
@@ -243,7 +252,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let text = zoo_cfg(&cc, &initial_servers(&cc), true).unwrap();
+        let text = zoo_cfg(&cc, &initial_servers(&cc), true, None).unwrap();
         assert!(text.contains("secureClientPort=3000\n"));
         assert!(text.contains("ssl.clientAuth=none\n"));
         assert!(
@@ -274,7 +283,7 @@ mod tests {
         let servers = initial_servers(&cc);
         assert_eq!(servers.len(), 4);
         assert!(servers[3].observer && !servers[2].observer);
-        let text = zoo_cfg(&cc, &servers, true).unwrap();
+        let text = zoo_cfg(&cc, &servers, true, None).unwrap();
         assert!(text.contains(":observer;2181\n"));
         assert!(text.contains("conclave.join=true\n"));
     }
@@ -283,7 +292,7 @@ mod tests {
     fn user_settings_override_defaults_and_owned_keys_are_refused() {
         let mut cc = cluster();
         cc.spec.config.insert("tickTime".into(), "1000".into());
-        let text = zoo_cfg(&cc, &initial_servers(&cc), false).unwrap();
+        let text = zoo_cfg(&cc, &initial_servers(&cc), false, None).unwrap();
         assert!(text.contains("tickTime=1000\n") && !text.contains("tickTime=2000"));
         for key in [
             "dataDir",
@@ -294,14 +303,14 @@ mod tests {
         ] {
             let mut cc = cluster();
             cc.spec.config.insert(key.into(), "x".into());
-            let err = zoo_cfg(&cc, &[], false).unwrap_err();
+            let err = zoo_cfg(&cc, &[], false, None).unwrap_err();
             assert!(matches!(err, BuildError::Config { key: k, .. } if k == key));
         }
         let mut cc = cluster();
         cc.spec
             .config
             .insert("tickTime".into(), "1\nserver.9=x".into());
-        assert!(zoo_cfg(&cc, &[], false).is_err());
+        assert!(zoo_cfg(&cc, &[], false, None).is_err());
     }
 
     #[test]

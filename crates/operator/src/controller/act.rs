@@ -1,18 +1,19 @@
 //! Carrying out one decision: a membership change or leadership transfer
-//! through the leader's admin API, or deleting a pod or a volume claim.
+//! through the leader's admin API, deleting a pod or a volume claim, or a
+//! step of a recovery from a lost quorum.
 //! (Scaling the StatefulSet is part of applying it.) Each action is
 //! announced as an Event; a refusal is an Event too, and the next
 //! reconcile decides again from live state.
 
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Pod};
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource as _};
 
 use super::{Context, Error};
 use crate::admin::{ChangeAnswer, Ensemble};
 use crate::build::Names;
-use crate::crd::CoordinationCluster;
+use crate::crd::{CoordinationCluster, RECOVER_FROM_ANNOTATION};
 use crate::decide::Decision;
 use crate::observe::EnsembleView;
 
@@ -213,6 +214,69 @@ pub(super) async fn act<E: Ensemble>(
                 "ReclaimVolume",
                 format!("volume claim {claim} of server {id}, which is not a member, deleted"),
                 reference(names, "PersistentVolumeClaim", "v1", claim.clone()),
+            )
+            .await;
+            Outcome::Done
+        }
+        Decision::StartRecovery { server } => {
+            publish(
+                ctx,
+                target.cc,
+                EventType::Warning,
+                "QuorumRecoveryStarted",
+                "RecoverQuorum",
+                format!(
+                    "recovering the ensemble from server {server}, as {RECOVER_FROM_ANNOTATION} \
+                     asks: every pod restarts; server {server} becomes the only member with its \
+                     data, the others set their data aside and are added back"
+                ),
+                pod_of(names, *server),
+            )
+            .await;
+            Outcome::Done
+        }
+        Decision::RestartForRecovery { server, pods, .. } => {
+            let api = Api::<Pod>::namespaced(ctx.client.clone(), &names.namespace);
+            for pod in pods {
+                delete(&api, pod).await?;
+            }
+            publish(
+                ctx,
+                target.cc,
+                EventType::Warning,
+                "PodsRestartedForRecovery",
+                "RecoverQuorum",
+                format!(
+                    "pods {} deleted: they start again with server {server} as the only member",
+                    pods.join(", ")
+                ),
+                pod_of(names, *server),
+            )
+            .await;
+            Outcome::Done
+        }
+        Decision::FinishRecovery { server } => {
+            let api = Api::<CoordinationCluster>::namespaced(ctx.client.clone(), &names.namespace);
+            let patch = serde_json::json!({
+                "metadata": {"annotations": {RECOVER_FROM_ANNOTATION: null}}
+            });
+            api.patch(
+                &names.cluster,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+            publish(
+                ctx,
+                target.cc,
+                EventType::Normal,
+                "QuorumRecovered",
+                "RecoverQuorum",
+                format!(
+                    "server {server} leads alone with its data; the other servers are added back \
+                     one at a time"
+                ),
+                pod_of(names, *server),
             )
             .await;
             Outcome::Done

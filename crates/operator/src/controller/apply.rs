@@ -17,7 +17,7 @@ use super::{Context, Error, FIELD_MANAGER};
 use crate::build::config::{self, Server};
 use crate::build::statefulset::{self, token_secret_name};
 use crate::build::{Names, owned_meta, pdb, services};
-use crate::crd::CoordinationCluster;
+use crate::crd::{CoordinationCluster, RecoveryStatus};
 
 /// The key of the admin token in its Secret.
 const TOKEN_KEY: &str = "token";
@@ -50,11 +50,12 @@ pub(super) async fn children<E>(
     formed: bool,
     replicas: u64,
     tls_secret: Option<&str>,
+    recovery: Option<&RecoveryStatus>,
 ) -> Result<(), Error> {
     let names = Names::of(cc)?;
     let ns = &names.namespace;
     let client = &ctx.client;
-    let zoo_cfg = config::zoo_cfg(cc, servers, formed)?;
+    let zoo_cfg = config::zoo_cfg(cc, servers, formed, recovery)?;
     apply::<ConfigMap>(
         client,
         ns,

@@ -30,7 +30,9 @@ use super::{Context, Error, FIELD_MANAGER, FINALIZER, apply, kube_state, service
 use crate::admin::Ensemble;
 use crate::build::Names;
 use crate::build::config::{self, Server};
-use crate::crd::{CoordinationCluster, Operation, ReclaimPolicy};
+use crate::crd::{
+    CoordinationCluster, Operation, RECOVER_FROM_ANNOTATION, ReclaimPolicy, RecoveryStatus,
+};
 use crate::decide::{self, Decision, Inputs, KubeState};
 use crate::metrics::{ActionLabel, ClusterLabel};
 use crate::observe::{self, EnsembleView};
@@ -154,6 +156,12 @@ async fn reconcile_cluster<E: Ensemble>(
         Err(e) => (None, Some(e)),
     };
     let previous = cc.status.as_ref().and_then(|s| s.operation.clone());
+    let recover_from = cc
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RECOVER_FROM_ANNOTATION))
+        .map(|v| decide::parse_annotation(v));
     let decision = match &invalid {
         Some(reason) => Decision::Wait {
             reason: "InvalidSpec".to_owned(),
@@ -170,7 +178,17 @@ async fn reconcile_cluster<E: Ensemble>(
             ensemble: view.as_ref(),
             ensemble_error: ensemble_error.as_deref(),
             operation: previous.as_ref(),
+            recover_from,
         }),
+    };
+    // zoo.cfg names the last recovery, or the one this reconcile carries
+    // out (before its pods are restarted).
+    let recovery = match &decision {
+        Decision::RestartForRecovery { server, token, .. } => Some(RecoveryStatus {
+            server: *server,
+            token: token.clone(),
+        }),
+        _ => cc.status.as_ref().and_then(|s| s.recovery.clone()),
     };
     tracing::debug!(cluster = %label.cluster, ?decision, "decided");
 
@@ -184,7 +202,16 @@ async fn reconcile_cluster<E: Ensemble>(
                 .as_ref()
                 .is_some_and(|s| s.config_version.is_some());
         let servers_in_cfg = zoo_cfg_servers(cc, view.as_ref(), replicas);
-        apply::children(ctx, cc, &servers_in_cfg, formed, replicas, tls_digest).await?;
+        apply::children(
+            ctx,
+            cc,
+            &servers_in_cfg,
+            formed,
+            replicas,
+            tls_digest,
+            recovery.as_ref(),
+        )
+        .await?;
         monitor = Some(service_monitor::reconcile(ctx, cc).await?);
     } else if let Some(reason) = &invalid {
         announce_wait(ctx, cc, "InvalidSpec", reason).await;
@@ -218,6 +245,10 @@ async fn reconcile_cluster<E: Ensemble>(
     let operation = next_operation(previous, &decision, &outcome, &kube, view.as_ref());
 
     let now = Timestamp::now();
+    let recovery = match &decision {
+        Decision::RestartForRecovery { .. } if outcome == Outcome::Done => recovery,
+        _ => cc.status.as_ref().and_then(|s| s.recovery.clone()),
+    };
     let status = status::build(&Observation {
         cluster: cc,
         kube: &kube,
@@ -228,6 +259,7 @@ async fn reconcile_cluster<E: Ensemble>(
         invalid: invalid.as_deref(),
         action_error: action_error.as_deref(),
         service_monitor: monitor,
+        recovery,
         now,
     });
     announce_placement(ctx, cc, &status).await;

@@ -56,6 +56,7 @@ fn inputs<'a>(participants: u64, kube: &'a KubeState, view: &'a EnsembleView) ->
         ensemble: Some(view),
         ensemble_error: None,
         operation: None,
+        recover_from: None,
     }
 }
 

@@ -58,6 +58,7 @@ fn observation<'a>(
         invalid: None,
         action_error: None,
         service_monitor: None,
+        recovery: None,
         now: Timestamp::from_second(1_000).unwrap(),
     }
 }

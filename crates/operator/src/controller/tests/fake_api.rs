@@ -99,6 +99,10 @@ impl FakeApi {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let query = request.uri().query().unwrap_or_default().to_owned();
+        let merge_patch = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes() == b"application/merge-patch+json");
         let bytes = request
             .into_body()
             .collect_bytes()
@@ -150,6 +154,8 @@ impl FakeApi {
                 if let Some(ops) = body.as_array() {
                     // JSON patch (the finalizer helper): the ops it uses.
                     apply_json_patch(&mut object, ops);
+                } else if merge_patch {
+                    apply_merge_patch(&mut object, &body);
                 } else if status {
                     object["status"] = body["status"].clone();
                 } else {
@@ -196,6 +202,29 @@ fn is_collection(path: &str) -> bool {
         Some(1) => true,
         Some(3) => parts.get(after_version) == Some(&"namespaces"),
         _ => false,
+    }
+}
+
+/// RFC 7386: objects merge, `null` removes, anything else replaces.
+fn apply_merge_patch(object: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (object.as_object_mut(), patch.as_object()) {
+        (Some(target), Some(changes)) => {
+            for (key, value) in changes {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    apply_merge_patch(
+                        target.entry(key.clone()).or_insert(serde_json::Value::Null),
+                        value,
+                    );
+                }
+            }
+        }
+        (_, Some(_)) => {
+            *object = serde_json::json!({});
+            apply_merge_patch(object, patch);
+        }
+        _ => *object = patch.clone(),
     }
 }
 

@@ -906,3 +906,105 @@ async fn voters_on_one_node_are_warned_about_once() {
         "{placement}"
     );
 }
+
+fn zoo_cfg(world: &World) -> String {
+    world
+        .api
+        .get("/api/v1/namespaces/apps/configmaps/zk-config")
+        .unwrap()["data"]["zoo.cfg"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A lost quorum, recovered because a person asked, from the server they
+/// named: recorded first, then every pod restarted with the recovery in
+/// zoo.cfg, then finished (the annotation removed) once the survivor leads.
+#[tokio::test]
+async fn a_recovery_from_a_lost_quorum_is_asked_restarts_every_pod_and_finishes() {
+    let mut cr = cluster(json!({}));
+    cr["metadata"]["annotations"] = json!({"conclave.dev/recover-from": "2"});
+    let world = World::running(cr, &[1, 2, 3], 1, "zk-new");
+    *world.ensemble.membership.lock().unwrap() = BTreeMap::new();
+
+    world.reconcile().await.unwrap();
+    let op = world.status()["operation"].clone();
+    assert_eq!(op["kind"], "RecoverQuorum");
+    assert_eq!(op["server"], 2);
+    assert_eq!(op["step"], "Started");
+    assert!(world.api.calls_to(Method::DELETE, PODS).is_empty());
+    assert!(!zoo_cfg(&world).contains("recoverAlone"));
+    assert!(world.events().contains(&"QuorumRecoveryStarted".to_owned()));
+
+    world.reconcile().await.unwrap();
+    let token: String = op["started"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    assert!(
+        zoo_cfg(&world).contains(&format!("conclave.recoverAlone=2:{token}")),
+        "{}",
+        zoo_cfg(&world)
+    );
+    assert_eq!(world.api.calls_to(Method::DELETE, PODS).len(), 3);
+    let status = world.status();
+    assert_eq!(status["operation"]["step"], "PodsRestarted");
+    assert_eq!(status["recovery"], json!({"server": 2, "token": token}));
+
+    // Still no leader: it waits and says so.
+    world.reconcile().await.unwrap();
+    assert_eq!(world.status()["operation"]["step"], "PodsRestarted");
+    assert_eq!(world.condition("Progressing")["reason"], "RecoveringQuorum");
+
+    // The survivor leads alone: done; the annotation goes, zoo.cfg keeps
+    // the recovery.
+    for id in 1..=3 {
+        world
+            .api
+            .put(&format!("{PODS}/zk-{}", id - 1), pod(id, "zk-new", id == 2));
+    }
+    world.ensemble.answers("10.0.0.2:8080", membership(&[2], 2));
+    world.reconcile().await.unwrap();
+    assert!(world.events().contains(&"QuorumRecovered".to_owned()));
+    let cr = world.api.get(CR).unwrap();
+    assert_eq!(cr["metadata"]["annotations"], json!({}));
+    assert_eq!(cr["spec"]["replicas"], 3, "the merge patch keeps the spec");
+    let status = world.status();
+    assert_eq!(status["operation"], Value::Null);
+    assert_eq!(status["recovery"]["server"], 2);
+    assert!(zoo_cfg(&world).contains(&format!("conclave.recoverAlone=2:{token}")));
+    assert_eq!(world.statefulset_replicas(), json!(3), "no pod goes");
+
+    // Then the usual plan adds server 1 back, the lowest missing id.
+    world.reconcile().await.unwrap();
+    let changes = world.ensemble.changes();
+    let add = changes.last().expect("a change");
+    assert_eq!(add.1, "/membership/add");
+    assert!(
+        add.2["server"].as_str().unwrap().starts_with("server.1="),
+        "{add:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_recovery_is_refused_while_a_leader_serves() {
+    let mut cr = cluster(json!({}));
+    cr["metadata"]["annotations"] = json!({"conclave.dev/recover-from": "2"});
+    let world = World::running(cr, &[1, 2, 3], 1, "zk-new");
+    world.reconcile().await.unwrap();
+    assert_eq!(world.status()["operation"], Value::Null);
+    assert!(world.api.calls_to(Method::DELETE, PODS).is_empty());
+    assert!(world.ensemble.changes().is_empty());
+    let progressing = world.condition("Progressing");
+    assert_eq!(progressing["reason"], "RecoveryRefused");
+    assert!(
+        progressing["message"]
+            .as_str()
+            .unwrap()
+            .contains("server 1 leads"),
+        "{progressing}"
+    );
+    assert!(world.events().contains(&"RecoveryRefused".to_owned()));
+}
