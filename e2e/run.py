@@ -290,6 +290,51 @@ def check_tls():
         "one without is refused")
 
 
+def check_recovery(writer_log, acked):
+    """A quorum lost for good: two servers' data destroyed. A person names
+    the survivor; the operator restarts every pod with the recovery, the
+    survivor leads alone with every acknowledged write, and the other two
+    are added back empty and caught up."""
+    s = cluster()["status"]
+    survivor = next(m["id"] for m in s["members"] if m["role"] == "follower")
+    survivor_host = f"{NAME}-{survivor - 1}.{NAME}-peers.{NS}.svc.cluster.local:2181"
+    for attempt in range(10):
+        out = loadgen("check-acked", "--server", survivor_host, "--path", "/e2e",
+                      stdin=writer_log, attempts=3)
+        if f"all {acked} acknowledged writes are present" in out:
+            break
+        time.sleep(3)
+    assert f"all {acked} acknowledged writes are present" in out, out
+    log(f"ok: server {survivor}, the survivor to be, has every acknowledged write")
+
+    lost = [f"{NAME}-{i}" for i in range(3) if i + 1 != survivor]
+    for pod in lost:
+        kubectl("-n", NS, "exec", pod, "-c", "conclave", "--", "rm", "-rf", "/data/store")
+        kubectl("-n", NS, "delete", "pod", pod, "--wait=false")
+    wait("the quorum is lost", lambda: condition(
+        cluster().get("status", {}), "Ready").get("status") == "False", timeout=300)
+    log(f"quorum lost: {', '.join(lost)} restarted with empty stores")
+
+    kubectl("-n", NS, "annotate", "coordinationcluster", NAME,
+            f"conclave.dev/recover-from={survivor}")
+    s = wait("recovered from the survivor, the others added back", healthy(3), timeout=900)
+    status_tells_the_truth(s, 3)
+    assert events("QuorumRecoveryStarted") >= 1, "QuorumRecoveryStarted events"
+    assert events("QuorumRecovered") >= 1, "QuorumRecovered events"
+    annotations = cluster()["metadata"].get("annotations", {})
+    assert "conclave.dev/recover-from" not in annotations, annotations
+    recovery = s.get("recovery") or {}
+    assert recovery.get("server") == survivor, s.get("recovery")
+    token = recovery["token"]
+    for pod in lost:
+        listing = kubectl("-n", NS, "exec", pod, "-c", "conclave", "--", "ls", "/data")
+        assert f"recovered-{token}" in listing, (pod, listing)
+    out = loadgen("check-acked", "--server", CLIENT, "--path", "/e2e", stdin=writer_log,
+                  attempts=3)
+    assert f"all {acked} acknowledged writes are present" in out, out
+    log(f"ok: recovered from server {survivor} with all {acked} acknowledged writes")
+
+
 def set_spec(patch):
     kubectl("-n", NS, "patch", "coordinationcluster", NAME, "--type", "merge",
             "-p", json.dumps({"spec": patch}))
@@ -413,6 +458,9 @@ def main():
     out = loadgen("check-acked", "--server", CLIENT, "--path", "/e2e", stdin=writer_log, attempts=3)
     assert f"all {acked} acknowledged writes are present" in out, out
     log(f"ok: all {acked} acknowledged writes survived scaling, the roll and the leader's deletion")
+
+    if os.environ.get("E2E_RECOVERY", "1") == "1":
+        check_recovery(writer_log, acked)
 
     failures = [line for pod in get_json("-n", "conclave-system", "pods")["items"]
                 for line in kubectl("-n", "conclave-system", "logs", pod["metadata"]["name"],

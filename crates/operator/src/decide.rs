@@ -50,6 +50,8 @@ pub struct KubeState {
     pub statefulset_replicas: Option<u64>,
     /// Its `status.updateRevision`.
     pub update_revision: Option<String>,
+    /// The server image its pod template names.
+    pub template_image: Option<String>,
     pub pods: Vec<PodState>,
     /// The data volume claims: (server id, claim name).
     pub volumes: Vec<(u64, String)>,

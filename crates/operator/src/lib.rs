@@ -6,7 +6,8 @@
 //! - `admin.rs`, `observe.rs`: reading the ensemble's committed membership
 //!   from the servers' admin API.
 //! - `plan.rs`, `decide.rs`: the next action, a pure function of what was
-//!   observed; `status.rs`: the status, likewise.
+//!   observed; `status.rs`: the status, likewise; `version.rs`: which image
+//!   changes may be rolled.
 //! - `controller/`: the kube-rs controller that observes, applies, acts and
 //!   reports; `metrics.rs`: its Prometheus metrics.
 
@@ -19,3 +20,4 @@ pub mod metrics;
 pub mod observe;
 pub mod plan;
 pub mod status;
+pub mod version;

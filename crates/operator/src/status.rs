@@ -5,7 +5,8 @@
 //! under way or waiting; `Degraded`: something is unhealthy while the
 //! cluster is still expected to serve; `SizeWarning`: an even number of
 //! voters; `MetricsReady`: the ServiceMonitor asked for is in place,
-//! `metrics_ready.rs`). No copy of the spec.
+//! `metrics_ready.rs`; `UpgradeAllowed`: the image change is one the version
+//! policy allows, `version.rs`). No copy of the spec.
 
 pub mod metrics_ready;
 
@@ -26,6 +27,7 @@ use crate::decide::{Decision, HANDED_OVER, KubeState, ROLL_POD};
 const ROLL_STALL_SECS: i64 = 300;
 use crate::build::services::client_address;
 use crate::observe::EnsembleView;
+use crate::version::SKIP_VERSION_CHECK;
 
 /// What the status is built from.
 #[derive(Debug)]
@@ -47,7 +49,17 @@ pub struct Observation<'a> {
     pub service_monitor: Option<ServiceMonitorState>,
     /// The last recovery from a lost quorum (kept in status for zoo.cfg).
     pub recovery: Option<RecoveryStatus>,
+    pub version: VersionCheck<'a>,
     pub now: Timestamp,
+}
+
+/// What the version policy said about `spec.image` (`version.rs`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VersionCheck<'a> {
+    /// Why the change to `spec.image` is not rolled.
+    pub refused: Option<&'a str>,
+    /// `conclave.dev/skip-version-check` is set.
+    pub skipped: bool,
 }
 
 /// Participants whose pods run on the same node (losing that node loses
@@ -305,6 +317,21 @@ pub fn build(o: &Observation<'_>) -> CoordinationClusterStatus {
             "every participant runs on a node of its own".to_owned(),
         ),
     }
+
+    let (allowed, reason, message) = match (o.version.refused, o.version.skipped) {
+        (Some(why), _) => (false, "PathRefused", why.to_owned()),
+        (None, true) => (
+            true,
+            "CheckSkipped",
+            format!("{SKIP_VERSION_CHECK} is set: any image change is rolled"),
+        ),
+        (None, false) => (
+            true,
+            "PathAllowed",
+            format!("rolling to {} is allowed", cc.spec.image),
+        ),
+    };
+    set("UpgradeAllowed", allowed, reason, message);
 
     if let Some(state) = o.service_monitor {
         let cluster = cc.metadata.name.as_deref().unwrap_or_default();

@@ -88,6 +88,12 @@ pub(super) async fn read(client: &Client, names: &Names) -> Result<KubeState, Er
             .as_ref()
             .and_then(|s| s.status.as_ref())
             .and_then(|s| s.update_revision.clone()),
+        template_image: statefulset
+            .as_ref()
+            .and_then(|s| s.spec.as_ref())
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers.iter().find(|c| c.name == "conclave"))
+            .and_then(|c| c.image.clone()),
         pods,
         volumes,
     })

@@ -37,7 +37,8 @@ use crate::decide::{self, Decision, Inputs, KubeState};
 use crate::metrics::{ActionLabel, ClusterLabel};
 use crate::observe::{self, EnsembleView};
 use crate::plan::Desired;
-use crate::status::{self, Observation};
+use crate::status::{self, Observation, VersionCheck};
+use crate::version::{self, SKIP_VERSION_CHECK};
 
 /// How often a cluster is looked at while something is under way (the
 /// ensemble's state is not a Kubernetes watch event), and when idle.
@@ -156,12 +157,7 @@ async fn reconcile_cluster<E: Ensemble>(
         Err(e) => (None, Some(e)),
     };
     let previous = cc.status.as_ref().and_then(|s| s.operation.clone());
-    let recover_from = cc
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(RECOVER_FROM_ANNOTATION))
-        .map(|v| decide::parse_annotation(v));
+    let recover_from = annotation(cc, RECOVER_FROM_ANNOTATION).map(decide::parse_annotation);
     let decision = match &invalid {
         Some(reason) => Decision::Wait {
             reason: "InvalidSpec".to_owned(),
@@ -192,6 +188,33 @@ async fn reconcile_cluster<E: Ensemble>(
     };
     tracing::debug!(cluster = %label.cluster, ?decision, "decided");
 
+    // An image change the version policy refuses is not rolled: the
+    // StatefulSet keeps the image it has (version.rs).
+    let skip_version_check = annotation(cc, SKIP_VERSION_CHECK) == Some("true");
+    let running: Vec<&str> = kube
+        .pods
+        .iter()
+        .filter(|p| !p.terminating)
+        .filter_map(|p| p.image.as_deref())
+        .collect();
+    let version_refused = if skip_version_check {
+        None
+    } else {
+        version::check_path(&running, &cc.spec.image).err()
+    };
+    let held = version_refused
+        .as_ref()
+        .and_then(|_| {
+            kube.template_image
+                .clone()
+                .or_else(|| running.first().map(|i| (*i).to_owned()))
+        })
+        .map(|image| {
+            let mut held = cc.clone();
+            held.spec.image = image;
+            held
+        });
+
     let mut action_error = None;
     let mut monitor = None;
     if invalid.is_none() {
@@ -204,7 +227,7 @@ async fn reconcile_cluster<E: Ensemble>(
         let servers_in_cfg = zoo_cfg_servers(cc, view.as_ref(), replicas);
         apply::children(
             ctx,
-            cc,
+            held.as_ref().unwrap_or(cc),
             &servers_in_cfg,
             formed,
             replicas,
@@ -260,9 +283,14 @@ async fn reconcile_cluster<E: Ensemble>(
         action_error: action_error.as_deref(),
         service_monitor: monitor,
         recovery,
+        version: VersionCheck {
+            refused: version_refused.as_deref(),
+            skipped: skip_version_check,
+        },
         now,
     });
     announce_placement(ctx, cc, &status).await;
+    announce_version(ctx, cc, version_refused.as_deref()).await;
     let members = i64::try_from(status.members.len()).unwrap_or(i64::MAX);
     ctx.metrics.members.get_or_create(&label).set(members);
     ctx.metrics
@@ -315,6 +343,42 @@ fn statefulset_replicas(cc: &CoordinationCluster, kube: &KubeState, decision: &D
 
 /// The operation status records after this reconcile: the previous one
 /// until it is done, then the one this action started.
+fn annotation<'a>(cc: &'a CoordinationCluster, key: &str) -> Option<&'a str> {
+    cc.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
+}
+
+/// One Warning Event when an image change is first refused.
+async fn announce_version<E: Ensemble>(
+    ctx: &Context<E>,
+    cc: &CoordinationCluster,
+    refused: Option<&str>,
+) {
+    let Some(why) = refused else {
+        return;
+    };
+    let already = cc.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "UpgradeAllowed" && c.status == "False")
+    });
+    if !already {
+        act::publish(
+            ctx,
+            cc,
+            EventType::Warning,
+            "UpgradeRefused",
+            "Roll",
+            why.to_owned(),
+            None,
+        )
+        .await;
+    }
+}
+
 /// An operation without its start time: what changes when a step is done.
 fn step_of(op: &Option<Operation>) -> Option<(&str, u64, &str)> {
     op.as_ref()

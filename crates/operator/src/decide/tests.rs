@@ -37,6 +37,7 @@ fn kube(pods: u64, revision: &str) -> KubeState {
     KubeState {
         statefulset_replicas: Some(pods),
         update_revision: Some("new".into()),
+        template_image: None,
         pods: (1..=pods).map(|id| pod(id, revision)).collect(),
         volumes: (1..=pods)
             .map(|id| (id, format!("data-zk-{}", id - 1)))

@@ -25,6 +25,7 @@ fn kube(n: u64) -> KubeState {
     KubeState {
         statefulset_replicas: Some(n),
         update_revision: Some("r1".into()),
+        template_image: None,
         pods: (1..=n)
             .map(|id| PodState {
                 name: format!("zk-{}", id - 1),
@@ -59,6 +60,7 @@ fn observation<'a>(
         action_error: None,
         service_monitor: None,
         recovery: None,
+        version: VersionCheck::default(),
         now: Timestamp::from_second(1_000).unwrap(),
     }
 }

@@ -1008,3 +1008,56 @@ async fn a_recovery_is_refused_while_a_leader_serves() {
     );
     assert!(world.events().contains(&"RecoveryRefused".to_owned()));
 }
+
+fn statefulset_image(world: &World) -> Value {
+    world.api.get(STS).expect("the StatefulSet")["spec"]["template"]["spec"]["containers"][0]
+        ["image"]
+        .clone()
+}
+
+/// An image change that skips a release is not rolled: the StatefulSet
+/// keeps the running image, and status and one Event say why; the skip
+/// annotation lets it through.
+#[tokio::test]
+async fn an_image_change_that_skips_a_release_is_refused_unless_told_to_skip_the_check() {
+    let world = World::running(
+        cluster(json!({"image": "conclave:1.6.0"})),
+        &[1, 2, 3],
+        2,
+        "zk-new",
+    );
+    for id in 1..=3 {
+        let mut p = pod(id, "zk-new", true);
+        p["spec"]["containers"][0]["image"] = json!("conclave:1.4.2");
+        world.api.put(&format!("{PODS}/zk-{}", id - 1), p);
+    }
+    world.reconcile().await.unwrap();
+    assert_eq!(statefulset_image(&world), "conclave:1.4.2");
+    let allowed = world.condition("UpgradeAllowed");
+    assert_eq!(allowed["status"], "False");
+    assert_eq!(allowed["reason"], "PathRefused");
+    assert!(
+        allowed["message"]
+            .as_str()
+            .unwrap()
+            .contains("to 1.5.x or 2.0.x first"),
+        "{allowed}"
+    );
+    assert_eq!(world.status()["targetVersion"], "conclave:1.6.0");
+    assert_eq!(world.status()["currentVersion"], "conclave:1.4.2");
+    assert!(world.events().contains(&"UpgradeRefused".to_owned()));
+    world.reconcile().await.unwrap();
+    let refused = world
+        .events()
+        .iter()
+        .filter(|r| *r == "UpgradeRefused")
+        .count();
+    assert_eq!(refused, 1, "one Event, not one per reconcile");
+
+    let mut cr = world.api.get(CR).unwrap();
+    cr["metadata"]["annotations"] = json!({"conclave.dev/skip-version-check": "true"});
+    world.api.put(CR, cr);
+    world.reconcile().await.unwrap();
+    assert_eq!(statefulset_image(&world), "conclave:1.6.0");
+    assert_eq!(world.condition("UpgradeAllowed")["reason"], "CheckSkipped");
+}
