@@ -335,6 +335,51 @@ def check_recovery(writer_log, acked):
     log(f"ok: recovered from server {survivor} with all {acked} acknowledged writes")
 
 
+def check_roll_with_a_pod_stuck_pending():
+    """A template no node can run (a CPU request larger than any node):
+    the roll deletes one pod, which stays Pending, and goes no further: the
+    others keep serving on the old template. Reverting the spec replaces
+    the Pending pod first, and the cluster is whole again."""
+    rolled_before = events("PodRolled")
+    version = cluster()["status"]["configVersion"]
+    set_spec({"resources": {"requests": {"cpu": "512"}}})
+
+    def one_pending():
+        ps = pods()
+        pending = [n for n, p in ps.items() if p.get("status", {}).get("phase") == "Pending"]
+        return pending if len(pending) == 1 else None
+    pending = wait("a rolled pod is stuck Pending", one_pending, timeout=300)[0]
+    # Long enough for several reconciles (every 5 s while something waits).
+    time.sleep(30)
+    ps = pods()
+    ready = sorted(n for n, p in ps.items() if pod_ready(p))
+    assert len(ready) == 2 and pending not in ready, (pending, ready)
+    s = cluster()["status"]
+    assert condition(s, "Ready").get("status") == "True", condition(s, "Ready")
+    assert condition(s, "Progressing").get("reason") == "RollWaitingForPod", \
+        condition(s, "Progressing")
+    assert events("PodRolled") == rolled_before + 1, "the roll went past a Pending pod"
+    log(f"ok: the roll waits on {pending} (Pending); two servers still serve")
+
+    kubectl("-n", NS, "patch", "coordinationcluster", NAME, "--type", "json",
+            "-p", json.dumps([{"op": "remove", "path": "/spec/resources"}]))
+    s = wait("whole again after the spec was reverted", healthy(3), timeout=600)
+    status_tells_the_truth(s, 3)
+    assert s["configVersion"] == version, "a roll changes no membership"
+
+
+def check_two_pods_deleted():
+    """Two of three pods deleted at once: both come back under their ids
+    and volumes, with no membership change."""
+    s = cluster()["status"]
+    version = s["configVersion"]
+    victims = [f"{NAME}-0", f"{NAME}-1"]
+    kubectl("-n", NS, "delete", "pod", *victims, "--wait=false")
+    s = wait("Ready again after two of three pods were deleted", healthy(3), timeout=600)
+    status_tells_the_truth(s, 3)
+    assert s["configVersion"] == version, "deleted pods are restarts, not membership changes"
+
+
 def set_spec(patch):
     kubectl("-n", NS, "patch", "coordinationcluster", NAME, "--type", "merge",
             "-p", json.dumps({"spec": patch}))
@@ -431,6 +476,9 @@ def main():
     s = wait("Ready again after the leader pod was deleted", healthy(3), timeout=600)
     status_tells_the_truth(s, 3)
     assert s["configVersion"] == version, "a deleted pod is a restart, not a membership change"
+
+    check_two_pods_deleted()
+    check_roll_with_a_pod_stuck_pending()
 
     if os.environ.get("E2E_TLS", "1") == "1":
         check_tls()

@@ -270,11 +270,16 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
     };
 
     // A pod deleted by a roll must be back, updated and healthy, before
-    // anything else happens.
+    // anything else happens; unless it came back on a template that has
+    // since been replaced (a bad template fixed while that pod could not
+    // run): then it is outdated, and the roll replaces it first.
     if let Some(op) = inputs.operation
         && op.kind == ROLL_POD
         && op.step != HANDED_OVER
         && !operation_done(op, inputs.kube, view)
+        && !inputs.kube.pod(op.server).is_some_and(|p| {
+            !p.terminating && p.revision.is_some() && p.revision != inputs.kube.update_revision
+        })
     {
         return Decision::wait(
             "RollWaitingForPod",

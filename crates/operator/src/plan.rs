@@ -19,7 +19,9 @@
 //! - shrinking: the top server leaves; if it leads, leadership moves first;
 //!   once its removal is committed the StatefulSet shrinks;
 //! - nothing changes while a participant is unhealthy, and why is said; an
-//!   observer is promoted only while it is healthy.
+//!   observer is promoted only while it is healthy. A membership that is
+//!   already as asked is done whatever the health: a down server's pod may
+//!   then be replaced by a roll (`decide.rs`).
 
 /// A member as `GET /membership` on the leader reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,9 +103,16 @@ pub enum InFlight {
 
 /// The next step towards `desired`.
 pub fn next_step(desired: Desired, observed: &Observed) -> Step {
-    if let Some(wait) = unhealthy(observed) {
-        return wait;
+    // Health gates changes only: a membership already as the spec asks is
+    // Done even while a participant is down, so that the roll can replace
+    // that participant's pod.
+    match membership_step(desired, observed) {
+        Step::Done => Step::Done,
+        step => unhealthy(observed).unwrap_or(step),
     }
+}
+
+fn membership_step(desired: Desired, observed: &Observed) -> Step {
     let members = &observed.members;
     let voters = members.iter().filter(|m| m.participant).count() as u64;
     let observers = members.len() as u64 - voters;
@@ -372,6 +381,9 @@ mod tests {
             matches!(next_step(voters(5), &o), Step::Wait(reason) if reason.contains("server 3"))
         );
         assert!(matches!(next_step(voters(1), &o), Step::Wait(_)));
+        // Already as asked: nothing to change, so nothing to wait for (a
+        // roll may replace the down server's pod).
+        assert_eq!(next_step(voters(3), &o), Step::Done);
     }
 
     /// Participants 1..=p, then observers up to n.

@@ -273,7 +273,7 @@ fn a_roll_replaces_unready_pods_first_and_never_moves_on_past_one_that_stays_dow
     k.pods[2].ready = true;
     let mut v = v;
     v.members[2].healthy = false;
-    assert_eq!(wait_reason(&decide(&inputs(3, &k, &v))), "MemberUnhealthy");
+    assert_eq!(wait_reason(&decide(&inputs(3, &k, &v))), "RollStalled");
     // A pod being deleted is waited for.
     let v = view(&[1, 2, 3], 1);
     k.pods[1].terminating = true;
@@ -289,10 +289,10 @@ fn an_unready_outdated_pod_is_not_deleted_while_another_voter_is_unhealthy() {
     v.members[1].healthy = false;
     let mut k = kube(3, "old");
     k.pods[2].ready = false;
-    // Membership is stable at the desired size, so the roll decides; the
-    // plan's health gate only covers changes of size.
+    // Membership is stable at the desired size, so the roll decides (the
+    // plan's health gate only covers changes), and it waits.
     let d = decide(&inputs(3, &k, &v));
-    assert_eq!(wait_reason(&d), "MemberUnhealthy");
+    assert_eq!(wait_reason(&d), "RollStalled");
 }
 
 #[test]
@@ -354,6 +354,38 @@ fn a_rolled_pod_must_come_back_before_the_next_one_goes() {
     let mut i = inputs(3, &k, &v);
     i.operation = Some(&rolled);
     assert!(matches!(decide(&i), Decision::DeletePod { id: 2, .. }));
+}
+
+/// A roll onto a template no node can run: the rolled pod stays Pending
+/// and the roll waits. Once the spec is reverted the Pending pod is
+/// outdated, and is the one replaced first (it never comes back on its own
+/// under `OnDelete`).
+#[test]
+fn a_pod_stuck_on_a_template_that_was_reverted_is_replaced_first() {
+    let mut v = view(&[1, 2, 3], 1);
+    v.members[2].healthy = false;
+    let mut k = kube(3, "old");
+    k.update_revision = Some("bad".into());
+    k.pods[2].revision = Some("bad".into());
+    k.pods[2].ready = false;
+    let rolled = Operation {
+        step: "PodDeleted".into(),
+        ..op(ROLL_POD, 3)
+    };
+    let mut i = inputs(3, &k, &v);
+    i.operation = Some(&rolled);
+    assert_eq!(wait_reason(&decide(&i)), "RollWaitingForPod");
+
+    k.update_revision = Some("old".into());
+    let mut i = inputs(3, &k, &v);
+    i.operation = Some(&rolled);
+    assert_eq!(
+        decide(&i),
+        Decision::DeletePod {
+            id: 3,
+            name: "zk-2".into()
+        }
+    );
 }
 
 #[test]
