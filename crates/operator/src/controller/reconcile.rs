@@ -188,32 +188,7 @@ async fn reconcile_cluster<E: Ensemble>(
     };
     tracing::debug!(cluster = %label.cluster, ?decision, "decided");
 
-    // An image change the version policy refuses is not rolled: the
-    // StatefulSet keeps the image it has (version.rs).
-    let skip_version_check = annotation(cc, SKIP_VERSION_CHECK) == Some("true");
-    let running: Vec<&str> = kube
-        .pods
-        .iter()
-        .filter(|p| !p.terminating)
-        .filter_map(|p| p.image.as_deref())
-        .collect();
-    let version_refused = if skip_version_check {
-        None
-    } else {
-        version::check_path(&running, &cc.spec.image).err()
-    };
-    let held = version_refused
-        .as_ref()
-        .and_then(|_| {
-            kube.template_image
-                .clone()
-                .or_else(|| running.first().map(|i| (*i).to_owned()))
-        })
-        .map(|image| {
-            let mut held = cc.clone();
-            held.spec.image = image;
-            held
-        });
+    let image = check_image(cc, &kube);
 
     let mut action_error = None;
     let mut monitor = None;
@@ -227,7 +202,7 @@ async fn reconcile_cluster<E: Ensemble>(
         let servers_in_cfg = zoo_cfg_servers(cc, view.as_ref(), replicas);
         apply::children(
             ctx,
-            held.as_ref().unwrap_or(cc),
+            image.held.as_ref().unwrap_or(cc),
             &servers_in_cfg,
             formed,
             replicas,
@@ -284,13 +259,13 @@ async fn reconcile_cluster<E: Ensemble>(
         service_monitor: monitor,
         recovery,
         version: VersionCheck {
-            refused: version_refused.as_deref(),
-            skipped: skip_version_check,
+            refused: image.refused.as_deref(),
+            skipped: image.skipped,
         },
         now,
     });
     announce_placement(ctx, cc, &status).await;
-    announce_version(ctx, cc, version_refused.as_deref()).await;
+    announce_version(ctx, cc, image.refused.as_deref()).await;
     let members = i64::try_from(status.members.len()).unwrap_or(i64::MAX);
     ctx.metrics.members.get_or_create(&label).set(members);
     ctx.metrics
@@ -343,6 +318,50 @@ fn statefulset_replicas(cc: &CoordinationCluster, kube: &KubeState, decision: &D
 
 /// The operation status records after this reconcile: the previous one
 /// until it is done, then the one this action started.
+/// What the version policy (`version.rs`) says about `spec.image` in this
+/// reconcile.
+struct ImageCheck {
+    /// Why the change is refused.
+    refused: Option<String>,
+    /// `conclave.dev/skip-version-check` is set.
+    skipped: bool,
+    /// When refused: the resource to apply instead, naming the image the
+    /// StatefulSet has, so that nothing is rolled onto the refused one.
+    held: Option<CoordinationCluster>,
+}
+
+fn check_image(cc: &CoordinationCluster, kube: &KubeState) -> ImageCheck {
+    let skipped = annotation(cc, SKIP_VERSION_CHECK) == Some("true");
+    let running: Vec<&str> = kube
+        .pods
+        .iter()
+        .filter(|p| !p.terminating)
+        .filter_map(|p| p.image.as_deref())
+        .collect();
+    let refused = if skipped {
+        None
+    } else {
+        version::check_path(&running, &cc.spec.image).err()
+    };
+    let held = refused
+        .as_ref()
+        .and_then(|_| {
+            kube.template_image
+                .clone()
+                .or_else(|| running.first().map(|i| (*i).to_owned()))
+        })
+        .map(|image| {
+            let mut held = cc.clone();
+            held.spec.image = image;
+            held
+        });
+    ImageCheck {
+        refused,
+        skipped,
+        held,
+    }
+}
+
 fn annotation<'a>(cc: &'a CoordinationCluster, key: &str) -> Option<&'a str> {
     cc.metadata
         .annotations

@@ -297,29 +297,23 @@ impl Replica {
     ) -> Result<Replica, ProcessorError> {
         let my_id = setup.ensemble.my_id;
         let configured = Membership::new(0, setup.ensemble.members.clone());
-        if let Some(version) = store
-            .meta()
-            .config
-            .as_deref()
-            .and_then(|c| c.strip_prefix(super::membership_apply::REMOVED_MARK.as_bytes()))
-        {
+        let record = store.meta().config.unwrap_or_default();
+        let marked = |mark: &str| {
+            record
+                .strip_prefix(mark.as_bytes())
+                .map(|rest| String::from_utf8_lossy(rest).into_owned())
+        };
+        if let Some(version) = marked(super::membership_apply::REMOVED_MARK) {
             return Err(ProcessorError::Consensus(format!(
-                "server {my_id} was removed from the ensemble (membership version {}); \
+                "server {my_id} was removed from the ensemble (membership version {version}); \
                  it does not rejoin under its old identity: to join again, start it \
-                 with an empty data directory and conclave.join=true, and add it with reconfig",
-                String::from_utf8_lossy(version)
+                 with an empty data directory and conclave.join=true, and add it with reconfig"
             )));
         }
-        if let Some(marked) = store
-            .meta()
-            .config
-            .as_deref()
-            .and_then(|c| c.strip_prefix(crate::recover_alone::RECOVERING_MARK.as_bytes()))
-        {
+        if let Some(survivor) = marked(crate::recover_alone::RECOVERING_MARK) {
             return Err(ProcessorError::Consensus(format!(
                 "`conclave-server recover-alone` was interrupted on this data directory (making \
-                 server {} the only member): run it again to finish",
-                String::from_utf8_lossy(marked)
+                 server {survivor} the only member): run it again to finish"
             )));
         }
         let committed = super::membership_apply::committed_membership(tree)

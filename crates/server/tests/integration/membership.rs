@@ -528,11 +528,7 @@ fn a_member_that_lost_its_disk_is_removed_and_added_again() {
     let lost = (leader + 1) % 3;
     let mut client = ensemble.client(leader);
     assert_eq!(client.create("/kept", b"x").unwrap().error(), ErrorCode::Ok);
-    let line = config_of(&ensemble, leader)
-        .lines()
-        .find(|l| l.starts_with(&format!("server.{}=", lost + 1)))
-        .expect("its line")
-        .to_owned();
+    let line = line_of(&config_of(&ensemble, leader), lost);
     ensemble.kill9(lost);
     std::fs::remove_dir_all(ensemble.members[lost].dir.store_dir()).unwrap();
     let mut client = ensemble.client(leader);
@@ -580,20 +576,26 @@ fn a_member_that_lost_its_disk_is_removed_and_added_again() {
     );
 }
 
-/// A quorum lost for good: two of three servers die with their disks. The
-/// survivor, made the only member by `recover-alone`, leads at once with
-/// every acknowledged write; the other two come back empty and are added
-/// again, and catch up by snapshot.
-#[test]
-fn after_a_lost_quorum_the_survivor_recovers_alone_and_the_others_rejoin() {
+/// Three servers with the admin API on, after `writes` acknowledged writes
+/// (the writers stopped), and a follower chosen as the survivor of the loss
+/// to come, in sync with the leader.
+struct BeforeTheLoss {
+    ensemble: LocalEnsemble,
+    acked: Vec<String>,
+    survivor: usize,
+    /// `/zookeeper/config` as the survivor has it.
+    before: String,
+}
+
+fn three_servers_that_took_writes(writes: usize) -> BeforeTheLoss {
     let config = [
         "reconfigEnabled=true".to_owned(),
         format!("conclave.adminToken={TOKEN}"),
     ];
     let config: Vec<&str> = config.iter().map(String::as_str).collect();
-    let mut ensemble = LocalEnsemble::start(3, &config);
+    let ensemble = LocalEnsemble::start(3, &config);
     let load = Load::start(&ensemble, &[0, 1, 2]);
-    load.progress(200, &ensemble);
+    load.progress(writes, &ensemble);
     load.stop.store(true, Ordering::Relaxed);
     for w in load.writers {
         w.join().unwrap();
@@ -601,18 +603,38 @@ fn after_a_lost_quorum_the_survivor_recovers_alone_and_the_others_rejoin() {
     let acked = load.acked.lock().unwrap().clone();
     let leader = ensemble.await_leader(Duration::from_secs(30));
     let survivor = (leader + 1) % 3;
-    let lost: Vec<usize> = (0..3).filter(|&i| i != survivor).collect();
     let before = config_of(&ensemble, survivor);
-    let lines: Vec<String> = lost
-        .iter()
-        .map(|i| {
-            before
-                .lines()
-                .find(|l| l.starts_with(&format!("server.{}=", i + 1)))
-                .expect("its line")
-                .to_owned()
-        })
-        .collect();
+    BeforeTheLoss {
+        ensemble,
+        acked,
+        survivor,
+        before,
+    }
+}
+
+/// Member `i`'s `server.N=` line in a `/zookeeper/config` text.
+fn line_of(config: &str, i: usize) -> String {
+    config
+        .lines()
+        .find(|l| l.starts_with(&format!("server.{}=", i + 1)))
+        .expect("its line")
+        .to_owned()
+}
+
+/// A quorum lost for good: two of three servers die with their disks. The
+/// survivor, made the only member by `recover-alone`, leads at once with
+/// every acknowledged write; the other two come back empty and are added
+/// again, and catch up by snapshot.
+#[test]
+fn after_a_lost_quorum_the_survivor_recovers_alone_and_the_others_rejoin() {
+    let BeforeTheLoss {
+        mut ensemble,
+        acked,
+        survivor,
+        before,
+    } = three_servers_that_took_writes(200);
+    let lost: Vec<usize> = (0..3).filter(|&i| i != survivor).collect();
+    let lines: Vec<String> = lost.iter().map(|&i| line_of(&before, i)).collect();
 
     // Refused while the server runs on the directory.
     let running = ensemble.recover_alone(survivor);
@@ -697,24 +719,13 @@ fn after_a_lost_quorum_the_survivor_recovers_alone_and_the_others_rejoin() {
 /// restart with the key still in zoo.cfg does nothing again.
 #[test]
 fn recover_alone_in_zoo_cfg_runs_once_per_token_on_every_server() {
-    let config = [
-        "reconfigEnabled=true".to_owned(),
-        format!("conclave.adminToken={TOKEN}"),
-    ];
-    let config: Vec<&str> = config.iter().map(String::as_str).collect();
-    let mut ensemble = LocalEnsemble::start(3, &config);
-    let load = Load::start(&ensemble, &[0, 1, 2]);
-    load.progress(100, &ensemble);
-    load.stop.store(true, Ordering::Relaxed);
-    for w in load.writers {
-        w.join().unwrap();
-    }
-    let acked = load.acked.lock().unwrap().clone();
-    let leader = ensemble.await_leader(Duration::from_secs(30));
-    let survivor = (leader + 1) % 3;
+    let BeforeTheLoss {
+        mut ensemble,
+        acked,
+        survivor,
+        before,
+    } = three_servers_that_took_writes(100);
     let others: Vec<usize> = (0..3).filter(|&i| i != survivor).collect();
-    ensemble.client(survivor).sync().unwrap();
-    let before = config_of(&ensemble, survivor);
     for i in 0..3 {
         ensemble.kill9(i);
     }
@@ -746,11 +757,7 @@ fn recover_alone_in_zoo_cfg_runs_once_per_token_on_every_server() {
             None,
             "server {i} serves before it is added"
         );
-        let line = before
-            .lines()
-            .find(|l| l.starts_with(&format!("server.{}=", i + 1)))
-            .expect("its line");
-        let add = format!(r#"{{"server": "{line}"}}"#);
+        let add = format!(r#"{{"server": "{}"}}"#, line_of(&before, i));
         let (status, body) =
             ensemble.admin(survivor, "POST", "/membership/add", Some(&add), Some(TOKEN));
         assert_eq!(status, 200, "{body}\n{}", ensemble.logs());
