@@ -22,7 +22,7 @@ use storage::{ApplyBatch, HardState, StorageError, Store};
 use crate::ensemble_config::{Member, MemberRole};
 use crate::membership::Membership;
 use crate::persistence::{self, RecoveryError, Replay};
-use crate::processor::{REMOVED_MARK, committed_membership, decode_conf_state, encode_conf_state};
+use crate::processor::{MembershipRecord, committed_membership, encode_conf_state};
 
 /// The membership record of a store that `recover-alone` is rewriting,
 /// followed by the id of the server it makes the only voter.
@@ -87,25 +87,21 @@ pub fn recover_alone(
     configured: Option<Member>,
 ) -> Result<(Report, Box<dyn Store>), RecoverAloneError> {
     let meta = store.meta();
-    let record = meta.config.clone().ok_or(RecoverAloneError::NotAMember)?;
-    let record_text = String::from_utf8_lossy(&record).into_owned();
-    let resumed = match record_text.strip_prefix(RECOVERING_MARK) {
-        Some(marked) if marked == my_id.to_string() => true,
-        Some(marked) => {
-            return Err(RecoverAloneError::OtherServer {
-                marked: marked.to_owned(),
-                my_id,
-            });
+    let record = meta
+        .config
+        .as_deref()
+        .ok_or(RecoverAloneError::NotAMember)?;
+    let resumed = match MembershipRecord::read(record) {
+        MembershipRecord::Recovering(marked) if marked == my_id.to_string() => true,
+        MembershipRecord::Recovering(marked) => {
+            return Err(RecoverAloneError::OtherServer { marked, my_id });
         }
-        None if record_text.starts_with(REMOVED_MARK) => return Err(RecoverAloneError::Removed),
-        None => {
-            let conf = decode_conf_state(&record)
-                .ok_or_else(|| RecoverAloneError::BadRecord(record_text.clone()))?;
-            if conf.voters.is_empty() && conf.learners.is_empty() {
-                return Err(RecoverAloneError::NeverJoined);
-            }
-            false
+        MembershipRecord::Removed(_) => return Err(RecoverAloneError::Removed),
+        MembershipRecord::Unreadable(text) => return Err(RecoverAloneError::BadRecord(text)),
+        MembershipRecord::Conf(conf) if conf.voters.is_empty() && conf.learners.is_empty() => {
+            return Err(RecoverAloneError::NeverJoined);
         }
+        MembershipRecord::Conf(_) => false,
     };
     let durable_commit = meta.hard_state.commit.max(meta.applied_index);
 

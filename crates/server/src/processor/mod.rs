@@ -42,9 +42,11 @@ use tokio::sync::{mpsc, oneshot};
 use tree::{DataTree, Features, Pending, WatchManager};
 
 pub use admin::{AdminAnswer, AdminQuery, ConnectionInfo, ServerSnapshot};
-pub(crate) use membership_apply::{REMOVED_MARK, committed_membership};
+pub(crate) use membership_apply::committed_membership;
 pub use reconfig::{MembershipAnswer, MembershipOp, MembershipResult};
-pub use replication::{ReplicaSetup, ReplicaStatus, decode_conf_state, encode_conf_state};
+pub use replication::{
+    MembershipRecord, ReplicaSetup, ReplicaStatus, decode_conf_state, encode_conf_state,
+};
 
 use crate::config::Config;
 use crate::durability::{LogWriter, WriterEvent};

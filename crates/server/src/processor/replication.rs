@@ -223,6 +223,36 @@ pub fn decode_conf_state(bytes: &[u8]) -> Option<ConfState> {
     Some(conf)
 }
 
+/// The stored membership record, read: a Raft configuration, or one of the
+/// marks a server must not start on as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MembershipRecord {
+    Conf(ConfState),
+    /// The server was removed, by the membership version (hex) that follows.
+    Removed(String),
+    /// `recover-alone` was interrupted making this server id the only
+    /// member.
+    Recovering(String),
+    /// None of those: the text as stored.
+    Unreadable(String),
+}
+
+impl MembershipRecord {
+    pub fn read(bytes: &[u8]) -> MembershipRecord {
+        let text = String::from_utf8_lossy(bytes);
+        if let Some(version) = text.strip_prefix(super::membership_apply::REMOVED_MARK) {
+            return MembershipRecord::Removed(version.to_owned());
+        }
+        if let Some(survivor) = text.strip_prefix(crate::recover_alone::RECOVERING_MARK) {
+            return MembershipRecord::Recovering(survivor.to_owned());
+        }
+        match decode_conf_state(bytes) {
+            Some(conf) => MembershipRecord::Conf(conf),
+            None => MembershipRecord::Unreadable(text.into_owned()),
+        }
+    }
+}
+
 /// A fresh member's store: the membership from zoo.cfg as a snapshot at
 /// index 1 of term 1. Every initial member writes the same point, so their
 /// logs match from there; a joining server (whose log is empty at index 0)
@@ -297,24 +327,21 @@ impl Replica {
     ) -> Result<Replica, ProcessorError> {
         let my_id = setup.ensemble.my_id;
         let configured = Membership::new(0, setup.ensemble.members.clone());
-        let record = store.meta().config.unwrap_or_default();
-        let marked = |mark: &str| {
-            record
-                .strip_prefix(mark.as_bytes())
-                .map(|rest| String::from_utf8_lossy(rest).into_owned())
-        };
-        if let Some(version) = marked(super::membership_apply::REMOVED_MARK) {
-            return Err(ProcessorError::Consensus(format!(
-                "server {my_id} was removed from the ensemble (membership version {version}); \
-                 it does not rejoin under its old identity: to join again, start it \
-                 with an empty data directory and conclave.join=true, and add it with reconfig"
-            )));
-        }
-        if let Some(survivor) = marked(crate::recover_alone::RECOVERING_MARK) {
-            return Err(ProcessorError::Consensus(format!(
-                "`conclave-server recover-alone` was interrupted on this data directory (making \
-                 server {survivor} the only member): run it again to finish"
-            )));
+        match store.meta().config.as_deref().map(MembershipRecord::read) {
+            Some(MembershipRecord::Removed(version)) => {
+                return Err(ProcessorError::Consensus(format!(
+                    "server {my_id} was removed from the ensemble (membership version {version}); \
+                     it does not rejoin under its old identity: to join again, start it \
+                     with an empty data directory and conclave.join=true, and add it with reconfig"
+                )));
+            }
+            Some(MembershipRecord::Recovering(survivor)) => {
+                return Err(ProcessorError::Consensus(format!(
+                    "`conclave-server recover-alone` was interrupted on this data directory \
+                     (making server {survivor} the only member): run it again to finish"
+                )));
+            }
+            _ => {}
         }
         let committed = super::membership_apply::committed_membership(tree)
             .map_err(|e| ProcessorError::Consensus(format!("/zookeeper/config: {e}")))?;
