@@ -7,13 +7,13 @@
 //!
 //! Order of concerns:
 //! 1. `spec.paused` stops every change.
-//! 1. A recovery from a lost quorum, asked for by a person
+//! 2. A recovery from a lost quorum, asked for by a person
 //!    (`recovery.rs`).
-//! 2. An operation in flight (recorded in status) is finished first: a new
+//! 3. An operation in flight (recorded in status) is finished first: a new
 //!    spec waits for it (membership steps are pinned to its target).
-//! 3. Membership (`plan.rs`): one server added or removed at a time.
-//! 4. Volumes of servers that left, by the reclaim policy.
-//! 5. Rolling outdated pods (controller-revision-hash ≠ the StatefulSet's
+//! 4. Membership (`plan.rs`): one server added or removed at a time.
+//! 5. Volumes of servers that left, by the reclaim policy.
+//! 6. Rolling outdated pods (controller-revision-hash ≠ the StatefulSet's
 //!    update revision): unready ones first, then followers, the leader
 //!    last after handing leadership to an updated follower; each deletion
 //!    only while every voter is healthy and every pod Ready.

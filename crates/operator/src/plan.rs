@@ -4,12 +4,12 @@
 //!
 //! Server ids are the StatefulSet's ordinals + 1, so the members are kept
 //! at ids 1..=N (N = participants + observers): a server joins at the top
-//! and only the top server leaves. After a recovery from a lost quorum the
-//! only member may be any id; the gaps below it are filled first, lowest
-//! id first, by the same steps. Roles are moved to fit instead: when the
-//! top server is a participant but an observer must go, an observer is
+//! and only the top server leaves. Roles are moved to fit instead: when
+//! the top server is a participant but an observer must go, an observer is
 //! promoted first (the top participant then leaves); the other way round,
-//! a participant is demoted first.
+//! a participant is demoted first. After a recovery from a lost quorum the
+//! only member may be any id; the gaps below it are filled first, lowest
+//! id first, by the same steps.
 //!
 //! One step at a time, each safe to repeat:
 //! - growing: the next server's pod is created first (it joins as a
@@ -164,13 +164,7 @@ pub fn continue_step(op: InFlight, observed: &Observed) -> Step {
             None => shrink_to_members(observed),
         },
         InFlight::Promote { id } => match member(id) {
-            Some(m) if !m.healthy => Step::Wait(format!(
-                "observer {id} is not caught up; it is promoted once it is"
-            )),
-            Some(_) => Step::Promote {
-                id,
-                expected_version: version(),
-            },
+            Some(m) => promote(m, observed),
             None => Step::Done,
         },
         InFlight::Demote { id } => match member(id) {
@@ -238,15 +232,22 @@ fn promote_an_observer(observed: &Observed) -> Step {
         .filter(|m| !m.participant)
         .max_by_key(|m| m.id)
     {
-        Some(m) if !m.healthy => Step::Wait(format!(
+        Some(m) => promote(m, observed),
+        None => Step::Done,
+    }
+}
+
+/// Promotes observer `m`, once it is caught up.
+fn promote(m: &ObservedMember, observed: &Observed) -> Step {
+    if !m.healthy {
+        return Step::Wait(format!(
             "observer {} is not caught up; it is promoted once it is",
             m.id
-        )),
-        Some(m) => Step::Promote {
-            id: m.id,
-            expected_version: observed.version.clone(),
-        },
-        None => Step::Done,
+        ));
+    }
+    Step::Promote {
+        id: m.id,
+        expected_version: observed.version.clone(),
     }
 }
 

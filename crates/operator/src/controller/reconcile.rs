@@ -229,7 +229,8 @@ async fn reconcile_cluster<E: Ensemble>(
     if let Decision::Wait { reason, message } = &decision {
         announce_wait(ctx, cc, reason, message).await;
     }
-    if let Some((kind, _, _)) = decision.operation().filter(|_| outcome == Outcome::Done) {
+    let action_done = decision.operation().filter(|_| outcome == Outcome::Done);
+    if let Some((kind, _, _)) = action_done {
         ctx.metrics
             .actions
             .get_or_create(&ActionLabel {
@@ -238,14 +239,16 @@ async fn reconcile_cluster<E: Ensemble>(
             })
             .inc();
     }
-    let took_action = decision.operation().is_some() && outcome == Outcome::Done;
     let step_before = previous.clone();
     let operation = next_operation(previous, &decision, &outcome, &kube, view.as_ref());
 
     let now = Timestamp::now();
+    // Status records this reconcile's recovery only once its pods went.
     let recovery = match &decision {
-        Decision::RestartForRecovery { .. } if outcome == Outcome::Done => recovery,
-        _ => cc.status.as_ref().and_then(|s| s.recovery.clone()),
+        Decision::RestartForRecovery { .. } if outcome != Outcome::Done => {
+            cc.status.as_ref().and_then(|s| s.recovery.clone())
+        }
+        _ => recovery,
     };
     let status = status::build(&Observation {
         cluster: cc,
@@ -264,8 +267,22 @@ async fn reconcile_cluster<E: Ensemble>(
         },
         now,
     });
-    announce_placement(ctx, cc, &status).await;
-    announce_version(ctx, cc, image.refused.as_deref()).await;
+    announce_turned(
+        ctx,
+        cc,
+        &status,
+        ("PlacementWarning", "True"),
+        ("VotersShareNode", "Place"),
+    )
+    .await;
+    announce_turned(
+        ctx,
+        cc,
+        &status,
+        ("UpgradeAllowed", "False"),
+        ("UpgradeRefused", "Roll"),
+    )
+    .await;
     let members = i64::try_from(status.members.len()).unwrap_or(i64::MAX);
     ctx.metrics.members.get_or_create(&label).set(members);
     ctx.metrics
@@ -294,7 +311,7 @@ async fn reconcile_cluster<E: Ensemble>(
         .await?;
 
     let busy = operation.is_some() || !matches!(decision, Decision::Idle);
-    let progressed = !busy || took_action || step_of(&operation) != step_of(&step_before);
+    let progressed = !busy || action_done.is_some() || step_of(&operation) != step_of(&step_before);
     let since = ctx
         .metrics
         .progress
@@ -316,8 +333,6 @@ fn statefulset_replicas(cc: &CoordinationCluster, kube: &KubeState, decision: &D
     }
 }
 
-/// The operation status records after this reconcile: the previous one
-/// until it is done, then the one this action started.
 /// What the version policy (`version.rs`) says about `spec.image` in this
 /// reconcile.
 struct ImageCheck {
@@ -370,40 +385,14 @@ fn annotation<'a>(cc: &'a CoordinationCluster, key: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// One Warning Event when an image change is first refused.
-async fn announce_version<E: Ensemble>(
-    ctx: &Context<E>,
-    cc: &CoordinationCluster,
-    refused: Option<&str>,
-) {
-    let Some(why) = refused else {
-        return;
-    };
-    let already = cc.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "UpgradeAllowed" && c.status == "False")
-    });
-    if !already {
-        act::publish(
-            ctx,
-            cc,
-            EventType::Warning,
-            "UpgradeRefused",
-            "Roll",
-            why.to_owned(),
-            None,
-        )
-        .await;
-    }
-}
-
 /// An operation without its start time: what changes when a step is done.
 fn step_of(op: &Option<Operation>) -> Option<(&str, u64, &str)> {
     op.as_ref()
         .map(|o| (o.kind.as_str(), o.server, o.step.as_str()))
 }
 
+/// The operation status records after this reconcile: the previous one
+/// until it is done, then the one this action started.
 fn next_operation(
     previous: Option<Operation>,
     decision: &Decision,
@@ -444,31 +433,25 @@ fn next_operation(
     })
 }
 
-/// A Warning Event when participants come to share a node (the
-/// `PlacementWarning` condition turns True), once.
-async fn announce_placement<E>(
+/// One Warning Event when condition `type_` turns to `status` (its
+/// message is the Event's note): participants coming to share a node, an
+/// image change refused.
+async fn announce_turned<E>(
     ctx: &Context<E>,
     cc: &CoordinationCluster,
     status: &crate::crd::CoordinationClusterStatus,
+    (type_, turned_to): (&str, &str),
+    (reason, action): (&str, &str),
 ) {
-    let warning = |conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]| {
+    let turned = |conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]| {
         conditions
             .iter()
-            .find(|c| c.type_ == "PlacementWarning" && c.status == "True")
+            .find(|c| c.type_ == type_ && c.status == turned_to)
             .map(|c| c.message.clone())
     };
-    let before = cc.status.as_ref().and_then(|s| warning(&s.conditions));
-    if let (None, Some(message)) = (before, warning(&status.conditions)) {
-        act::publish(
-            ctx,
-            cc,
-            EventType::Warning,
-            "VotersShareNode",
-            "Place",
-            message,
-            None,
-        )
-        .await;
+    let before = cc.status.as_ref().and_then(|s| turned(&s.conditions));
+    if let (None, Some(message)) = (before, turned(&status.conditions)) {
+        act::publish(ctx, cc, EventType::Warning, reason, action, message, None).await;
     }
 }
 

@@ -341,11 +341,7 @@ fn voters_sharing_a_node_are_a_placement_warning() {
     let v = view(&[1, 2, 3], 1);
     let spread = kube(3);
     let s = build(&observation(&cc, &spread, Some(&v), &Decision::Idle));
-    let placement = s
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "PlacementWarning")
-        .unwrap();
+    let placement = condition(&s, "PlacementWarning");
     assert_eq!(
         (placement.status.as_str(), placement.reason.as_str()),
         ("False", "VotersSpread")
@@ -354,11 +350,7 @@ fn voters_sharing_a_node_are_a_placement_warning() {
     let mut shared = kube(3);
     shared.pods[2].node = Some("node-1".into());
     let s = build(&observation(&cc, &shared, Some(&v), &Decision::Idle));
-    let placement = s
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "PlacementWarning")
-        .unwrap();
+    let placement = condition(&s, "PlacementWarning");
     assert_eq!(
         (placement.status.as_str(), placement.reason.as_str()),
         ("True", "VotersShareNode")
