@@ -118,9 +118,10 @@ def loadgen(*args, stdin=None, name="e2e-client", attempts=1):
         kubectl("-n", NS, "delete", "pod", name, "--ignore-not-found", "--wait=true")
         kubectl("-n", NS, "run", name, "--image", IMAGE, "--image-pull-policy=IfNotPresent",
                 "--restart=Never", "--command", "--", "conclave-loadgen", *args)
-        phase = wait(f"{name} ends", lambda: get_json("-n", NS, "pod", name).get(
-            "status", {}).get("phase") in ("Succeeded", "Failed") and get_json(
-            "-n", NS, "pod", name)["status"]["phase"], timeout=300)
+        def ended():
+            phase = get_json("-n", NS, "pod", name).get("status", {}).get("phase")
+            return phase if phase in ("Succeeded", "Failed") else None
+        phase = wait(f"{name} ends", ended, timeout=300)
         out = kubectl("-n", NS, "logs", name)
         kubectl("-n", NS, "delete", "pod", name, "--wait=false")
         assert phase == "Succeeded", out
