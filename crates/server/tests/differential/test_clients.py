@@ -35,6 +35,9 @@ def test_kazoo_chroot(diff):
         t.create("/t1")
         t.create("/t2", sequence=True) if False else t.create("/t2")
         obs["transaction"] = t.commit()
+        # setup may be connected to another server than k: ZooKeeper promises
+        # a second client the first one's writes only after a sync.
+        setup.sync(base)
         obs["outside_view"] = ctx.r_children(setup.get_children(base))
         obs["exists_missing"] = attempt(k.exists, "/nope")
         obs["delete"] = attempt(k.delete, "/x", recursive=True)
