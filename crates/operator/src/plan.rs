@@ -9,7 +9,8 @@
 //! promoted first (the top participant then leaves); the other way round,
 //! a participant is demoted first. After a recovery from a lost quorum the
 //! only member may be any id; the gaps below it are filled first, lowest
-//! id first, by the same steps.
+//! id first, by the same steps, even when the spec asks for fewer servers
+//! than the survivor's id (then the top servers leave afterwards).
 //!
 //! One step at a time, each safe to repeat:
 //! - growing: the next server's pod is created first (it joins as a
@@ -121,10 +122,13 @@ fn membership_step(desired: Desired, observed: &Observed) -> Step {
     let Some(top) = members.iter().max_by_key(|m| m.id) else {
         return Step::Done;
     };
-    if total < wanted {
-        let next = (1..=top.id + 1)
-            .find(|id| members.iter().all(|m| m.id != *id))
-            .unwrap_or(top.id + 1);
+    // A gap below the top member (left by a recovery from a lost quorum)
+    // is filled first, even past the size asked for: only the top server
+    // leaves, so that is how the members come back to ids 1..=N and the
+    // pods below the top member stop running empty.
+    let gap = (1..top.id).find(|id| members.iter().all(|m| m.id != *id));
+    if total < wanted || gap.is_some() {
+        let next = gap.unwrap_or(top.id + 1);
         return add(next, voters >= desired.participants, observed);
     }
     if total > wanted {
@@ -322,6 +326,83 @@ mod tests {
             next_step(voters(3), &observed(&[1, 2, 3], 2, 3)),
             Step::Done
         );
+    }
+
+    #[test]
+    fn after_a_recovery_to_fewer_servers_than_the_survivors_id_the_members_move_down() {
+        // Server 3 recovered alone and the spec asks for one server: the
+        // pods of 1 and 2 must not stay as empty joiners. Server 1 comes in
+        // as an observer (no voter changes before it has caught up), is
+        // promoted, and server 3 hands leadership over and leaves.
+        let desired = voters(1);
+        assert_eq!(
+            next_step(desired, &observed(&[3], 3, 3)),
+            Step::Add {
+                id: 1,
+                observer: true,
+                expected_version: "200000000".into()
+            }
+        );
+        let mut with_observer = observed(&[1, 3], 3, 3);
+        with_observer.members[0].participant = false;
+        assert_eq!(
+            next_step(desired, &with_observer),
+            Step::Add {
+                id: 2,
+                observer: true,
+                expected_version: "200000000".into()
+            }
+        );
+        let mut both = observed(&[1, 2, 3], 3, 3);
+        both.members[0].participant = false;
+        both.members[1].participant = false;
+        assert_eq!(
+            next_step(desired, &both),
+            Step::Promote {
+                id: 2,
+                expected_version: "200000000".into()
+            }
+        );
+        let mut promoted = observed(&[1, 2, 3], 3, 3);
+        promoted.members[0].participant = false;
+        assert_eq!(
+            next_step(desired, &promoted),
+            Step::TransferLeadership { from: 3 }
+        );
+        let mut handed_over = observed(&[1, 2, 3], 2, 3);
+        handed_over.members[0].participant = false;
+        assert_eq!(
+            next_step(desired, &handed_over),
+            Step::Remove {
+                id: 3,
+                expected_version: "200000000".into()
+            }
+        );
+        // The removal's operation shrinks the StatefulSet; then server 1 is
+        // promoted and server 2 leaves the same way.
+        let mut removed = observed(&[1, 2], 2, 3);
+        removed.members[0].participant = false;
+        assert_eq!(
+            continue_step(InFlight::Remove { id: 3 }, &removed),
+            Step::ScaleStatefulSet(2)
+        );
+        removed.statefulset_replicas = 2;
+        assert_eq!(
+            next_step(desired, &removed),
+            Step::Promote {
+                id: 1,
+                expected_version: "200000000".into()
+            }
+        );
+        assert_eq!(
+            next_step(desired, &observed(&[1, 2], 2, 2)),
+            Step::TransferLeadership { from: 2 }
+        );
+        assert_eq!(
+            next_step(desired, &observed(&[1], 1, 2)),
+            Step::ScaleStatefulSet(1)
+        );
+        assert_eq!(next_step(desired, &observed(&[1], 1, 1)), Step::Done);
     }
 
     #[test]

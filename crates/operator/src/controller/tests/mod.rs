@@ -988,6 +988,28 @@ async fn a_recovery_from_a_lost_quorum_is_asked_restarts_every_pod_and_finishes(
     );
 }
 
+/// After server 3 recovered alone, the spec asks for one server: the pods
+/// below it are not left running empty. Server 1 joins first (as an
+/// observer: no voter changes before it has caught up) and the StatefulSet
+/// keeps its three pods until the top servers have left.
+#[tokio::test]
+async fn after_a_recovery_to_fewer_servers_the_ids_below_the_survivor_join_first() {
+    let cr = cluster(json!({"replicas": 1}));
+    let world = World::running(cr, &[1, 2, 3], 3, "zk-new");
+    *world.ensemble.membership.lock().unwrap() = BTreeMap::new();
+    world.ensemble.answers("10.0.0.3:8080", membership(&[3], 3));
+
+    world.reconcile().await.unwrap();
+    let changes = world.ensemble.changes();
+    let add = changes.last().expect("a change");
+    assert_eq!(add.1, "/membership/add");
+    let line = add.2["server"].as_str().unwrap();
+    assert!(line.starts_with("server.1="), "{add:?}");
+    assert!(line.contains(":observer;"), "{add:?}");
+    assert_eq!(world.statefulset_replicas(), json!(3));
+    assert_eq!(world.status()["operation"]["kind"], "AddObserver");
+}
+
 #[tokio::test]
 async fn a_recovery_is_refused_while_a_leader_serves() {
     let mut cr = cluster(json!({}));
