@@ -6,8 +6,9 @@ step:
   install the CRD and the operator; create a three-server cluster; wait for
   Ready; write and read through the client Service's DNS name from a pod;
   start a writer that creates znodes one at a time for the rest of the run;
-  scale 3 -> 5 -> 3; roll a new image (the leader last); delete the leader
-  pod; turn on TLS (waiting for its Secret, then rolling the pods) and talk
+  scale 3 -> 5, deleting the operator's pod while a server is being added;
+  roll a new image (the leader last) and ask for 3 servers again while the
+  roll is under way; delete the leader pod; turn on TLS (waiting for its Secret, then rolling the pods) and talk
   TLS to the client Service with and without a client certificate; add an
   observer, promote it, demote a participant, remove the observer; then
   check that no acknowledged write was lost.
@@ -397,6 +398,22 @@ def check_two_pods_deleted():
     assert s["configVersion"] == version, "deleted pods are restarts, not membership changes"
 
 
+def kill_the_operator_mid_step():
+    """Deletes the operator's pod while a server is being added (status
+    records the step): its replacement takes the Lease and carries the step
+    on from status, instead of starting another."""
+    op = wait("a server is being added", lambda: (
+        cluster().get("status", {}).get("operation") or None), timeout=300, interval=1)
+    assert op["kind"] == "AddServer", op
+    kubectl("-n", "conclave-system", "delete", "pod", "-l",
+            "app.kubernetes.io/name=conclave-operator", "--wait=false")
+    log(f"deleted the operator's pod during {op['kind']} of server {op['server']} "
+        f"(step {op.get('step')})")
+    wait("the operator's replacement is available", lambda: get_json(
+        "-n", "conclave-system", "deployment", "conclave-operator"
+    ).get("status", {}).get("availableReplicas", 0) >= 1, timeout=300)
+
+
 def set_spec(patch):
     kubectl("-n", NS, "patch", "coordinationcluster", NAME, "--type", "merge",
             "-p", json.dumps({"spec": patch}))
@@ -462,25 +479,29 @@ def main():
 
     version_before = s["configVersion"]
     set_spec({"replicas": 5})
+    kill_the_operator_mid_step()
     s = wait("5 servers Ready", healthy(5), timeout=900)
     status_tells_the_truth(s, 5)
     assert s["configVersion"] != version_before
     assert events("MemberAdded") >= 2, "MemberAdded events"
 
+    # The scale back to 3 is asked for while the roll to a new image is
+    # under way: the step in flight finishes first, then both are done, one
+    # step at a time.
+    set_spec({"image": IMAGE_B})
+    wait("a pod is being rolled", lambda: (cluster().get("status", {}).get("operation") or {})
+         .get("kind") == "RollPod", timeout=300, interval=1)
     set_spec({"replicas": 3})
-    s = wait("back to 3 servers", healthy(3), timeout=900)
+    s = wait(f"back to 3 servers, every pod on {IMAGE_B}", healthy(3, image=IMAGE_B),
+             timeout=900)
     status_tells_the_truth(s, 3)
     assert events("MemberRemoved") >= 2, "MemberRemoved events"
     wait("the removed servers' volumes are reclaimed (reclaimPolicy Delete)", lambda: sorted(
         c["metadata"]["name"] for c in get_json("-n", NS, "pvc")["items"]
         if not c["metadata"].get("deletionTimestamp")) == [f"data-{NAME}-{i}" for i in range(3)])
-
-    set_spec({"image": IMAGE_B})
-    s = wait(f"every pod runs {IMAGE_B}", healthy(3, image=IMAGE_B), timeout=900)
-    status_tells_the_truth(s, 3)
     rolled = events("PodRolled")
     assert rolled >= 3, f"{rolled} PodRolled events"
-    assert events("LeadershipTransferred"), "the leader was handed over before its pod was rolled"
+    assert events("LeadershipTransferred"), "the leader was handed over before it left or rolled"
     assert s["targetVersion"] == IMAGE_B == s["currentVersion"]
 
     version = s["configVersion"]

@@ -622,9 +622,10 @@ fn line_of(config: &str, i: usize) -> String {
 }
 
 /// A quorum lost for good: two of three servers die with their disks. The
-/// survivor, made the only member by `recover-alone`, leads at once with
-/// every acknowledged write; the other two come back empty and are added
-/// again, and catch up by snapshot.
+/// survivor, made the only member by `recover-alone` (whose first run is
+/// interrupted: the server refuses that store until it is run again), leads
+/// at once with every acknowledged write; the other two come back empty and
+/// are added again, and catch up by snapshot.
 #[test]
 fn after_a_lost_quorum_the_survivor_recovers_alone_and_the_others_rejoin() {
     let BeforeTheLoss {
@@ -649,12 +650,35 @@ fn after_a_lost_quorum_the_survivor_recovers_alone_and_the_others_rejoin() {
     assert_ne!(ensemble.mode(survivor).as_deref(), Some("leader"));
     ensemble.kill9(survivor);
 
+    // A run interrupted after its first write (which marks the store): the
+    // server refuses to start on that store and says how to finish.
+    {
+        use storage::Store;
+        let mut store =
+            storage::rocks::RocksStore::open(&ensemble.members[survivor].dir.store_dir()).unwrap();
+        store
+            .set_config(format!("recovering={}", survivor + 1).as_bytes())
+            .unwrap();
+    }
+    let refused = ensemble.run_to_exit(survivor, Duration::from_secs(30));
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        format!("{}{}", refused.stdout, refused.stderr)
+            .contains("`conclave-server recover-alone` was interrupted"),
+        "{refused:?}"
+    );
+
     let recovered = ensemble.recover_alone(survivor);
     assert!(recovered.status.success(), "{recovered:?}");
     assert!(
         recovered
             .stdout
             .contains(&format!("server {} is now the only member", survivor + 1)),
+        "{}",
+        recovered.stdout
+    );
+    assert!(
+        recovered.stdout.contains("an interrupted run was finished"),
         "{}",
         recovered.stdout
     );
