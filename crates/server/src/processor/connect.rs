@@ -14,6 +14,17 @@ use super::{Conn, OutboundTx, Outgoing, Processor};
 use crate::sessions::{ConnId, negotiate_timeout};
 use crate::stats::ConnStats;
 
+/// A session re-opened by a client, waiting to be answered.
+#[derive(Debug)]
+pub(super) struct PendingReopen {
+    pub(super) conn: ConnId,
+    session_id: i64,
+    password: Vec<u8>,
+    timeout_ms: i32,
+    /// The response's `readOnly` (false, if the client sent the field).
+    read_only: Option<bool>,
+}
+
 impl Processor {
     pub(super) fn connect(
         &mut self,
@@ -112,14 +123,51 @@ impl Processor {
         for other in others {
             self.close(other);
         }
+        let reopen = PendingReopen {
+            conn: conn_id,
+            session_id,
+            password: request.password.clone(),
+            timeout_ms,
+            read_only: request.read_only.map(|_| false),
+        };
+        if self.replica.is_some() && self.tree.session(session_id).is_none() {
+            // The client may have created the session on another server a
+            // moment ago, and this one not have applied that yet: it is
+            // expired only if still unknown once this server has caught up
+            // with the leader's commit point. Requests pipelined behind
+            // the handshake wait meanwhile.
+            tracing::debug!(
+                session = format_args!("0x{session_id:x}"),
+                "re-opened session unknown here: catching up with the leader first"
+            );
+            if let Some(conn) = self.conns.get_mut(&conn_id) {
+                conn.establishing = true;
+            }
+            self.revalidate_session(reopen);
+            return;
+        }
+        self.finish_reopen(reopen);
+    }
+
+    /// Answers a re-open: the session, or expired.
+    pub(super) fn finish_reopen(&mut self, reopen: PendingReopen) {
+        let PendingReopen {
+            conn: conn_id,
+            session_id,
+            password,
+            timeout_ms,
+            read_only,
+        } = reopen;
+        if self.conns.get(&conn_id).is_none_or(|c| c.closing) {
+            return;
+        }
         let valid = self
             .tree
             .session(session_id)
-            .is_some_and(|s| s.password == request.password)
+            .is_some_and(|s| s.password == password)
             // In an ensemble the leader expires sessions through the log:
             // a session in the tree is alive, whichever server it was on.
             && (self.replica.is_some() || self.sessions.is_alive(session_id));
-        let read_only = request.read_only.map(|_| false);
         if !valid {
             tracing::info!(
                 session = format_args!("0x{session_id:x}"),
@@ -131,13 +179,9 @@ impl Processor {
         }
         let now = self.now_ms();
         self.sessions.reattach(session_id, timeout_ms, conn_id, now);
-        let password = self
-            .tree
-            .session(session_id)
-            .map(|s| s.password.clone())
-            .unwrap_or_default();
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.session_id = session_id;
+            conn.establishing = false;
         }
         let response = ConnectResponse {
             protocol_version: 0,
@@ -147,6 +191,7 @@ impl Processor {
             read_only,
         };
         self.send_connect_response(conn_id, &response);
+        self.drain_queue(conn_id);
     }
 
     /// A read-only session, as ZooKeeper's read-only server gives: a new

@@ -17,6 +17,10 @@
 //! - `sync` is a ReadIndex round: answered once the leader has confirmed
 //!   with a quorum that it still leads, and this server has applied up to
 //!   the commit index it had then (linearizable, unlike ZooKeeper's).
+//!   A session re-opened on a server that does not know it waits for the
+//!   same round before it is called expired: the client may have created
+//!   it on another server a moment ago (ZooKeeper's followers ask the
+//!   leader instead, `revalidateSession`).
 //! - Without a leader this server serves nobody: new sessions are refused
 //!   and clients are disconnected, as a ZooKeeper server that lost its
 //!   quorum does; they reconnect to a server that has one.
@@ -87,6 +91,23 @@ struct PendingSync {
     received: Instant,
 }
 
+/// What waits for a ReadIndex round, then for the apply.
+#[derive(Debug)]
+enum ReadIndexWaiter {
+    Sync(PendingSync),
+    /// A session this server did not know when a client re-opened it.
+    Reopen(super::connect::PendingReopen),
+}
+
+impl ReadIndexWaiter {
+    fn conn(&self) -> ConnId {
+        match self {
+            ReadIndexWaiter::Sync(sync) => sync.conn,
+            ReadIndexWaiter::Reopen(reopen) => reopen.conn,
+        }
+    }
+}
+
 /// The ensemble side of the processor.
 pub(super) struct Replica {
     pub(super) node: Node<MemLog>,
@@ -134,10 +155,12 @@ pub(super) struct Replica {
     /// Writes a new leader cannot propose before it has applied the
     /// entries of earlier terms.
     deferred: VecDeque<Proposal>,
-    syncs: HashMap<u64, PendingSync>,
-    next_sync: u64,
-    /// Syncs whose ReadIndex came back: answered once applied that far.
-    syncs_ready: Vec<(u64, PendingSync)>,
+    /// Syncs and re-opened sessions waiting for their ReadIndex round, by
+    /// the round's context.
+    read_index_waiters: HashMap<u64, ReadIndexWaiter>,
+    next_read_index: u64,
+    /// Those whose ReadIndex came back: done once applied that far.
+    read_index_ready: Vec<(u64, ReadIndexWaiter)>,
     /// Sessions with client activity since the last report to the leader.
     touched: HashSet<i64>,
     /// While leading: what each follower and observer last reported of its
@@ -476,9 +499,9 @@ impl Replica {
             held: VecDeque::new(),
             awaiting: HashMap::new(),
             deferred: VecDeque::new(),
-            syncs: HashMap::new(),
-            next_sync: 1,
-            syncs_ready: Vec::new(),
+            read_index_waiters: HashMap::new(),
+            next_read_index: 1,
+            read_index_ready: Vec::new(),
             touched: HashSet::new(),
             member_applied: HashMap::new(),
             ticks: 0,
@@ -580,7 +603,7 @@ impl Replica {
                     (m.id, m.role, connected)
                 })
                 .collect(),
-            pending_syncs: self.syncs.len() + self.syncs_ready.len(),
+            pending_syncs: self.read_index_waiters.len() + self.read_index_ready.len(),
             membership: self.membership.clone(),
             init_limit: self.ensemble.init_limit,
             sync_limit: self.ensemble.sync_limit,
@@ -1038,11 +1061,11 @@ impl Processor {
             let ctx = <[u8; 8]>::try_from(read.request_ctx.as_slice())
                 .map(u64::from_be_bytes)
                 .unwrap_or(0);
-            if let Some(sync) = replica.syncs.remove(&ctx) {
-                replica.syncs_ready.push((read.index, sync));
+            if let Some(waiter) = replica.read_index_waiters.remove(&ctx) {
+                replica.read_index_ready.push((read.index, waiter));
             }
         }
-        self.answer_syncs();
+        self.answer_read_index_waiters();
         self.propose_deferred();
         Ok(())
     }
@@ -1172,8 +1195,8 @@ impl Processor {
             replica.awaiting.drain().partition(|(_, w)| w.is_reconfig());
         replica.awaiting.extend(kept);
         doomed.extend(failed.into_iter().filter_map(|(_, w)| w.conn()));
-        doomed.extend(replica.syncs.drain().map(|(_, s)| s.conn));
-        doomed.extend(replica.syncs_ready.drain(..).map(|(_, s)| s.conn));
+        doomed.extend(replica.read_index_waiters.drain().map(|(_, w)| w.conn()));
+        doomed.extend(replica.read_index_ready.drain(..).map(|(_, w)| w.conn()));
         let deferred: Vec<(i64, i32)> = replica
             .deferred
             .drain(..)
@@ -1251,37 +1274,52 @@ impl Processor {
         path: String,
         received: Instant,
     ) {
-        let Some(replica) = self.replica.as_deref_mut() else {
-            return;
-        };
-        let ctx = replica.next_sync;
-        replica.next_sync += 1;
-        replica.syncs.insert(
-            ctx,
-            PendingSync {
-                conn: conn_id,
-                xid,
-                path,
-                received,
-            },
-        );
-        replica.node.read_index(ctx.to_be_bytes().to_vec());
+        self.start_read_index(ReadIndexWaiter::Sync(PendingSync {
+            conn: conn_id,
+            xid,
+            path,
+            received,
+        }));
         if let Some(c) = self.conns.get_mut(&conn_id) {
             c.pending_writes += 1;
         }
     }
 
-    fn answer_syncs(&mut self) {
+    /// A session this server does not know, re-opened by a client: decided
+    /// once this server has applied what the leader had committed when
+    /// asked (`connect::finish_reopen`).
+    pub(super) fn revalidate_session(&mut self, reopen: super::connect::PendingReopen) {
+        self.start_read_index(ReadIndexWaiter::Reopen(reopen));
+    }
+
+    fn start_read_index(&mut self, waiter: ReadIndexWaiter) {
+        let Some(replica) = self.replica.as_deref_mut() else {
+            return;
+        };
+        let ctx = replica.next_read_index;
+        replica.next_read_index += 1;
+        replica.read_index_waiters.insert(ctx, waiter);
+        replica.node.read_index(ctx.to_be_bytes().to_vec());
+    }
+
+    fn answer_read_index_waiters(&mut self) {
         let Some(replica) = self.replica.as_deref_mut() else {
             return;
         };
         let applied = replica.applied_index;
         let (done, waiting): (Vec<_>, Vec<_>) = replica
-            .syncs_ready
+            .read_index_ready
             .drain(..)
             .partition(|(index, _)| *index <= applied);
-        replica.syncs_ready = waiting;
-        for (_, sync) in done {
+        replica.read_index_ready = waiting;
+        for (_, waiter) in done {
+            let sync = match waiter {
+                ReadIndexWaiter::Sync(sync) => sync,
+                ReadIndexWaiter::Reopen(reopen) => {
+                    self.finish_reopen(reopen);
+                    continue;
+                }
+            };
             if let Some(c) = self.conns.get_mut(&sync.conn) {
                 c.pending_writes = c.pending_writes.saturating_sub(1);
             }

@@ -9,6 +9,8 @@
 //!   server, their ephemerals kept), and no acknowledged write is lost;
 //! - a follower that was down catches up, by snapshot when log retention
 //!   dropped what it missed;
+//! - a session re-opened on a follower that has not applied its creation
+//!   yet is kept, not called expired;
 //! - a server cut off from the others (frozen, so its sockets stay open)
 //!   stops serving instead of answering stale or committing alone, and
 //!   serves again once it is back;
@@ -475,6 +477,42 @@ fn a_session_on_a_follower_lives_while_used_and_expires_through_the_leader() {
         "expired before its timeout"
     );
     drop(session);
+}
+
+/// A session created through the leader is re-opened on a follower that
+/// has heard nothing from the leader since (its link from the leader held,
+/// as a slow follower is): the follower must not call it expired. It
+/// answers once it has caught up with the leader's commit point, and the
+/// session goes on there.
+#[test]
+fn a_session_reopened_on_a_follower_that_has_not_applied_its_creation_is_kept() {
+    let (ensemble, links) = LocalEnsemble::start_proxied(3, &[]);
+    let leader = ensemble.await_leader(Duration::from_secs(30));
+    let lagging = (leader + 1) % 3;
+    links.block(leader, lagging);
+    let created = RawClient::connect(ensemble.addr(leader), 10_000).unwrap();
+    let (session_id, password) = (created.session_id, created.password.clone());
+    drop(created);
+    let resumed = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Well within an election timeout (tickTime=200): the lagging
+            // follower still has its leader, and serves.
+            std::thread::sleep(Duration::from_millis(300));
+            links.heal();
+        });
+        RawClient::resume(ensemble.addr(lagging), session_id, &password, 10_000).unwrap()
+    });
+    let Connected::Session(mut resumed) = resumed else {
+        panic!("a live session was called expired by a follower that lagged");
+    };
+    assert_eq!(resumed.session_id, session_id);
+    assert_eq!(
+        resumed
+            .call(&create_request("/resumed", None, 1))
+            .unwrap()
+            .error(),
+        ErrorCode::Ok
+    );
 }
 
 #[test]
