@@ -6,9 +6,10 @@ step:
   install the CRD and the operator; create a three-server cluster; wait for
   Ready; write and read through the client Service's DNS name from a pod;
   start a writer that creates znodes one at a time for the rest of the run;
-  scale 3 -> 5, deleting the operator's pod while a server is being added;
-  roll a new image (the leader last) and ask for 3 servers again while the
-  roll is under way; delete the leader pod; turn on TLS (waiting for its Secret, then rolling the pods) and talk
+  scale 3 -> 5 (deleting the operator's pod while a server is being added)
+  -> 3; roll a new image (the leader last); roll back to the first image
+  and ask for a fourth server while the roll is under way, then 3 again;
+  delete the leader pod; turn on TLS (waiting for its Secret, then rolling the pods) and talk
   TLS to the client Service with and without a client certificate; add an
   observer, promote it, demote a participant, remove the observer; then
   check that no acknowledged write was lost.
@@ -414,6 +415,24 @@ def kill_the_operator_mid_step():
     ).get("status", {}).get("availableReplicas", 0) >= 1, timeout=300)
 
 
+def check_scale_during_a_roll():
+    """A roll back to the first image, and a fourth server asked for while
+    a pod is being rolled: the step in flight finishes first, then both are
+    done one step at a time; then back to three servers."""
+    rolled = events("PodRolled")
+    set_spec({"image": IMAGE})
+    wait("a pod is being rolled", lambda: (cluster().get("status", {}).get("operation") or {})
+         .get("kind") == "RollPod", timeout=300, interval=1)
+    set_spec({"replicas": 4})
+    s = wait(f"4 servers, every pod on {IMAGE}", healthy(4, image=IMAGE), timeout=900)
+    status_tells_the_truth(s, 4)
+    assert events("PodRolled") >= rolled + 3, "every old pod rolled"
+    set_spec({"replicas": 3})
+    s = wait("back to 3 servers after the roll", healthy(3, image=IMAGE), timeout=900)
+    status_tells_the_truth(s, 3)
+    return cluster()["status"]
+
+
 def set_spec(patch):
     kubectl("-n", NS, "patch", "coordinationcluster", NAME, "--type", "merge",
             "-p", json.dumps({"spec": patch}))
@@ -485,24 +504,23 @@ def main():
     assert s["configVersion"] != version_before
     assert events("MemberAdded") >= 2, "MemberAdded events"
 
-    # The scale back to 3 is asked for while the roll to a new image is
-    # under way: the step in flight finishes first, then both are done, one
-    # step at a time.
-    set_spec({"image": IMAGE_B})
-    wait("a pod is being rolled", lambda: (cluster().get("status", {}).get("operation") or {})
-         .get("kind") == "RollPod", timeout=300, interval=1)
     set_spec({"replicas": 3})
-    s = wait(f"back to 3 servers, every pod on {IMAGE_B}", healthy(3, image=IMAGE_B),
-             timeout=900)
+    s = wait("back to 3 servers", healthy(3), timeout=900)
     status_tells_the_truth(s, 3)
     assert events("MemberRemoved") >= 2, "MemberRemoved events"
     wait("the removed servers' volumes are reclaimed (reclaimPolicy Delete)", lambda: sorted(
         c["metadata"]["name"] for c in get_json("-n", NS, "pvc")["items"]
         if not c["metadata"].get("deletionTimestamp")) == [f"data-{NAME}-{i}" for i in range(3)])
+
+    set_spec({"image": IMAGE_B})
+    s = wait(f"every pod runs {IMAGE_B}", healthy(3, image=IMAGE_B), timeout=900)
+    status_tells_the_truth(s, 3)
     rolled = events("PodRolled")
     assert rolled >= 3, f"{rolled} PodRolled events"
-    assert events("LeadershipTransferred"), "the leader was handed over before it left or rolled"
+    assert events("LeadershipTransferred"), "the leader was handed over before its pod was rolled"
     assert s["targetVersion"] == IMAGE_B == s["currentVersion"]
+
+    s = check_scale_during_a_roll()
 
     version = s["configVersion"]
     leader = s["leader"]

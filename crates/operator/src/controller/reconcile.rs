@@ -1,6 +1,8 @@
 //! One reconcile of a `CoordinationCluster`:
-//! 1. observe the StatefulSet, pods and volume claims, and the ensemble
-//!    (the leader's `GET /membership`, one read);
+//! 1. read the resource itself (not the controller's cached copy, which may
+//!    not have the status the last reconcile wrote yet), observe the
+//!    StatefulSet, pods and volume claims, and the ensemble (the leader's
+//!    `GET /membership`, one read);
 //! 2. decide one action (`crate::decide`);
 //! 3. apply the desired objects (the StatefulSet's size is the committed
 //!    membership's, or the decided next size), and the ServiceMonitor when
@@ -125,10 +127,20 @@ fn zoo_cfg_servers(
 }
 
 async fn reconcile_cluster<E: Ensemble>(
-    cc: &CoordinationCluster,
+    cached: &CoordinationCluster,
     ctx: &Context<E>,
 ) -> Result<Action, Error> {
-    let names = Names::of(cc)?;
+    let names = Names::of(cached)?;
+    // The controller hands over its cached copy, which may lag behind the
+    // status the previous reconcile wrote: the pod deletion or membership
+    // change that reconcile made wakes this one before the resource's own
+    // watch event arrives. The operation in flight must be read as it was
+    // written, or this reconcile would decide without it and the status it
+    // writes would erase it.
+    let fresh = Api::<CoordinationCluster>::namespaced(ctx.client.clone(), &names.namespace)
+        .get(&names.cluster)
+        .await?;
+    let cc = &fresh;
     let label = ClusterLabel {
         cluster: cluster_label(cc),
     };

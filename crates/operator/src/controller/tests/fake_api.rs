@@ -159,8 +159,14 @@ impl FakeApi {
                 } else if status {
                     object["status"] = body["status"].clone();
                 } else {
+                    // As the API server: a patch of the object leaves its
+                    // status alone (that is the status subresource's).
                     let metadata = object["metadata"].clone();
+                    let old_status = object.get("status").cloned();
                     object = body.clone();
+                    if let Some(old_status) = old_status {
+                        object["status"] = old_status;
+                    }
                     if let (Some(meta), Some(old)) =
                         (object["metadata"].as_object_mut(), metadata.as_object())
                     {

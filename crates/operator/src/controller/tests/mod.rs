@@ -174,6 +174,16 @@ impl World {
     }
 
     async fn reconcile(&self) -> Result<kube::runtime::controller::Action, super::Error> {
+        self.reconcile_cached(self.api.get(CR).expect("the resource"))
+            .await
+    }
+
+    /// A reconcile handed `cached` (the controller's copy, which may lag
+    /// behind what the API server holds).
+    async fn reconcile_cached(
+        &self,
+        cached: Value,
+    ) -> Result<kube::runtime::controller::Action, super::Error> {
         let (client, task) = self.api.client();
         let ctx = Arc::new(Context::new(
             client,
@@ -184,8 +194,7 @@ impl World {
                 instance: Some("test".into()),
             },
         ));
-        let cc: CoordinationCluster =
-            serde_json::from_value(self.api.get(CR).expect("the resource")).expect("a resource");
+        let cc: CoordinationCluster = serde_json::from_value(cached).expect("a resource");
         let result = reconcile(Arc::new(cc), ctx).await;
         task.abort();
         result
@@ -453,6 +462,38 @@ async fn a_roll_stalls_rather_than_moving_past_a_pod_that_is_not_back() {
     assert!(world.api.calls_to(Method::DELETE, PODS).is_empty());
     assert_eq!(world.condition("Degraded")["reason"], "RollStalled");
     assert!(world.events().contains(&"RollStalled".to_owned()));
+}
+
+/// The pod deletion a roll just made wakes the next reconcile before the
+/// controller's copy of the resource has the status that recorded it: the
+/// operation in flight is read from the API server, not from that copy, or
+/// the next status written would erase it (and the roll would forget the
+/// pod it waits for).
+#[tokio::test]
+async fn a_reconcile_on_a_stale_copy_keeps_the_operation_in_flight() {
+    let world = World::running(cluster(json!({})), &[1, 2, 3], 1, "zk-old");
+    let stale = world.api.get(CR).unwrap();
+    world.reconcile().await.unwrap();
+    let op = world.status()["operation"].clone();
+    assert_eq!(op["kind"], "RollPod");
+    let rolled = op["server"].as_u64().unwrap();
+    // The StatefulSet re-created the pod on the new template; it cannot
+    // run (Pending, not Ready).
+    world.api.put(
+        &format!("{PODS}/zk-{}", rolled - 1),
+        pod(rolled, "zk-new", false),
+    );
+
+    world.reconcile_cached(stale).await.unwrap();
+    assert_eq!(world.status()["operation"], op, "the roll forgot its pod");
+    // It waits for that pod, not a stalled roll of a pod it lost track of.
+    assert_eq!(
+        world.condition("Progressing")["reason"],
+        "RollWaitingForPod"
+    );
+    assert!(!world.events().contains(&"RollStalled".to_owned()));
+    assert_eq!(world.condition("Degraded")["status"], "False");
+    assert_eq!(world.api.calls_to(Method::DELETE, PODS).len(), 1);
 }
 
 /// `seconds_since_progress` keeps growing through a stalled roll and is 0
