@@ -90,6 +90,11 @@ def status_summary():
         return f"(unreadable: {e})"
 
 
+def operation():
+    """The operation in flight that status records, or None."""
+    return cluster().get("status", {}).get("operation") or None
+
+
 def condition(status, type_):
     for c in status.get("conditions", []):
         if c["type"] == type_:
@@ -403,8 +408,7 @@ def kill_the_operator_mid_step():
     """Deletes the operator's pod while a server is being added (status
     records the step): its replacement takes the Lease and carries the step
     on from status, instead of starting another."""
-    op = wait("a server is being added", lambda: (
-        cluster().get("status", {}).get("operation") or None), timeout=300, interval=1)
+    op = wait("a server is being added", operation, timeout=300, interval=1)
     assert op["kind"] == "AddServer", op
     kubectl("-n", "conclave-system", "delete", "pod", "-l",
             "app.kubernetes.io/name=conclave-operator", "--wait=false")
@@ -421,8 +425,8 @@ def check_scale_during_a_roll():
     done one step at a time; then back to three servers."""
     rolled = events("PodRolled")
     set_spec({"image": IMAGE})
-    wait("a pod is being rolled", lambda: (cluster().get("status", {}).get("operation") or {})
-         .get("kind") == "RollPod", timeout=300, interval=1)
+    wait("a pod is being rolled", lambda: (operation() or {}).get("kind") == "RollPod",
+         timeout=300, interval=1)
     set_spec({"replicas": 4})
     s = wait(f"4 servers, every pod on {IMAGE}", healthy(4, image=IMAGE), timeout=900)
     status_tells_the_truth(s, 4)

@@ -137,9 +137,8 @@ async fn reconcile_cluster<E: Ensemble>(
     // watch event arrives. The operation in flight must be read as it was
     // written, or this reconcile would decide without it and the status it
     // writes would erase it.
-    let fresh = Api::<CoordinationCluster>::namespaced(ctx.client.clone(), &names.namespace)
-        .get(&names.cluster)
-        .await?;
+    let clusters = Api::<CoordinationCluster>::namespaced(ctx.client.clone(), &names.namespace);
+    let fresh = clusters.get(&names.cluster).await?;
     let cc = &fresh;
     let label = ClusterLabel {
         cluster: cluster_label(cc),
@@ -314,7 +313,7 @@ async fn reconcile_cluster<E: Ensemble>(
         "kind": "CoordinationCluster",
         "status": status,
     });
-    Api::<CoordinationCluster>::namespaced(ctx.client.clone(), &names.namespace)
+    clusters
         .patch_status(
             &names.cluster,
             &PatchParams::apply(FIELD_MANAGER).force(),

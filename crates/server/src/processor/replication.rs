@@ -1313,29 +1313,29 @@ impl Processor {
             .partition(|(index, _)| *index <= applied);
         replica.read_index_ready = waiting;
         for (_, waiter) in done {
-            let sync = match waiter {
-                ReadIndexWaiter::Sync(sync) => sync,
-                ReadIndexWaiter::Reopen(reopen) => {
-                    self.finish_reopen(reopen);
-                    continue;
-                }
-            };
-            if let Some(c) = self.conns.get_mut(&sync.conn) {
-                c.pending_writes = c.pending_writes.saturating_sub(1);
+            match waiter {
+                ReadIndexWaiter::Sync(sync) => self.answer_sync(sync),
+                ReadIndexWaiter::Reopen(reopen) => self.finish_reopen(reopen),
             }
-            let zxid = self.tree.last_zxid();
-            let body = Response::Sync(PathResponse { path: sync.path });
-            self.reply(
-                sync.conn,
-                sync.xid,
-                zxid,
-                ErrorCode::Ok,
-                &body,
-                OpCode::Sync,
-                sync.received,
-            );
-            self.drain_queue(sync.conn);
         }
+    }
+
+    fn answer_sync(&mut self, sync: PendingSync) {
+        if let Some(c) = self.conns.get_mut(&sync.conn) {
+            c.pending_writes = c.pending_writes.saturating_sub(1);
+        }
+        let zxid = self.tree.last_zxid();
+        let body = Response::Sync(PathResponse { path: sync.path });
+        self.reply(
+            sync.conn,
+            sync.xid,
+            zxid,
+            ErrorCode::Ok,
+            &body,
+            OpCode::Sync,
+            sync.received,
+        );
+        self.drain_queue(sync.conn);
     }
 
     /// Keeps entries behind the applied index for followers to catch up

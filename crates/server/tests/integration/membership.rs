@@ -657,7 +657,9 @@ fn after_a_lost_quorum_the_survivor_recovers_alone_and_the_others_rejoin() {
         let mut store =
             storage::rocks::RocksStore::open(&ensemble.members[survivor].dir.store_dir()).unwrap();
         store
-            .set_config(format!("recovering={}", survivor + 1).as_bytes())
+            .set_config(
+                format!("{}{}", server::recover_alone::RECOVERING_MARK, survivor + 1).as_bytes(),
+            )
             .unwrap();
     }
     let refused = ensemble.run_to_exit(survivor, Duration::from_secs(30));
