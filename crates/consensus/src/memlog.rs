@@ -13,6 +13,7 @@
 //! then builds one ([`LogCore::offer_snapshot`]) and raft-rs asks again on
 //! its next contact with the peer.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
@@ -33,6 +34,11 @@ pub struct LogCore {
     offered: Option<Snapshot>,
     /// raft-rs asked for a snapshot newer than any at hand.
     wanted: bool,
+    /// Where each server was last made a member, for the servers added
+    /// while this log was in memory: a snapshot older than that would make
+    /// it replay its own earlier removal (it may be back under the same id,
+    /// empty) and take itself for removed.
+    added_at: BTreeMap<u64, u64>,
 }
 
 impl LogCore {
@@ -119,12 +125,19 @@ impl LogCore {
         self.offered = Some(snapshot);
     }
 
+    /// Server `id` became a member with the change at `index`.
+    pub fn member_added(&mut self, id: u64, index: u64) {
+        self.added_at.insert(id, index);
+    }
+
     /// The snapshot to send to peer `to`, which needs the state at
     /// `request_index` or later, if one is at hand. It must name `to` as a
     /// member: raft-rs refuses to restore a snapshot whose membership
-    /// lacks it (a server added after the snapshot was made).
+    /// lacks it (a server added after the snapshot was made); and it must
+    /// be from after `to` was last added.
     fn snapshot_for(&mut self, request_index: u64, to: u64) -> Option<Snapshot> {
-        let needed = request_index.max(self.snapshot_index());
+        let added = self.added_at.get(&to).copied().unwrap_or(0);
+        let needed = request_index.max(self.snapshot_index()).max(added);
         let usable = |s: &Snapshot| {
             let conf = s.get_metadata().get_conf_state();
             s.get_metadata().index >= needed
@@ -284,6 +297,13 @@ mod tests {
         log.core().offer_snapshot(snapshot(4, 1, b"tree"));
         assert!(log.snapshot(4, 3).is_err());
         assert!(log.core().snapshot_wanted());
+        // Nor one made before the peer was last added (it may be back,
+        // empty, under an id that was removed), though it names the peer.
+        log.core().offer_snapshot(snapshot(4, 1, b"tree"));
+        log.core().member_added(2, 5);
+        assert!(log.snapshot(0, 2).is_err());
+        log.core().offer_snapshot(snapshot(5, 1, b"tree"));
+        assert_eq!(log.snapshot(0, 2).unwrap().get_metadata().index, 5);
     }
 
     #[test]

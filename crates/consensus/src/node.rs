@@ -374,6 +374,84 @@ impl<S: Storage> Node<S> {
         self.observe();
     }
 
+    /// A tick for a follower that must never campaign (a removed server
+    /// that still votes): its leader's lease runs out as anyone's does,
+    /// and it grants votes after that, but its own election timer never
+    /// fires. Whether it is in its own configuration (told of its removal
+    /// before applying it) or not does not matter.
+    pub fn tick_without_campaign(&mut self) {
+        let raft = &mut self.raw.raft;
+        if raft.state == StateRole::Follower {
+            raft.election_elapsed = raft.election_elapsed.saturating_add(1);
+        }
+    }
+
+    /// A leader sends `peer` what it lacks now, instead of at the next
+    /// heartbeat (a member taken back after losing its store). Nothing if
+    /// this server does not lead or does not know `peer`.
+    pub fn send_append_now(&mut self, peer: u64) {
+        let raft = &mut self.raw.raft;
+        if raft.state == StateRole::Leader && peer != raft.id && raft.prs().get(peer).is_some() {
+            raft.send_append(peer);
+        }
+    }
+
+    /// A leader sends again to every follower that waits for a snapshot
+    /// (raft-rs found none at hand when it probed it): one was just made.
+    pub fn resend_to_snapshot_waiters(&mut self) {
+        let raft = &mut self.raw.raft;
+        if raft.state != StateRole::Leader {
+            return;
+        }
+        let first = raft.raft_log.first_index();
+        let me = raft.id;
+        let waiting: Vec<u64> = raft
+            .prs()
+            .iter()
+            .filter(|&(&id, pr)| {
+                id != me
+                    && pr.state == raft::ProgressState::Probe
+                    && !pr.is_paused()
+                    && pr.next_idx < first
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in waiting {
+            raft.send_append(id);
+        }
+    }
+
+    /// The leader forgets what it knew of `peer`'s log: it probes it again
+    /// from the start (a snapshot, for a log that lost everything) and
+    /// counts it toward a quorum only for what it acknowledges from now on.
+    /// For a member that lost its store: the leader's record of what it
+    /// once acknowledged is no longer true. False if this server does not
+    /// lead or does not know `peer`.
+    pub fn forget_progress(&mut self, peer: u64) -> bool {
+        let raft = &mut self.raw.raft;
+        if raft.state != StateRole::Leader || peer == raft.id {
+            return false;
+        }
+        let Some(pr) = raft.mut_prs().get_mut(peer) else {
+            return false;
+        };
+        pr.matched = 0;
+        pr.become_probe();
+        pr.next_idx = 1;
+        true
+    }
+
+    /// Whether this server leads and may propose now (it has applied its
+    /// term's first entry, so everything committed before its term).
+    pub fn ready_to_propose(&self) -> bool {
+        self.leading_counter().is_ok()
+    }
+
+    /// Whether this server votes in the configuration it runs.
+    pub fn is_voter(&self) -> bool {
+        self.raw.raft.prs().conf().voters().contains(self.id())
+    }
+
     /// A snapshot message to `peer` was delivered (its transport wrote it
     /// out): the leader goes back to probing `peer`, even if the peer's
     /// acknowledgement gets lost.
@@ -440,6 +518,15 @@ impl<S: Storage> Node<S> {
 
     /// Every ready up to `number` is durable.
     pub fn persisted(&mut self, number: u64) {
+        // raft-rs counts a leader's own entries as acknowledged on persist
+        // and unwraps its own progress, which a leader that applied its
+        // own removal no longer has (it has handed over by now, or tried):
+        // it is no leader of a configuration without itself.
+        let raft = &mut self.raw.raft;
+        if raft.state == StateRole::Leader && raft.prs().get(raft.id).is_none() {
+            let term = raft.term;
+            raft.become_follower(term, raft::INVALID_ID);
+        }
         self.raw.on_persist_ready(number);
         self.observe();
     }

@@ -11,31 +11,7 @@
 
 use crate::config::{Config, ConfigError, ServerLine};
 
-/// How a member takes part.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberRole {
-    /// Votes and may lead.
-    Participant,
-    /// Receives every committed transaction and serves reads; never votes
-    /// (a Raft learner).
-    Observer,
-}
-
-/// One `server.N` line, parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub id: u64,
-    /// As written (a name or an address); IPv6 without brackets.
-    pub host: String,
-    /// ZooKeeper's quorum port: Conclave's peer port.
-    pub quorum_port: u16,
-    /// ZooKeeper's election port: accepted for compatibility, unused
-    /// (elections travel over the peer port).
-    pub election_port: u16,
-    pub role: MemberRole,
-    /// `;[clientAddress:]clientPort`, if given.
-    pub client: Option<(String, u16)>,
-}
+pub use consensus::membership::{Member, MemberRole};
 
 /// What zoo.cfg asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,86 +64,10 @@ fn bad(line: &ServerLine, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// ZooKeeper's `ConfigUtils.getHostAndPort`: `[v6]:a:b` or `host:a:b`.
-fn host_and_ports(s: &str) -> Result<Vec<String>, String> {
-    if let Some(rest) = s.strip_prefix('[') {
-        let Some(end) = rest.find(']') else {
-            return Err(format!("{s} starts with '[' but has no matching ']'"));
-        };
-        let host = &rest[..end];
-        let after = &rest[end + 1..];
-        let Some(ports) = after.strip_prefix(':') else {
-            return Err(format!("{s} doesn't have a port after the address"));
-        };
-        if ports.is_empty() {
-            return Err(format!("{s} doesn't have a port after colon"));
-        }
-        let mut parts = vec![host.to_owned()];
-        parts.extend(ports.split(':').map(str::to_owned));
-        Ok(parts)
-    } else {
-        Ok(s.split(':').map(str::to_owned).collect())
-    }
-}
-
-fn port(line: &ServerLine, host: &str, value: &str) -> Result<u16, ConfigError> {
-    match value.trim().parse::<u16>() {
-        Ok(p) if p > 0 => Ok(p),
-        _ => Err(bad(line, format!("address unresolved: {host}:{value}"))),
-    }
-}
-
-/// Parses one `server.N` value.
+/// Parses one `server.N` value (`consensus::membership::parse_member`),
+/// naming the key in the error.
 pub fn parse_member(line: &ServerLine) -> Result<Member, ConfigError> {
-    let wrong_format = "does not have the form server_config or server_config;client_config where server_config is host:port:port or host:port:port:type and client_config is port or host:port";
-    let halves: Vec<&str> = line.spec.split(';').collect();
-    if halves.len() > 2 {
-        return Err(bad(line, wrong_format));
-    }
-    if halves[0].contains('|') {
-        return Err(bad(
-            line,
-            "multiple addresses per server (ZooKeeper's multiAddress) are not supported",
-        ));
-    }
-    let parts = host_and_ports(halves[0].trim()).map_err(|e| bad(line, e))?;
-    if !(3..=4).contains(&parts.len()) {
-        return Err(bad(line, wrong_format));
-    }
-    let host = parts[0].trim().to_owned();
-    if host.is_empty() {
-        return Err(bad(line, "the host is empty"));
-    }
-    let quorum_port = port(line, &host, &parts[1])?;
-    let election_port = port(line, &host, &parts[2])?;
-    if quorum_port == election_port {
-        return Err(bad(line, "the quorum and election ports must be different"));
-    }
-    let role = match parts.get(3).map(|t| t.trim().to_ascii_lowercase()) {
-        None => MemberRole::Participant,
-        Some(t) if t == "participant" => MemberRole::Participant,
-        Some(t) if t == "observer" => MemberRole::Observer,
-        Some(t) => return Err(bad(line, format!("unrecognised peer type: {t}"))),
-    };
-    let client = match halves.get(1) {
-        None => None,
-        Some(client) => {
-            let parts = host_and_ports(client.trim()).map_err(|e| bad(line, e))?;
-            match parts.as_slice() {
-                [p] => Some(("0.0.0.0".to_owned(), port(line, "0.0.0.0", p)?)),
-                [h, p] => Some((h.clone(), port(line, h, p)?)),
-                _ => return Err(bad(line, wrong_format)),
-            }
-        }
-    };
-    Ok(Member {
-        id: line.id,
-        host,
-        quorum_port,
-        election_port,
-        role,
-        client,
-    })
+    consensus::membership::parse_member(line.id, &line.spec).map_err(|e| bad(line, e.reason))
 }
 
 /// Decides the mode from zoo.cfg and `myid`, refusing what ZooKeeper 3.8

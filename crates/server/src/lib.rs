@@ -16,7 +16,6 @@ pub mod four_letter;
 pub mod inspect;
 pub mod membership;
 pub mod peers;
-pub mod persistence;
 pub mod processor;
 pub mod recover_alone;
 pub mod report;

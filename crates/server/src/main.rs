@@ -249,11 +249,11 @@ fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     let store = open_store(&config)?;
     let replay = if ensemble.is_some() {
-        server::persistence::Replay::Committed
+        storage::recovery::Replay::Committed
     } else {
-        server::persistence::Replay::Everything
+        storage::recovery::Replay::Everything
     };
-    let recovered = server::persistence::recover_with(Box::new(store), replay)
+    let recovered = storage::recovery::recover_with(Box::new(store), replay)
         .with_context(|| format!("recovering from {}", config.store_dir().display()))?;
     tracing::info!(
         zxid = format_args!("0x{:x}", recovered.tree.last_zxid()),

@@ -16,17 +16,14 @@
 //! start on such a store; running the command again finishes the job. The
 //! last write, the new membership record, is the commit point.
 
-use consensus::raft::eraftpb::ConfState;
+use consensus::driver::{MembershipRecord, StoredConf};
+use storage::consensus_log::committed_membership;
+use storage::membership_record;
+use storage::recovery::{self, RecoveryError, Replay};
 use storage::{ApplyBatch, HardState, StorageError, Store};
 
 use crate::ensemble_config::{Member, MemberRole};
 use crate::membership::Membership;
-use crate::persistence::{self, RecoveryError, Replay};
-use crate::processor::{MembershipRecord, committed_membership, encode_conf_state};
-
-/// The membership record of a store that `recover-alone` is rewriting,
-/// followed by the id of the server it makes the only voter.
-pub const RECOVERING_MARK: &str = "recovering=";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecoverAloneError {
@@ -45,6 +42,11 @@ pub enum RecoverAloneError {
          so it cannot be the survivor"
     )]
     NeverJoined,
+    #[error(
+        "this server was taking its state back after losing its store (a restoring membership \
+         record): it may lack committed data, so it cannot be the survivor"
+    )]
+    Restoring,
     #[error("the data directory is being recovered as server {marked}, not as server {my_id}")]
     OtherServer { marked: String, my_id: u64 },
     #[error("the stored membership record does not parse: {0:?}")]
@@ -91,24 +93,28 @@ pub fn recover_alone(
         .config
         .as_deref()
         .ok_or(RecoverAloneError::NotAMember)?;
-    let resumed = match MembershipRecord::read(record) {
-        MembershipRecord::Recovering(marked) if marked == my_id.to_string() => true,
-        MembershipRecord::Recovering(marked) => {
-            return Err(RecoverAloneError::OtherServer { marked, my_id });
+    let resumed = match membership_record::decode(record) {
+        MembershipRecord::Recovering { survivor } if survivor == my_id.to_string() => true,
+        MembershipRecord::Recovering { survivor } => {
+            return Err(RecoverAloneError::OtherServer {
+                marked: survivor,
+                my_id,
+            });
         }
-        MembershipRecord::Removed(_) => return Err(RecoverAloneError::Removed),
+        MembershipRecord::Removed { .. } => return Err(RecoverAloneError::Removed),
         MembershipRecord::Unreadable(text) => return Err(RecoverAloneError::BadRecord(text)),
-        MembershipRecord::Conf(conf) if conf.voters.is_empty() && conf.learners.is_empty() => {
-            return Err(RecoverAloneError::NeverJoined);
-        }
-        MembershipRecord::Conf(_) => false,
+        MembershipRecord::Joining => return Err(RecoverAloneError::NeverJoined),
+        MembershipRecord::Restoring(_) => return Err(RecoverAloneError::Restoring),
+        MembershipRecord::Member(_) => false,
     };
     let durable_commit = meta.hard_state.commit.max(meta.applied_index);
 
-    store.set_config(format!("{RECOVERING_MARK}{my_id}").as_bytes())?;
+    store.set_config(&membership_record::encode(&MembershipRecord::Recovering {
+        survivor: my_id.to_string(),
+    }))?;
     store.sync()?;
 
-    let recovered = persistence::recover_with(store, Replay::Forced)?;
+    let recovered = recovery::recover_with(store, Replay::Forced)?;
     let mut store = recovered.store;
     let tree = recovered.tree;
     let previous = committed_membership(&tree).map_err(RecoverAloneError::BadConfig)?;
@@ -130,7 +136,7 @@ pub fn recover_alone(
     let meta = store.meta();
     let mut config_node = tree
         .node(tree::CONFIG)
-        .map(persistence::node_record)
+        .map(recovery::node_record)
         .ok_or_else(|| RecoverAloneError::BadConfig("the node is missing".into()))?;
     config_node.data = Some(membership.render().into_bytes());
     store.apply(&ApplyBatch {
@@ -144,10 +150,13 @@ pub fn recover_alone(
         vote: 0,
         commit: last_index,
     })?;
-    store.set_config(&encode_conf_state(&ConfState {
-        voters: vec![my_id],
-        ..ConfState::default()
-    }))?;
+    store.set_config(&membership_record::encode(&MembershipRecord::Member(
+        StoredConf {
+            voters: vec![my_id],
+            learners: Vec::new(),
+            server: Some(my_id),
+        },
+    )))?;
     store.sync()?;
 
     let report = Report {

@@ -15,9 +15,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::ensemble_config::Ensemble;
-use crate::persistence::Recovered;
 use crate::processor::{Command, Processor, ProcessorError, ReplicaSetup};
 use crate::{admin_http, connection};
+use storage::recovery::Recovered;
 
 /// What every connection task shares.
 #[derive(Debug)]
@@ -223,7 +223,13 @@ pub async fn run_member(
 ) -> Result<(), ServerError> {
     let (commands, command_rx) = mpsc::channel(4096);
     let replica = membership.map(|m| {
-        let peers = crate::peers::start(&m.ensemble, &m.ensemble_name, m.quorum, commands.clone());
+        let peers = crate::peers::start(
+            m.ensemble.my_id,
+            &m.ensemble_name,
+            m.quorum,
+            commands.clone(),
+            m.seed,
+        );
         ReplicaSetup {
             ensemble: m.ensemble,
             join: config.join,

@@ -1,3 +1,4 @@
+#![cfg_attr(not(feature = "rocks"), allow(dead_code))]
 //! The on-disk format: every key and value this crate writes, and nothing
 //! else anywhere knows these bytes (see `docs/storage.md` for the layout).
 //!

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// RocksDB reported an error; `context` says what we were doing.
+    #[cfg(feature = "rocks")]
     #[error("{context}: {source}")]
     RocksDb {
         context: String,
@@ -100,6 +101,7 @@ impl StorageError {
         }
     }
 
+    #[cfg(feature = "rocks")]
     pub(crate) fn rocks(context: impl Into<String>, source: rocksdb::Error) -> Self {
         StorageError::RocksDb {
             context: context.into(),

@@ -30,10 +30,15 @@
 //! (`codec`); nothing above this crate knows a key or a byte layout.
 
 mod codec;
+pub mod consensus_log;
 mod error;
+pub mod membership_record;
 pub mod memory;
+pub mod recovery;
+#[cfg(feature = "rocks")]
 pub mod rocks;
 mod rules;
+pub mod writer;
 
 pub use codec::{decode_image, decode_txn, encode_image, encode_txn};
 pub use error::StorageError;

@@ -154,6 +154,23 @@ impl MemoryStore {
         self.unsynced.len()
     }
 
+    /// The applied index of what survives a crash.
+    pub fn durable_applied_index(&self) -> u64 {
+        self.durable.applied_index
+    }
+
+    /// Whether what survives a crash holds the entry at `index` of `term`,
+    /// or has compacted (or installed an image) past it: the simulator's
+    /// check that whatever is committed is durable on a quorum.
+    pub fn durably_holds(&self, index: u64, term: u64) -> bool {
+        let durable = &self.durable;
+        index <= durable.compacted.0
+            || durable
+                .log
+                .get(&index)
+                .is_some_and(|entry| entry.term == term)
+    }
+
     fn record(&mut self, mutation: Mutation) {
         self.current.perform(&mutation);
         self.unsynced.push(mutation);

@@ -4,8 +4,10 @@
 //! The server lines are the committed membership as the operator last read
 //! it from the ensemble (a server started with an older list adopts the
 //! committed one anyway); `conclave.join` is false only while the ensemble
-//! is first formed, so that a server with an empty volume later (a new one,
-//! or one that lost its data) joins rather than starting a second ensemble.
+//! is first formed, so that a server with an empty volume later never
+//! counts itself among the servers of a new ensemble: a new one waits to be
+//! added, one that lost its data asks the ensemble and takes its state back
+//! (`docs/membership.md`).
 //! `myid` is written by the pod itself from its ordinal.
 
 use std::collections::BTreeMap;

@@ -52,7 +52,7 @@ fn error_response(e: &ReconfigError) -> Response {
     };
     let mut doc = json!({
         "error": e.name(),
-        "code": e.code().code(),
+        "code": crate::membership::reconfig_error_code(e).code(),
         "message": e.to_string(),
     });
     if let ReconfigError::NotLeader(leader) = e {

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use proto::{MultiReadOp, Request};
 use tree::Change;
 
-use super::Processor;
+use consensus::membership::{MemberRole, Membership};
+
+use super::ZooKeeper;
 use crate::stats::{ConnStats, ServerStats, wall_clock_ms};
 
 /// What a read returns, for its statistics.
@@ -95,7 +97,75 @@ pub struct ServerSnapshot {
     /// by the connections, filled in by `report::snapshot`.
     pub bytes_received: u64,
     /// This server's part in its ensemble; `None` when standalone.
-    pub replica: Option<super::ReplicaStatus>,
+    pub replica: Option<ReplicaStatus>,
+}
+
+/// This server's part in its ensemble, for the reports.
+#[derive(Debug, Clone)]
+pub struct ReplicaStatus {
+    pub my_id: u64,
+    /// "leader", "follower", "observer", "looking" (no leader known),
+    /// "discovering", "joining", "restoring" or "removed".
+    pub state: &'static str,
+    /// A leader is known and this server is a member with its state.
+    pub serving: bool,
+    pub leader: Option<u64>,
+    pub term: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub applied_zxid: i64,
+    /// The leader's view of every member; empty elsewhere.
+    pub progress: Vec<consensus::PeerProgress>,
+    /// Members by id: (id, role, connected from here).
+    pub members: Vec<(u64, MemberRole, bool)>,
+    /// While leading: each member's last reported applied (index, zxid),
+    /// this server's own included.
+    pub member_applied: Vec<(u64, u64, i64)>,
+    pub pending_syncs: usize,
+    /// The committed membership.
+    pub membership: Membership,
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    /// A membership change is under way (this server leads it).
+    pub reconfig_in_progress: bool,
+    /// Members heard from within the last election timeout (this server
+    /// included).
+    pub live: Vec<u64>,
+}
+
+/// The report of a member's driver, with what the transport knows.
+pub(super) fn replica_status(
+    driver: &super::EnsembleDriver,
+    config: &crate::config::Config,
+    serving: bool,
+) -> ReplicaStatus {
+    let status = driver.status();
+    let peers = driver.transport_ref();
+    let my_id = status.my_id;
+    ReplicaStatus {
+        members: status
+            .membership
+            .members
+            .iter()
+            .map(|m| (m.id, m.role, m.id == my_id || peers.is_connected(m.id)))
+            .collect(),
+        my_id,
+        state: status.state,
+        serving,
+        leader: status.leader,
+        term: status.term,
+        commit_index: status.commit_index,
+        applied_index: status.applied_index,
+        applied_zxid: status.applied_zxid,
+        progress: status.progress,
+        member_applied: status.member_applied,
+        pending_syncs: status.pending_reads,
+        membership: status.membership,
+        init_limit: config.init_limit.unwrap_or(0),
+        sync_limit: config.sync_limit.unwrap_or(0),
+        reconfig_in_progress: status.reconfig_in_progress,
+        live: status.live,
+    }
 }
 
 impl ServerSnapshot {
@@ -108,12 +178,14 @@ impl ServerSnapshot {
     /// Whether this server serves clients now: standalone, or in an
     /// ensemble with a leader it can reach (a quorum).
     pub fn serving(&self) -> bool {
-        self.replica.as_ref().is_none_or(|r| r.leader.is_some())
+        self.replica.as_ref().is_none_or(|r| r.serving)
     }
 }
 
-impl Processor {
-    pub(super) fn admin(&mut self, query: AdminQuery) -> AdminAnswer {
+impl ZooKeeper {
+    /// Answers a query; `serving`: this server serves clients now
+    /// (standalone, or a member that knows its leader).
+    pub(super) fn admin(&mut self, query: AdminQuery, serving: bool) -> AdminAnswer {
         match query {
             AdminQuery::Snapshot => AdminAnswer::Snapshot(Box::new(self.snapshot())),
             AdminQuery::ResetServerStats => {
@@ -128,23 +200,13 @@ impl Processor {
             }
             AdminQuery::FourLetterWord => {
                 self.stats.packets_received += 1;
-                self.serving_answer()
+                serving_answer(serving)
             }
             AdminQuery::FourLetterOutput { packets } => {
                 self.stats.packets_sent += packets;
                 AdminAnswer::Done
             }
-            AdminQuery::Ping => self.serving_answer(),
-        }
-    }
-
-    /// `Done` while serving; `NotServing` for a member of an ensemble that
-    /// knows no leader.
-    fn serving_answer(&self) -> AdminAnswer {
-        if self.replica.as_ref().is_none_or(|r| r.has_leader()) {
-            AdminAnswer::Done
-        } else {
-            AdminAnswer::NotServing
+            AdminQuery::Ping => serving_answer(serving),
         }
     }
 
@@ -202,7 +264,7 @@ impl Processor {
         self.conns.get(&conn).map_or(0, |c| c.session_id)
     }
 
-    fn snapshot(&self) -> ServerSnapshot {
+    pub(super) fn snapshot(&self) -> ServerSnapshot {
         let mut connections: Vec<ConnectionInfo> = self
             .conns
             .values()
@@ -251,7 +313,17 @@ impl Processor {
             watches_by_path,
             connections_rejected: 0,
             bytes_received: 0,
-            replica: self.replica.as_ref().map(|r| r.status()),
+            replica: None,
         }
+    }
+}
+
+/// `Done` while serving; `NotServing` for a member of an ensemble that
+/// knows no leader.
+fn serving_answer(serving: bool) -> AdminAnswer {
+    if serving {
+        AdminAnswer::Done
+    } else {
+        AdminAnswer::NotServing
     }
 }

@@ -10,7 +10,7 @@ use rand::RngCore as _;
 use tree::WriteRequest;
 
 use super::pipeline::Waiter;
-use super::{Conn, OutboundTx, Outgoing, Processor};
+use super::{Conn, OutboundTx, Outgoing, ZooKeeper};
 use crate::sessions::{ConnId, negotiate_timeout};
 use crate::stats::ConnStats;
 
@@ -25,7 +25,7 @@ pub(super) struct PendingReopen {
     read_only: Option<bool>,
 }
 
-impl Processor {
+impl ZooKeeper {
     pub(super) fn connect(
         &mut self,
         conn_id: ConnId,
@@ -35,7 +35,7 @@ impl Processor {
     ) {
         self.stats.packets_received += 1;
         self.stats.connection_requests += 1;
-        let no_quorum = self.replica.as_ref().is_some_and(|r| !r.has_leader());
+        let no_quorum = self.ensemble.as_ref().is_some_and(|e| !e.serving());
         let read_only = no_quorum && self.config.read_only_mode && request.read_only == Some(true);
         if no_quorum && !read_only {
             // As a ZooKeeper server that is not running (no quorum): the
@@ -130,16 +130,15 @@ impl Processor {
             timeout_ms,
             read_only: request.read_only.map(|_| false),
         };
-        if self.replica.is_some() && self.tree.session(session_id).is_none() {
-            // The client may have created the session on another server a
-            // moment ago, and this one not have applied that yet: it is
-            // expired only if still unknown once this server has caught up
-            // with the leader's commit point. Requests pipelined behind
-            // the handshake wait meanwhile.
-            tracing::debug!(
-                session = format_args!("0x{session_id:x}"),
-                "re-opened session unknown here: catching up with the leader first"
-            );
+        if self.ensemble.is_some() {
+            // As a ZooKeeper follower asks its leader (`revalidateSession`),
+            // a re-open is answered only after a ReadIndex round: once the
+            // leader has confirmed with a quorum that it still leads and
+            // this server has applied what it had committed. A session
+            // created on another server a moment ago is then known here,
+            // one expired meanwhile is gone, and while there is no leader
+            // the client is refused and tries another server. Requests
+            // pipelined behind the handshake wait meanwhile.
             if let Some(conn) = self.conns.get_mut(&conn_id) {
                 conn.establishing = true;
             }
@@ -167,7 +166,7 @@ impl Processor {
             .is_some_and(|s| s.password == password)
             // In an ensemble the leader expires sessions through the log:
             // a session in the tree is alive, whichever server it was on.
-            && (self.replica.is_some() || self.sessions.is_alive(session_id));
+            && (self.ensemble.is_some() || self.sessions.is_alive(session_id));
         if !valid {
             tracing::info!(
                 session = format_args!("0x{session_id:x}"),

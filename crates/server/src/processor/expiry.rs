@@ -5,17 +5,17 @@
 
 use tree::WriteRequest;
 
-use super::Processor;
+use super::ZooKeeper;
 use super::pipeline::Waiter;
 use crate::stats::wall_clock_ms;
 
-impl Processor {
+impl ZooKeeper {
     /// Closes every session past its deadline: a closeSession transaction
     /// deletes its ephemerals (their watches fire), and once it is applied
     /// the connection still attached to the session is closed without a
     /// reply.
     pub(super) fn expire_sessions(&mut self) {
-        if self.replica.as_ref().is_some_and(|r| !r.is_leader()) {
+        if self.ensemble.as_ref().is_some_and(|e| !e.leads()) {
             return;
         }
         let now = self.now_ms();
@@ -41,7 +41,7 @@ impl Processor {
     /// Candidates come from the applied tree; one whose deletion is still
     /// in flight from the last round fails harmlessly (NoNode).
     pub(super) fn reap_containers(&mut self) {
-        if self.replica.as_ref().is_some_and(|r| !r.is_leader()) {
+        if self.ensemble.as_ref().is_some_and(|e| !e.leads()) {
             return;
         }
         let candidates = self

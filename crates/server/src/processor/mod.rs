@@ -20,13 +20,12 @@
 //! container/TTL reaping).
 
 mod admin;
+mod apply;
 mod connect;
+mod ensemble;
 mod expiry;
-mod membership_apply;
 mod pipeline;
 mod reads;
-mod reconfig;
-mod replication;
 mod watches;
 mod writes;
 
@@ -35,25 +34,25 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use consensus::driver::{Driver, DriverConfig, DriverError};
 use proto::{
     ConnectRequest, ErrorCode, Id, OpCode, Request, RequestError, RequestHeader, Response,
 };
 use tokio::sync::{mpsc, oneshot};
 use tree::{DataTree, Features, Pending, WatchManager};
 
-pub use admin::{AdminAnswer, AdminQuery, ConnectionInfo, ServerSnapshot};
-pub(crate) use membership_apply::committed_membership;
-pub use reconfig::{MembershipAnswer, MembershipOp, MembershipResult};
-pub use replication::{
-    MembershipRecord, ReplicaSetup, ReplicaStatus, decode_conf_state, encode_conf_state,
-};
+pub use admin::{AdminAnswer, AdminQuery, ConnectionInfo, ReplicaStatus, ServerSnapshot};
+pub use consensus::driver::{MembershipAnswer, MembershipOp, MembershipResult};
+pub use ensemble::ZkWrite;
 
 use crate::config::Config;
-use crate::durability::{LogWriter, WriterEvent};
-use crate::persistence::Recovered;
+use crate::durability::{LogWriterThread, WriterEvent, WriterHandle};
+use crate::ensemble_config::Ensemble;
+use crate::peers::Peers;
 use crate::sessions::{ConnId, SessionTracker};
 use crate::stats::{ConnStats, ServerStats, wall_clock_ms};
 use pipeline::{InFlight, Queued};
+use storage::recovery::Recovered;
 
 /// What a connection's writer task sends to its socket.
 #[derive(Debug)]
@@ -136,11 +135,39 @@ pub enum ProcessorError {
     #[error("could not start the log writer: {0}")]
     Writer(#[from] std::io::Error),
     #[error("replication failed: {0}")]
-    Consensus(String),
+    Driver(#[from] DriverError),
 }
 
-/// The processor's state.
+/// How this server takes part in an ensemble.
+#[derive(Debug)]
+pub struct ReplicaSetup {
+    pub ensemble: Ensemble,
+    /// `conclave.join`: a new server joining an existing ensemble.
+    pub join: bool,
+    /// The transport to the other members.
+    pub peers: Peers,
+    /// Seeds this server's election timeouts and back-off jitter.
+    pub seed: u64,
+}
+
+/// The driver of a member of an ensemble, over the peer transport and the
+/// log writer thread.
+type EnsembleDriver = Driver<ZkWrite, Peers, WriterHandle>;
+
+/// The request processor: the ZooKeeper layer and, in an ensemble, the
+/// driver that replicates its writes.
 pub struct Processor {
+    /// Declared first so that it is dropped first: its handle on the log
+    /// writer must be gone before the writer thread is joined.
+    driver: Option<EnsembleDriver>,
+    zk: ZooKeeper,
+    writer_events: Option<mpsc::UnboundedReceiver<WriterEvent>>,
+}
+
+/// The ZooKeeper layer: the tree, the watches, the sessions and the
+/// connections, and what they need of the log. In an ensemble it is the
+/// driver's state machine (`ensemble.rs`).
+pub(crate) struct ZooKeeper {
     config: Arc<Config>,
     features: Features,
     tree: DataTree,
@@ -151,22 +178,26 @@ pub struct Processor {
     started: Instant,
     /// Changes prepared and not yet applied.
     pending: Pending,
-    /// Transactions in the log and not yet applied, in log order.
+    /// Transactions in the log and not yet applied, in log order
+    /// (standalone).
     inflight: VecDeque<InFlight>,
-    writer: LogWriter,
-    writer_events: Option<mpsc::UnboundedReceiver<WriterEvent>>,
+    writer: LogWriterThread,
     /// Index (and, standalone, zxid) of the next log entry.
     next_index: u64,
-    /// Log entries up to here were dropped by retention.
+    /// Log entries up to here were dropped by retention (standalone).
     compacted_through: u64,
     /// The ensemble side; `None` for a standalone server.
-    replica: Option<Box<replication::Replica>>,
+    ensemble: Option<ensemble::Replicated>,
+    /// The effects of the committed entries the driver handed over in its
+    /// current round, written to the store in one batch when it ends.
+    apply_batch: storage::ApplyBatch,
 }
 
 impl std::fmt::Debug for Processor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Processor")
-            .field("connections", &self.conns.len())
+            .field("connections", &self.zk.conns.len())
+            .field("driver", &self.driver)
             .finish_non_exhaustive()
     }
 }
@@ -181,7 +212,7 @@ impl Processor {
     /// A processor that is a member of an ensemble when `replica` is given.
     pub fn with_replica(
         config: Arc<Config>,
-        mut recovered: Recovered,
+        recovered: Recovered,
         replica: Option<ReplicaSetup>,
     ) -> Result<Self, ProcessorError> {
         let features = Features {
@@ -201,23 +232,25 @@ impl Processor {
         for (id, record) in recovered.tree.sessions() {
             sessions.track(*id, record.timeout_ms, None, 0);
         }
-        let replica = match replica {
-            Some(setup) => {
-                let (heartbeat, election) = raft_ticks(&config);
-                Some(Box::new(replication::Replica::new(
-                    setup,
-                    recovered.store.as_mut(),
-                    &recovered.tree,
-                    heartbeat,
-                    election,
-                )?))
-            }
+        let stored = match &replica {
+            Some(_) => Some(storage::consensus_log::stored_state(
+                recovered.store.as_ref(),
+                &recovered.tree,
+            )?),
             None => None,
         };
         // A fresh member's store starts after its bootstrap point.
         let compacted_through = recovered.store.meta().compacted.0;
-        let (writer, events) = LogWriter::spawn(recovered.store)?;
-        Ok(Processor {
+        let (writer, events) = LogWriterThread::spawn(recovered.store)?;
+        let driver = match (replica, stored) {
+            (Some(setup), Some(stored)) => {
+                let config = driver_config(&config, &setup);
+                Some(Driver::new(config, stored, setup.peers, writer.handle())?)
+            }
+            _ => None,
+        };
+        let ensemble = driver.as_ref().map(|_| ensemble::Replicated::new());
+        let zk = ZooKeeper {
             features,
             tree: recovered.tree,
             watches: WatchManager::new(),
@@ -228,22 +261,28 @@ impl Processor {
             pending: Pending::new(),
             inflight: VecDeque::new(),
             writer,
-            writer_events: Some(events),
             next_index: recovered.next_index,
             compacted_through,
             config,
-            replica,
+            ensemble,
+            apply_batch: storage::ApplyBatch::default(),
+        };
+        Ok(Processor {
+            driver,
+            zk,
+            writer_events: Some(events),
         })
     }
 
     /// A processor on an in-memory store, for tests.
     pub fn in_memory(config: Arc<Config>) -> Self {
         let store = Box::new(storage::memory::MemoryStore::new());
-        let recovered = crate::persistence::recover(store).expect("a fresh memory store recovers");
+        let recovered = storage::recovery::recover(store).expect("a fresh memory store recovers");
         Processor::new(config, recovered).expect("the log writer thread starts")
     }
 
-    /// Runs until every command sender is dropped, or the store fails.
+    /// Runs until every command sender is dropped, or the store fails, or
+    /// the ensemble driver stops.
     pub async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
@@ -251,58 +290,69 @@ impl Processor {
         let Some(mut events) = self.writer_events.take() else {
             return Ok(());
         };
-        let tick =
-            std::time::Duration::from_millis(u64::from(self.config.tick_time_ms.clamp(10, 1000)));
+        let config = self.zk.config.clone();
+        let tick = std::time::Duration::from_millis(u64::from(config.tick_time_ms.clamp(10, 1000)));
         let mut expiry_timer = tokio::time::interval(tick);
         expiry_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reaper_timer = tokio::time::interval(
-            self.config
+            config
                 .container_check_interval
                 .max(std::time::Duration::from_millis(10)),
         );
         reaper_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reaper_timer.tick().await;
-        let mut raft_timer = tokio::time::interval(raft_tick(&self.config));
+        let mut raft_timer = tokio::time::interval(raft_tick(&config));
         raft_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let replicated = self.replica.is_some();
+        let replicated = self.driver.is_some();
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => {
-                        self.handle(command);
+                        self.handle(command)?;
                         // In an ensemble whatever else is queued goes in
                         // the same batch (bounded, so timers and the
                         // writer's events are not starved).
                         for _ in 0..if replicated { COMMAND_BATCH } else { 0 } {
                             match commands.try_recv() {
-                                Ok(command) => self.handle(command),
+                                Ok(command) => self.handle(command)?,
                                 Err(_) => break,
                             }
                         }
-                        self.after_commands();
+                        self.settle()?;
                     }
                     None => break,
                 },
                 event = events.recv() => match event {
                     Some(WriterEvent::Durable { index, marker, sync }) => {
-                        if let Some(number) = marker {
-                            if sync.synced {
-                                self.stats.record_sync(sync.entries, sync.duration);
+                        match (marker, self.driver.as_mut()) {
+                            (Some(number), Some(driver)) => {
+                                if sync.synced {
+                                    self.zk.stats.record_sync(sync.entries, sync.duration);
+                                }
+                                driver.persisted(number, &mut self.zk)?;
+                                self.settle()?;
                             }
-                            self.replica_persisted(number);
-                        } else {
-                            self.durable(index, sync);
+                            _ => self.zk.durable(index, sync),
                         }
                     }
                     Some(WriterEvent::Failed(e)) => return Err(e.into()),
                     None => break,
                 },
-                _ = expiry_timer.tick() => self.expire_sessions(),
-                _ = reaper_timer.tick() => self.reap_containers(),
-                _ = raft_timer.tick(), if replicated => self.replica_tick(),
-            }
-            if let Some(failure) = self.replica.as_ref().and_then(|r| r.failure.clone()) {
-                return Err(ProcessorError::Consensus(failure));
+                _ = expiry_timer.tick() => {
+                    self.zk.expire_sessions();
+                    self.zk.fail_stale_reconfigs();
+                    self.settle()?;
+                }
+                _ = reaper_timer.tick() => {
+                    self.zk.reap_containers();
+                    self.settle()?;
+                }
+                _ = raft_timer.tick(), if replicated => {
+                    if let Some(driver) = self.driver.as_mut() {
+                        driver.tick(wall_clock_ms(), &mut self.zk)?;
+                    }
+                    self.settle()?;
+                }
             }
         }
         Ok(())
@@ -310,44 +360,128 @@ impl Processor {
 
     /// Handles one command; public for tests that drive the processor
     /// without sockets.
-    pub fn handle(&mut self, command: Command) {
+    pub fn handle(&mut self, command: Command) -> Result<(), ProcessorError> {
+        let zk = &mut self.zk;
         match command {
             Command::Connect {
                 conn,
                 remote,
                 request,
                 outbound,
-            } => self.connect(conn, remote, request, outbound),
+            } => zk.connect(conn, remote, request, outbound),
             Command::Request {
                 conn,
                 header,
                 request,
                 received,
-            } => self.request(conn, header, request, received),
+            } => zk.request(conn, header, request, received),
             Command::Undecodable {
                 conn,
                 header,
                 error,
                 received,
-            } => self.undecodable(conn, header, error, received),
-            Command::Closed { conn } => self.closed(conn),
+            } => zk.undecodable(conn, header, error, received),
+            Command::Closed { conn } => zk.closed(conn),
             Command::Admin(query, reply) => {
                 let answer = self.admin(query);
                 let _ = reply.send(answer);
             }
-            Command::Peer(event) => self.peer_event(event),
-            Command::Membership(op, answer) => {
-                if self.replica.is_some() {
-                    self.membership_command(op, answer);
-                } else {
-                    let _ = answer.send(Err(crate::membership::ReconfigError::BadArguments(
+            Command::Peer(event) => self.peer_event(event)?,
+            Command::Membership(op, answer) => match zk.ensemble.as_mut() {
+                Some(ensemble) => ensemble.membership_request(op, answer),
+                None => {
+                    let _ = answer.send(Err(consensus::membership::ReconfigError::BadArguments(
                         "this server runs standalone".into(),
                     )));
                 }
-            }
+            },
         }
+        Ok(())
     }
 
+    /// What a peer sent, or the transport noticed, goes to the driver.
+    fn peer_event(&mut self, event: crate::peers::PeerEvent) -> Result<(), ProcessorError> {
+        use crate::peers::PeerEvent;
+        let Some(driver) = self.driver.as_mut() else {
+            return Ok(());
+        };
+        let zk = &mut self.zk;
+        match event {
+            PeerEvent::Raft { from, message } => driver.receive(from, *message, zk)?,
+            PeerEvent::Service { from, payload } => driver.notice(from, &payload, zk)?,
+            PeerEvent::Unreachable(peer) => driver.unreachable(peer, zk),
+            PeerEvent::SnapshotSent { peer, delivered } => driver.snapshot_sent(peer, delivered),
+            PeerEvent::Gone(peer) => driver.peer_gone(peer),
+        }
+        Ok(())
+    }
+
+    /// Hands what the ZooKeeper layer asked of the driver (writes, ReadIndex
+    /// rounds, membership changes) to it, and lets it work, until nothing
+    /// more is asked: applying a write can run requests queued behind it,
+    /// which ask again.
+    fn settle(&mut self) -> Result<(), ProcessorError> {
+        let Some(driver) = self.driver.as_mut() else {
+            return Ok(());
+        };
+        loop {
+            let calls = self.zk.take_driver_calls();
+            if calls.is_empty() {
+                break;
+            }
+            for call in calls {
+                ensemble::call_driver(driver, call, &mut self.zk);
+            }
+            driver.flush(&mut self.zk)?;
+        }
+        driver.flush(&mut self.zk)?;
+        Ok(())
+    }
+
+    fn admin(&mut self, query: AdminQuery) -> AdminAnswer {
+        let serving = self.driver.as_ref().is_none_or(|d| d.serving());
+        match query {
+            AdminQuery::Snapshot => {
+                let mut snapshot = self.zk.snapshot();
+                snapshot.replica = self
+                    .driver
+                    .as_ref()
+                    .map(|d| admin::replica_status(d, &self.zk.config, serving));
+                AdminAnswer::Snapshot(Box::new(snapshot))
+            }
+            query => self.zk.admin(query, serving),
+        }
+    }
+}
+
+fn driver_config(config: &Config, setup: &ReplicaSetup) -> DriverConfig {
+    let (heartbeat, election) = raft_ticks(config);
+    let mut driver = DriverConfig::new(
+        setup.ensemble.my_id,
+        setup.ensemble.members.clone(),
+        election,
+        setup.seed,
+    );
+    driver.join = setup.join;
+    driver.heartbeat_ticks = heartbeat;
+    driver.status_every_ticks = STATUS_EVERY_TICKS;
+    driver.reconfig_deadline_ticks =
+        u64::from(setup.ensemble.init_limit.max(1)) * u64::from(RAFT_TICKS_PER_TICK);
+    driver.retained_entries = config.log_retention_entries.clamp(1, MAX_RETAINED_ENTRIES);
+    driver
+}
+
+/// Most log entries an ensemble member keeps behind its applied index
+/// (`snapCount × autopurge.snapRetainCount` when smaller): raft-rs reads the
+/// log from memory, so a follower further behind costs a snapshot, not
+/// memory on every server.
+const MAX_RETAINED_ENTRIES: u64 = 20_000;
+
+/// A follower reports its status to the leader every this many raft ticks
+/// (twice per ZooKeeper tick, with the heartbeats' rhythm).
+const STATUS_EVERY_TICKS: u64 = 5;
+
+impl ZooKeeper {
     /// Milliseconds on the monotonic clock since the processor started.
     fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
@@ -371,7 +505,7 @@ impl Processor {
         self.stats.packets_received += 1;
         let session_id = conn.session_id;
         self.sessions.touch(session_id, now);
-        self.replica_touch(session_id);
+        self.touch_replicated(session_id);
         self.accept(
             conn_id,
             Queued::Request {
@@ -464,7 +598,7 @@ impl Processor {
                 }
             }
             request if writes::is_write(&request) => self.write(conn_id, header, request, received),
-            Request::Sync(r) if self.replica.is_some() => {
+            Request::Sync(r) if self.ensemble.is_some() => {
                 self.sync_replicated(conn_id, header.xid, r.path, received);
             }
             request => {

@@ -13,12 +13,12 @@ use std::time::Instant;
 
 use proto::{ConnectResponse, ErrorCode, OpCode, Request, RequestError, RequestHeader, Response};
 use storage::{ApplyBatch, EntryKind, LogEntry};
-use tree::{Context, Outcome, Txn, TxnOp, WriteRequest, apply, prepare};
+use tree::{Context, Outcome, Txn, TxnOp, WriteRequest, prepare};
 
-use super::{Outgoing, Processor, writes};
-use crate::durability::{SyncStats, WriterCommand};
+use super::{Outgoing, ZooKeeper, writes};
 use crate::sessions::ConnId;
 use crate::stats::wall_clock_ms;
+use storage::writer::{SyncStats, WriteCommand};
 
 /// A request waiting in its connection's queue.
 #[derive(Debug)]
@@ -121,7 +121,7 @@ pub(super) struct InFlight {
     waiter: Waiter,
 }
 
-impl Processor {
+impl ZooKeeper {
     /// Prepares a write for `session_id` with the identities of `auth_conn`
     /// (none for internal writes) and sends it to the log.
     pub(super) fn submit(
@@ -132,8 +132,8 @@ impl Processor {
         auth_conn: Option<ConnId>,
         waiter: Waiter,
     ) {
-        if self.replica.is_some() {
-            let kind = super::replication::WriteKind::Write(write);
+        if self.ensemble.is_some() {
+            let kind = super::ensemble::WriteKind::Write(write.clone());
             self.submit_replicated(kind, session_id, cxid, auth_conn, waiter);
             return;
         }
@@ -166,8 +166,8 @@ impl Processor {
         code: ErrorCode,
         waiter: Waiter,
     ) {
-        if self.replica.is_some() {
-            let kind = super::replication::WriteKind::Error(code);
+        if self.ensemble.is_some() {
+            let kind = super::ensemble::WriteKind::Error(code);
             self.submit_replicated(kind, session_id, cxid, None, waiter);
             return;
         }
@@ -190,7 +190,7 @@ impl Processor {
             kind: EntryKind::Txn,
             data: storage::encode_txn(&txn),
         };
-        if !self.writer.send(WriterCommand::Append(vec![entry])) {
+        if !self.writer.send(WriteCommand::Append(vec![entry])) {
             // The writer has stopped: the failure is being reported through
             // its event channel and the server is going down. Nothing more
             // can become durable, so nothing more is answered.
@@ -203,7 +203,7 @@ impl Processor {
     }
 
     /// The log is durable up to `index`: apply what it covers, in order,
-    /// write the effects to the store, fire watches, answer.
+    /// write the effects to the store, fire watches, answer (standalone).
     pub(super) fn durable(&mut self, index: u64, sync: SyncStats) {
         self.stats.record_sync(sync.entries, sync.duration);
         let mut batch = ApplyBatch::default();
@@ -211,28 +211,13 @@ impl Processor {
             let Some(InFlight { index, txn, waiter }) = self.inflight.pop_front() else {
                 break;
             };
-            let applied = apply(&mut self.tree, &txn);
-            self.pending.applied(txn.zxid);
-            self.stats.commit_count += 1;
-            crate::persistence::record_effects(&self.tree, &applied, &mut batch);
+            self.apply_txn(&txn, Some(waiter), &mut batch);
             batch.applied_index = index;
             batch.applied_zxid = txn.zxid;
-            self.record_write_stats(&applied.changes);
-            self.deliver(&applied.changes);
-            let conn = waiter.conn();
-            if let Some(c) = conn.and_then(|c| self.conns.get_mut(&c)) {
-                c.pending_writes = c.pending_writes.saturating_sub(1);
-            }
-            self.complete(waiter, &txn, applied.outcome);
-            // Queued reads of this connection may go now, before the next
-            // transaction changes the tree.
-            if let Some(conn) = conn {
-                self.drain_queue(conn);
-            }
         }
         if batch.applied_index > 0 {
             let applied_index = batch.applied_index;
-            self.writer.send(WriterCommand::Apply(batch));
+            self.writer.send(WriteCommand::Apply(batch));
             self.compact_log(applied_index);
         }
     }
@@ -244,7 +229,7 @@ impl Processor {
         if applied_index > self.compacted_through + 2 * retain {
             let through = applied_index - retain;
             self.compacted_through = through;
-            self.writer.send(WriterCommand::Compact(through));
+            self.writer.send(WriteCommand::Compact(through));
         }
     }
 

@@ -9,10 +9,10 @@ use proto::{
 };
 use tree::{Node, Table};
 
-use super::Processor;
+use super::ZooKeeper;
 use crate::sessions::ConnId;
 
-impl Processor {
+impl ZooKeeper {
     pub(super) fn read(&mut self, conn_id: ConnId, request: &Request) -> (ErrorCode, Response) {
         match self.read_inner(conn_id, request) {
             Ok(response) => (ErrorCode::Ok, response),

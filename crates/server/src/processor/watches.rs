@@ -7,10 +7,10 @@
 use proto::{EventType, perms};
 use tree::Change;
 
-use super::Processor;
+use super::ZooKeeper;
 use crate::sessions::ConnId;
 
-impl Processor {
+impl ZooKeeper {
     /// Fires the watches of the changes one transaction made. A connection
     /// whose identities may not READ the node (the parent, for
     /// NodeChildrenChanged) does not get the event (CVE-2024-23944 fix,

@@ -10,7 +10,7 @@ use proto::{
 };
 use tree::{Outcome, WriteRequest};
 
-use super::Processor;
+use super::ZooKeeper;
 use super::pipeline::Waiter;
 use crate::sessions::ConnId;
 
@@ -103,7 +103,7 @@ pub(super) fn request_of(write: &WriteRequest) -> Option<Request> {
     })
 }
 
-impl Processor {
+impl ZooKeeper {
     /// Prepares a client's write and sends it to the log; it is answered
     /// when it has been applied (`pipeline`).
     pub(super) fn write(

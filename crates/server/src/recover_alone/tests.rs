@@ -8,7 +8,7 @@ use tree::{CreateTxn, DataTree, Txn, TxnOp};
 
 use super::*;
 use crate::ensemble_config::Member;
-use crate::persistence::{Replay, recover_with};
+use storage::recovery::{Replay, recover_with};
 
 fn member(id: u64) -> Member {
     Member {
@@ -47,7 +47,7 @@ fn member_store(commit: u64) -> MemoryStore {
     let membership = Membership::new(0x2_0000_0000, (1..=3).map(member).collect());
     let mut nodes: Vec<_> = tree
         .nodes()
-        .map(|(p, n)| (p.clone(), persistence::node_record(n)))
+        .map(|(p, n)| (p.clone(), storage::recovery::node_record(n)))
         .collect();
     for (path, record) in &mut nodes {
         if path == tree::CONFIG {
@@ -91,7 +91,7 @@ fn member_store(commit: u64) -> MemoryStore {
     store
 }
 
-fn reopened(store: Box<dyn Store>) -> crate::persistence::Recovered {
+fn reopened(store: Box<dyn Store>) -> storage::recovery::Recovered {
     recover_with(store, Replay::Committed).unwrap()
 }
 
@@ -110,7 +110,10 @@ fn the_survivor_keeps_its_whole_log_and_becomes_the_only_voter() {
     assert!(report.previous.contains("server.3="), "{}", report.previous);
 
     let meta = store.meta();
-    assert_eq!(meta.config.as_deref(), Some(&b"voters=2;learners="[..]));
+    assert_eq!(
+        meta.config.as_deref(),
+        Some(&b"voters=2;learners=;server=2"[..])
+    );
     assert_eq!(
         meta.hard_state,
         HardState {
@@ -163,7 +166,7 @@ fn an_interrupted_run_is_finished_by_running_it_again_as_the_same_server() {
     assert!(report.resumed);
     assert_eq!(
         store.meta().config.as_deref(),
-        Some(&b"voters=2;learners="[..])
+        Some(&b"voters=2;learners=;server=2"[..])
     );
 }
 

@@ -155,6 +155,16 @@ impl LocalEnsemble {
     /// and itself); returns its index and its `server.N=...` line, for a
     /// reconfig to add it.
     pub fn add_member(&mut self, role: &str) -> (usize, String) {
+        self.add_joiner(role, true)
+    }
+
+    /// [`LocalEnsemble::add_member`] without `conclave.join`: as ZooKeeper's
+    /// reconfiguration guide starts a new server.
+    pub fn add_member_as_zookeeper_documents(&mut self, role: &str) -> (usize, String) {
+        self.add_joiner(role, false)
+    }
+
+    fn add_joiner(&mut self, role: &str, join: bool) -> (usize, String) {
         let id = self.members.len() as u64 + 1;
         let line = format!(
             "server.{id}=127.0.0.1:{}:{}:{role}",
@@ -169,7 +179,9 @@ impl LocalEnsemble {
             .cloned()
             .collect();
         config.push(line.clone());
-        config.push("conclave.join=true".to_owned());
+        if join {
+            config.push("conclave.join=true".to_owned());
+        }
         let port = free_port();
         config.push("admin.enableServer=true".to_owned());
         config.push("admin.serverAddress=127.0.0.1".to_owned());

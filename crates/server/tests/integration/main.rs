@@ -8,6 +8,7 @@
 
 mod bad_data_dirs;
 mod crash;
+mod disk_loss;
 mod ensemble;
 mod ensemble_config;
 mod ensemble_support;

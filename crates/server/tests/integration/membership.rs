@@ -19,7 +19,7 @@ use crate::raw_client::RawClient;
 const TOKEN: &str = "s3cret-token";
 
 /// reconfig through a client: (error, the new config text).
-fn reconfig(
+pub(crate) fn reconfig(
     client: &mut RawClient,
     joining: &str,
     leaving: &str,
@@ -521,61 +521,6 @@ fn a_participant_becomes_an_observer_and_back() {
     }
 }
 
-#[test]
-fn a_member_that_lost_its_disk_is_removed_and_added_again() {
-    let mut ensemble = LocalEnsemble::start(3, &["reconfigEnabled=true", "skipACL=yes"]);
-    let leader = ensemble.await_leader(Duration::from_secs(30));
-    let lost = (leader + 1) % 3;
-    let mut client = ensemble.client(leader);
-    assert_eq!(client.create("/kept", b"x").unwrap().error(), ErrorCode::Ok);
-    let line = line_of(&config_of(&ensemble, leader), lost);
-    ensemble.kill9(lost);
-    std::fs::remove_dir_all(ensemble.members[lost].dir.store_dir()).unwrap();
-    let mut client = ensemble.client(leader);
-    assert_eq!(
-        client.create("/while-away", b"y").unwrap().error(),
-        ErrorCode::Ok
-    );
-
-    // Back with an empty disk while still a member: it waits, says why,
-    // and does not crash on the leader's heartbeats.
-    ensemble.add_config_line(lost, "conclave.join=true");
-    ensemble.restart(lost);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = ensemble.members[lost].process.as_ref().unwrap().log();
-        if log.contains("remove it from the ensemble and add it again") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(ensemble.mode(lost), None);
-
-    // Removed and added again, it catches up by snapshot.
-    let mut client = ensemble.client(leader);
-    let (err, _) = reconfig(&mut client, "", &format!("{}", lost + 1), "", -1).unwrap();
-    assert_eq!(err, ErrorCode::Ok, "{}", ensemble.logs());
-    let (err, text) = reconfig(&mut client, &line, "", "", -1).unwrap();
-    assert_eq!(err, ErrorCode::Ok, "{}", ensemble.logs());
-    assert!(text.contains(&line), "{text}");
-    ensemble.await_leader(Duration::from_secs(30));
-    let mut on_lost = ensemble.client(lost);
-    on_lost.sync().unwrap();
-    for path in ["/kept", "/while-away"] {
-        assert!(
-            on_lost.get_data(path).unwrap().is_ok(),
-            "{path} missing after the rejoin\n{}",
-            ensemble.logs()
-        );
-    }
-    let log = ensemble.members[lost].process.as_ref().unwrap().log();
-    assert!(
-        log.contains("installed a snapshot from the leader"),
-        "{log}"
-    );
-}
-
 /// Three servers with the admin API on, after `writes` acknowledged writes
 /// (the writers stopped), and a follower chosen as the survivor of the loss
 /// to come, in sync with the leader.
@@ -657,9 +602,11 @@ fn after_a_lost_quorum_the_survivor_recovers_alone_and_the_others_rejoin() {
         let mut store =
             storage::rocks::RocksStore::open(&ensemble.members[survivor].dir.store_dir()).unwrap();
         store
-            .set_config(
-                format!("{}{}", server::recover_alone::RECOVERING_MARK, survivor + 1).as_bytes(),
-            )
+            .set_config(&storage::membership_record::encode(
+                &consensus::driver::MembershipRecord::Recovering {
+                    survivor: (survivor + 1).to_string(),
+                },
+            ))
             .unwrap();
     }
     let refused = ensemble.run_to_exit(survivor, Duration::from_secs(30));

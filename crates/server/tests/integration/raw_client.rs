@@ -146,14 +146,62 @@ impl RawClient {
         Self::handshake(addr, session_id, password.to_vec(), timeout_ms)
     }
 
+    /// A server that does not answer within two thirds of the session
+    /// timeout is given up on, as ZooKeeper's clients do (their read
+    /// timeout), so the session can be re-opened elsewhere before it
+    /// expires: for clients that must survive a stopped (paused) server.
+    pub fn give_up_like_zookeeper(&mut self) -> std::io::Result<()> {
+        let ms = (self.timeout_ms.max(3) as u64) * 2 / 3;
+        self.stream
+            .set_read_timeout(Some(Duration::from_millis(ms)))
+    }
+
+    /// [`RawClient::resume`], giving up on a silent server as
+    /// [`RawClient::give_up_like_zookeeper`] does (the handshake too).
+    pub fn resume_like_zookeeper(
+        addr: SocketAddr,
+        session_id: i64,
+        password: &[u8],
+        timeout_ms: i32,
+    ) -> std::io::Result<Connected> {
+        let ms = (timeout_ms.max(3) as u64) * 2 / 3;
+        let connected = Self::handshake_within(
+            addr,
+            session_id,
+            password.to_vec(),
+            timeout_ms,
+            Duration::from_millis(ms),
+        )?;
+        if let Connected::Session(c) = &connected {
+            c.stream.set_read_timeout(Some(Duration::from_millis(ms)))?;
+        }
+        Ok(connected)
+    }
+
     fn handshake(
         addr: SocketAddr,
         session_id: i64,
         password: Vec<u8>,
         timeout_ms: i32,
     ) -> std::io::Result<Connected> {
+        Self::handshake_within(
+            addr,
+            session_id,
+            password,
+            timeout_ms,
+            Duration::from_secs(30),
+        )
+    }
+
+    fn handshake_within(
+        addr: SocketAddr,
+        session_id: i64,
+        password: Vec<u8>,
+        timeout_ms: i32,
+        read_timeout: Duration,
+    ) -> std::io::Result<Connected> {
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_read_timeout(Some(read_timeout))?;
         stream.set_nodelay(true)?;
         stream.write_all(&connect_frame(session_id, password, timeout_ms))?;
         let response =

@@ -1,12 +1,14 @@
 //! Between the in-memory tree and the durable store: what applying a
-//! transaction must write, and how a server comes back from its store at
-//! start — load the tree as stored, then apply the logged entries that the
-//! stored tree does not reflect yet.
+//! transaction must write, how the tree becomes a snapshot's image and
+//! back, and how a server comes back from its store at start — load the
+//! tree as stored, then apply the logged entries that the stored tree does
+//! not reflect yet. The server and the simulator restart the same way.
 
 use std::sync::Arc;
 
-use storage::{ApplyBatch, EntryKind, NodeRecord, StorageError, Store};
 use tree::{Applied, DataTree, Node, RestoreError};
+
+use crate::{ApplyBatch, EntryKind, Image, NodeRecord, StorageError, Store};
 
 /// Why a server could not start from its data directory.
 #[derive(Debug, thiserror::Error)]
@@ -100,10 +102,13 @@ pub enum Replay {
     /// Those up to the durable commit index: a member of an ensemble may
     /// hold entries that were never committed and will be replaced. Their
     /// zxids follow from their terms and positions (`consensus::zxid`).
-    /// Replay stops before the first membership change: raft-rs must apply
-    /// it (a crash can keep the hard state that committed it and lose the
-    /// write of the membership it made), so it and every later entry are
-    /// left for raft-rs to hand over again as committed.
+    /// Replay stops before the first entry whose apply the ensemble driver
+    /// does more with than the tree: a membership change (a crash can keep
+    /// the hard state that committed it and lose the write of the
+    /// membership it made), and, while the static membership is not
+    /// confirmed yet (version 0), a leader's first entry (which confirms
+    /// it, writing `/zookeeper/config`). It and every later entry are left
+    /// for raft-rs to hand over again as committed.
     Committed,
     /// Every entry of a member's log, committed or not, numbered as in
     /// `Committed`; membership changes are passed over (they are
@@ -175,7 +180,7 @@ pub fn recover_with(mut store: Box<dyn Store>, replay: Replay) -> Result<Recover
         let chunk = store.entries(next, (next + 1024).min(last + 1))?;
         let mut batch = ApplyBatch::default();
         for entry in &chunk {
-            if replay == Replay::Committed && entry.kind == EntryKind::Config {
+            if replay == Replay::Committed && driver_applies(entry.kind, &tree) {
                 stopped = true;
                 break;
             }
@@ -192,7 +197,7 @@ pub fn recover_with(mut store: Box<dyn Store>, replay: Replay) -> Result<Recover
                 }
                 continue;
             }
-            let txn = storage::decode_txn(&entry.data)?;
+            let txn = crate::decode_txn(&entry.data)?;
             if let Some(expected) = expected
                 && txn.zxid != expected
             {
@@ -228,4 +233,66 @@ pub fn recover_with(mut store: Box<dyn Store>, replay: Replay) -> Result<Recover
         store,
         replayed,
     })
+}
+
+/// The tree as a snapshot's image: every node in path order, every
+/// session, as of the entry at `index` of `term` whose zxid is `zxid`.
+pub fn image_of(tree: &DataTree, index: u64, term: u64, zxid: i64) -> Image {
+    let mut nodes: Vec<(String, NodeRecord)> = tree
+        .nodes()
+        .map(|(path, node)| (path.clone(), node_record(node)))
+        .collect();
+    nodes.sort_by(|a, b| a.0.cmp(&b.0));
+    Image {
+        index,
+        term,
+        zxid,
+        nodes,
+        sessions: tree
+            .sessions()
+            .iter()
+            .map(|(id, s)| (*id, s.clone()))
+            .collect(),
+    }
+}
+
+/// The tree an image holds, checked for consistency.
+pub fn tree_of(image: &Image) -> Result<DataTree, RestoreError> {
+    DataTree::restore(
+        image
+            .nodes
+            .iter()
+            .map(|(path, record)| (path.clone(), node_from_record(record.clone()))),
+        image.sessions.clone(),
+        image.zxid,
+    )
+}
+
+/// Writes `/zookeeper/config` of a brand-new ensemble's tree (the static
+/// membership, not yet confirmed by a leader: version 0), as the
+/// transaction at the bootstrap point's zxid.
+pub fn set_static_membership(tree: &mut DataTree, zxid: i64, text: &str) {
+    let txn = tree::Txn {
+        session_id: 0,
+        cxid: 0,
+        zxid,
+        time_ms: 0,
+        op: tree::TxnOp::SetData {
+            path: tree::CONFIG.to_owned(),
+            data: Some(text.as_bytes().to_vec()),
+            version: -1,
+        },
+    };
+    tree::apply(tree, &txn);
+}
+
+/// Whether applying an entry of this kind takes the ensemble driver (see
+/// [`Replay::Committed`]).
+fn driver_applies(kind: EntryKind, tree: &DataTree) -> bool {
+    match kind {
+        EntryKind::Config => true,
+        EntryKind::Empty => crate::consensus_log::committed_membership(tree)
+            .map_or(true, |m| m.is_none_or(|m| m.version == 0)),
+        EntryKind::Txn => false,
+    }
 }
