@@ -1,5 +1,5 @@
-# Sourced by bench.sh and ensemble-bench.sh after they set REPO and OUT:
-# makes OUT absolute, builds the release binaries, and defines what both
+# Sourced by bench.sh, ensemble-bench.sh and disk-loss-bench.sh after they set REPO and OUT:
+# makes OUT absolute, builds the release binaries, and defines what the
 # scripts use to run servers side by side.
 
 mkdir -p "$OUT"

@@ -38,89 +38,15 @@ VALUE_SIZE=1024
 OUT=${1:-$(mktemp -d /tmp/conclave-ensemble-bench.XXXXXX)}
 # shellcheck source=crates/loadgen/bench-common.sh
 . "$REPO/crates/loadgen/bench-common.sh"
-
-srvr_mode() { # port -> Mode or empty
-    python3 - "$1" <<'EOF'
-import socket, sys
-try:
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
-    s.sendall(b"srvr"); data = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk: break
-        data += chunk
-    for line in data.decode(errors="replace").splitlines():
-        if line.startswith("Mode: "): print(line[6:])
-except Exception:
-    pass
-EOF
-}
-
-declare -A PIDS CLIENT_PORTS
-
-start_member() { # name id
-    local name=$1 id=$2 dir=$OUT/$1/server$2
-    case $name in
-        zookeeper)
-            java "-Xmx$ZK_HEAP" -cp "$ZK_CLASSPATH" "-Dzookeeper.log.dir=$dir" \
-                org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" >>"$dir/server.log" 2>&1 &
-            ;;
-        conclave)
-            NO_COLOR=1 "$CONCLAVE" --config "$dir/zoo.cfg" >>"$dir/server.log" 2>&1 &
-            ;;
-    esac
-    PIDS[$id]=$!
-}
-
-# Waits until every running member answers srvr with a Mode and one leads;
-# prints the leader's id.
-await_leader() {
-    local deadline=$((SECONDS + 120)) id leader modes
-    while ((SECONDS < deadline)); do
-        leader="" modes=""
-        for id in 1 2 3; do
-            local m
-            m=$(srvr_mode "${CLIENT_PORTS[$id]}")
-            modes+="$id:${m:-none} "
-            [[ $m == leader ]] && leader=$id
-            [[ -z $m ]] && leader="" && break
-        done
-        if [[ -n $leader ]]; then
-            echo "$leader"
-            return
-        fi
-        sleep 0.1
-    done
-    log "no leader after 120 s: $modes"
-    return 1
-}
+# shellcheck source=crates/loadgen/ensemble-common.sh
+. "$REPO/crates/loadgen/ensemble-common.sh"
 
 bench_ensemble() {
-    local name=$1 servers="" connect=""
-    rm -rf "$OUT/$name"
-    for id in 1 2 3; do
-        CLIENT_PORTS[$id]=$(free_port)
-        servers+="server.$id=127.0.0.1:$(free_port):$(free_port)"$'\n'
-        connect+="${connect:+,}127.0.0.1:${CLIENT_PORTS[$id]}"
-    done
-    for id in 1 2 3; do
-        local dir=$OUT/$name/server$id
-        mkdir -p "$dir/data"
-        echo "$id" >"$dir/data/myid"
-        cat >"$dir/zoo.cfg" <<EOF
-tickTime=$TICK_TIME
-initLimit=$INIT_LIMIT
-syncLimit=$SYNC_LIMIT
-dataDir=$dir/data
-clientPort=${CLIENT_PORTS[$id]}
-admin.enableServer=false
-4lw.commands.whitelist=mntr,srvr,ruok
-$servers
-EOF
-        start_member "$name" "$id"
-    done
-    local leader
+    local name=$1
+    start_ensemble "$name"
+    local leader connect
     leader=$(await_leader)
+    connect=$(connect_string)
     log "$name: ensemble serving on $connect, leader server $leader"
 
     for level in $LEVELS; do
@@ -146,10 +72,7 @@ EOF
         start_member "$name" "$leader"
         await_leader >/dev/null
     done
-    for id in 1 2 3; do
-        kill -TERM "${PIDS[$id]}" 2>/dev/null || true
-        wait "${PIDS[$id]}" 2>/dev/null || true
-    done
+    stop_ensemble
 }
 
 {

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# A member that lost its disk, on an Apache ZooKeeper 3.8 ensemble (Debian's,
+# QuorumPeerMain) and on a Conclave ensemble (release build), one after the
+# other on this machine, same procedure, same client (conclave-loadgen):
+#
+#   1. start three servers on loopback; wait until one leads;
+#   2. populate ZNODES znodes of VALUE_SIZE bytes under /pop;
+#   3. ROUNDS times: kill -9 a follower, empty its data directory (myid
+#      kept: a Kubernetes volume lost, the pod back with its ordinal), write
+#      once more, start it again; time from the start to the first getData
+#      of /pop that server answers (it serves again, with the data), and to
+#      the moment its znode count (mntr) is the leader's: it holds the whole
+#      tree.
+#
+# Usage: crates/loadgen/disk-loss-bench.sh [OUTDIR]
+# Environment: ZNODES (100000), VALUE_SIZE (100), ROUNDS (3),
+# TICK_TIME (2000), SYNC_LIMIT (5), INIT_LIMIT (10), ZK_HEAP (1g),
+# SERVERS ("zookeeper conclave").
+# Results: OUTDIR/results.md and OUTDIR/*.jsonl; logs stay in OUTDIR.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+ZNODES=${ZNODES:-100000}
+VALUE_SIZE=${VALUE_SIZE:-100}
+ROUNDS=${ROUNDS:-3}
+TICK_TIME=${TICK_TIME:-2000}
+SYNC_LIMIT=${SYNC_LIMIT:-5}
+INIT_LIMIT=${INIT_LIMIT:-10}
+ZK_HEAP=${ZK_HEAP:-1g}
+SERVERS=${SERVERS:-"zookeeper conclave"}
+
+OUT=${1:-$(mktemp -d /tmp/conclave-disk-loss-bench.XXXXXX)}
+# shellcheck source=crates/loadgen/bench-common.sh
+. "$REPO/crates/loadgen/bench-common.sh"
+# shellcheck source=crates/loadgen/ensemble-common.sh
+. "$REPO/crates/loadgen/ensemble-common.sh"
+
+znode_count() { # port -> zk_znode_count
+    "$LOADGEN" mntr --server "127.0.0.1:$1" 2>/dev/null | awk '$1 == "zk_znode_count" { print $2 }'
+}
+
+bench_disk_loss() {
+    local name=$1
+    start_ensemble "$name"
+    local leader connect
+    leader=$(await_leader)
+    connect=$(connect_string)
+    log "$name: ensemble serving on $connect, leader server $leader"
+    "$LOADGEN" populate --server "127.0.0.1:${CLIENT_PORTS[$leader]}" --count "$ZNODES" \
+        --value-size "$VALUE_SIZE" --root /pop >"$OUT/$name/populate.out"
+    : >"$OUT/$name-disk-loss.jsonl"
+    for round in $(seq 1 "$ROUNDS"); do
+        leader=$(await_leader)
+        local victim=$(((leader % 3) + 1)) dir=$OUT/$name/server$(((leader % 3) + 1))
+        kill -9 "${PIDS[$victim]}"
+        wait "${PIDS[$victim]}" 2>/dev/null || true
+        find "$dir/data" -mindepth 1 -maxdepth 1 ! -name myid -exec rm -rf {} +
+        # A few writes while it is gone: the round's data differs.
+        "$LOADGEN" probe --write --path / --server "127.0.0.1:${CLIENT_PORTS[$leader]}" \
+            --timeout 60 >/dev/null
+        local started_ns
+        started_ns=$(now_ns)
+        start_member "$name" "$victim"
+        "$LOADGEN" probe --path /pop --server "127.0.0.1:${CLIENT_PORTS[$victim]}" \
+            --since-unix-ns "$started_ns" --attempt-timeout-ms 1000 --timeout 300 \
+            >"$OUT/$name/round-$round.out"
+        local ms whole_ms want got deadline=$((SECONDS + 120))
+        ms=$(tail -n1 "$OUT/$name/round-$round.out" | jq '.ready_ms | round')
+        want=$(znode_count "${CLIENT_PORTS[$leader]}")
+        got=$(znode_count "${CLIENT_PORTS[$victim]}")
+        while [[ $got != "$want" ]] && ((SECONDS < deadline)); do
+            sleep 0.05
+            want=$(znode_count "${CLIENT_PORTS[$leader]}")
+            got=$(znode_count "${CLIENT_PORTS[$victim]}")
+        done
+        whole_ms=$((($(now_ns) - started_ns) / 1000000))
+        if [[ $got != "$want" ]]; then
+            log "$name: server $victim does not hold the whole tree: $got znodes, the leader $want"
+            exit 1
+        fi
+        jq -nc --arg round "$round" --arg victim "$victim" --arg ms "$ms" --arg whole "$whole_ms" --arg n "$got" \
+            '{round: ($round | tonumber), server: ($victim | tonumber), serving_ms: ($ms | tonumber),
+              whole_tree_ms: ($whole | tonumber), znodes: ($n | tonumber)}' >>"$OUT/$name-disk-loss.jsonl"
+        log "$name: round $round: server $victim serves ${ms} ms after its start, holds all $got znodes after ${whole_ms} ms"
+        await_leader >/dev/null
+    done
+    stop_ensemble
+}
+
+{
+    echo "# disk-loss benchmark: $(date -u +%FT%TZ)"
+    echo "host: $(nproc) vCPU, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -r); all servers and the client on this one host"
+    echo "java: $(java -version 2>&1 | head -n1); ZooKeeper: $(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo '?')"
+    echo "conclave: $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- crates || echo ' + local changes')"
+    echo "settings: tickTime=$TICK_TIME initLimit=$INIT_LIMIT syncLimit=$SYNC_LIMIT, defaults otherwise; ZooKeeper heap -Xmx$ZK_HEAP"
+} >"$OUT/bench.log"
+cat "$OUT/bench.log" >&2
+
+for server in $SERVERS; do
+    bench_disk_loss "$server"
+done
+
+{
+    sed -n '1,5p' "$OUT/bench.log" | sed 's/^/    /'
+    echo
+    echo "A follower's data directory emptied (myid kept) under a tree of $ZNODES znodes of $VALUE_SIZE B, $ROUNDS rounds each: ms from its start to its first answer to getData /pop, and to holding the leader's znode count:"
+    echo
+    echo "| server | rounds | serving: min | median | max | whole tree: min | median | max |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    for server in $SERVERS; do
+        jq -rs --arg s "$server" '([.[].serving_ms] | sort) as $v | ([.[].whole_tree_ms] | sort) as $w |
+            "| \($s) | \($v | length) | \($v[0]) | \($v[(($v | length) / 2 | floor)]) | \($v[-1]) | \($w[0]) | \($w[(($w | length) / 2 | floor)]) | \($w[-1]) |"' \
+            "$OUT/$server-disk-loss.jsonl"
+    done
+} >"$OUT/results.md"
+cat "$OUT/results.md"
