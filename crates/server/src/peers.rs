@@ -280,6 +280,7 @@ pub fn start(
         Inbound {
             replies: replies.clone(),
             wakers: wakers.clone(),
+            newest: Newest::default(),
         },
         commands.clone(),
     ));
@@ -541,6 +542,39 @@ async fn connect(peer: &PeerAddress, hello: &Hello) -> Result<TcpStream, Failure
 struct Inbound {
     replies: Replies,
     wakers: Wakers,
+    /// Per peer, the number of its newest connection (and the last number
+    /// given): a connection superseded by a newer one from the same
+    /// server delivers nothing more. A process that restarted (a member
+    /// that lost its disk, taken back by the leader on its new connection)
+    /// must never have a message its previous life sent counted after
+    /// that: an acknowledgement of entries it no longer holds.
+    newest: Newest,
+}
+
+/// Per peer, the number of its newest connection, behind a lock that a
+/// reader holds while it hands a frame on: a frame read from a connection
+/// is handed on before a newer connection from the same server is
+/// registered, or not at all.
+#[derive(Clone, Default)]
+struct Newest {
+    counter: Arc<std::sync::atomic::AtomicU64>,
+    peers: Arc<Mutex<HashMap<u64, Arc<tokio::sync::Mutex<u64>>>>>,
+}
+
+impl Newest {
+    /// Registers a new connection from `peer`: its number and its lock.
+    async fn register(&self, peer: u64) -> Option<(u64, Arc<tokio::sync::Mutex<u64>>)> {
+        let generation = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let lock = self
+            .peers
+            .lock()
+            .ok()?
+            .entry(peer)
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(0)))
+            .clone();
+        *lock.lock().await = generation;
+        Some((generation, lock))
+    }
 }
 
 async fn accept_loop(
@@ -584,7 +618,11 @@ async fn receive(
     inbound: Inbound,
     commands: &mpsc::Sender<Command>,
 ) -> Result<(), String> {
-    let Inbound { replies, wakers } = inbound;
+    let Inbound {
+        replies,
+        wakers,
+        newest,
+    } = inbound;
     let (mut reader, mut writer) = stream.into_split();
     let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut reader))
         .await
@@ -611,6 +649,9 @@ async fn receive(
         return Err(format!("refused: {reason}"));
     }
     let from = hello.from;
+    let Some((generation, current)) = newest.register(from).await else {
+        return Err("the connection table is poisoned".into());
+    };
     // It is up: the connection back to it need not wait out a back-off.
     let wake = wakers.lock().ok().and_then(|w| w.get(&from).cloned());
     if let Some(wake) = wake {
@@ -633,6 +674,12 @@ async fn receive(
     let result = async {
         loop {
             let frame = read_frame(&mut reader).await?;
+            let held = current.lock().await;
+            if *held != generation {
+                return Err(format!(
+                    "server {from} connected again: this connection is over"
+                ));
+            }
             let event = match frame {
                 Frame::Raft(message) => {
                     if message.from != from || message.to != my_id {

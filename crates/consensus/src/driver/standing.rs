@@ -331,7 +331,15 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
                     } else {
                         None
                     },
-                    configured,
+                    // Bootstrapped, nothing committed yet: the list it
+                    // bootstrapped from, not its zoo.cfg, which may be
+                    // stale (a server that forms beside it must form the
+                    // same membership).
+                    configured: if formed {
+                        configured
+                    } else {
+                        Configured::of(&self.membership.members)
+                    },
                     conflict: None,
                 }
             }
@@ -432,9 +440,21 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
         let Standing::Discovering(d) = &self.standing else {
             return;
         };
-        if d.formed_static
-            .values()
-            .any(|&(_, last)| last > BOOTSTRAP_INDEX)
+        // Only an ensemble formed from this very list of participants is
+        // joined late; one formed from another list (this server's zoo.cfg
+        // is stale, or lists a member too few) is a formed ensemble like
+        // any other: restore into it if it knows this server, else wait.
+        let mut formed_voters: Vec<u64> = formed
+            .members
+            .iter()
+            .filter(|m| m.role == crate::membership::MemberRole::Participant)
+            .map(|m| m.id)
+            .collect();
+        formed_voters.sort_unstable();
+        if formed_voters != configured
+            || d.formed_static
+                .values()
+                .any(|&(_, last)| last > BOOTSTRAP_INDEX)
         {
             return self.found_ensemble(from, formed);
         }
