@@ -568,8 +568,14 @@ impl Cluster {
     }
 
     fn crash(&mut self, i: usize) -> Result<(), String> {
+        let was_removed = self.is_removed(i);
         if self.servers[i].running.take().is_none() {
             return Ok(());
+        }
+        if was_removed {
+            // It will not start again (until it is added back empty): it
+            // counts as without its state from now on.
+            self.servers[i].refused = Some("removed".into());
         }
         let unsynced = self.servers[i].disk.unsynced() as u64;
         let kept = self.rng.below(unsynced + 1) as usize;
@@ -734,9 +740,12 @@ impl Cluster {
                 .as_ref()
                 .is_some_and(|r| r.driver.standing() == StandingKind::Removed)
         };
+        let gone = |o: &Server| o.running.is_none() && o.refused.is_some();
         self.servers
             .iter()
-            .filter(|o| o.id != me && counted.contains(&o.id) && (!has_state(o) || removed(o)))
+            .filter(|o| {
+                o.id != me && counted.contains(&o.id) && (!has_state(o) || removed(o) || gone(o))
+            })
             .count()
     }
 
