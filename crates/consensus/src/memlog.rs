@@ -125,6 +125,18 @@ impl LogCore {
         self.offered = Some(snapshot);
     }
 
+    /// The offered snapshot of `index` cannot be sent (its image is gone):
+    /// raft-rs's next request makes a new one.
+    pub fn withdraw_offered(&mut self, index: u64) {
+        if self
+            .offered
+            .as_ref()
+            .is_some_and(|s| s.get_metadata().index == index)
+        {
+            self.offered = None;
+        }
+    }
+
     /// Server `id` became a member with the change at `index`.
     pub fn member_added(&mut self, id: u64, index: u64) {
         self.added_at.insert(id, index);

@@ -104,6 +104,18 @@ pub struct Config {
     /// `autopurge.snapRetainCount` (snapshots ZooKeeper keeps, at least 3),
     /// i.e. about the history a ZooKeeper with autopurge keeps.
     pub log_retention_entries: u64,
+    /// `conclave.peerMaxFrameBytes`: the largest frame a peer may send
+    /// (64 MiB). It must exceed the largest transaction (`jute.maxbuffer`);
+    /// Raft's append batches are kept to a quarter of it.
+    pub peer_max_frame: usize,
+    /// `conclave.snapshotChunkBytes`: a snapshot's image travels in chunks
+    /// of this size (1 MiB; at most half a frame).
+    pub snapshot_chunk_bytes: usize,
+    /// `conclave.snapshotSendBytesPerSec`: how fast a leader sends
+    /// snapshots, over every follower it catches up (64 MiB/s; 0 for no
+    /// limit), so a catch-up leaves the network and the disk to clients
+    /// and the log.
+    pub snapshot_send_rate: u64,
     pub max_cnxns: u32,
     pub server_id: Option<u64>,
     pub servers: Vec<ServerLine>,
@@ -170,6 +182,9 @@ impl Default for Config {
             container_max_never_used_ms: 0,
             global_outstanding_limit: 1000,
             log_retention_entries: 300_000,
+            peer_max_frame: consensus::wire::DEFAULT_MAX_FRAME,
+            snapshot_chunk_bytes: 1 << 20,
+            snapshot_send_rate: 64 << 20,
             max_cnxns: 0,
             server_id: None,
             servers: Vec::new(),
@@ -241,6 +256,19 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
         out.push((key.to_owned(), value.to_owned()));
     }
     out
+}
+
+/// A number within `min..=max`.
+fn parse_in(key: &str, value: &str, min: usize, max: usize) -> Result<usize, ConfigError> {
+    let n: usize = parse_num(key, value)?;
+    if !(min..=max).contains(&n) {
+        return Err(ConfigError::BadValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason: format!("it must be between {min} and {max}"),
+        });
+    }
+    Ok(n)
 }
 
 fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
@@ -373,6 +401,15 @@ impl Config {
                 "standaloneEnabled" => c.standalone_enabled = parse_bool(key, value)?,
                 "readonlymode.enabled" => c.read_only_mode = parse_bool(key, value)?,
                 "conclave.join" => c.join = parse_bool(key, value)?,
+                "conclave.peerMaxFrameBytes" => {
+                    c.peer_max_frame = parse_in(key, value, 64 << 10, 1 << 30)?;
+                }
+                "conclave.snapshotChunkBytes" => {
+                    c.snapshot_chunk_bytes = parse_in(key, value, 1 << 10, 64 << 20)?;
+                }
+                "conclave.snapshotSendBytesPerSec" => {
+                    c.snapshot_send_rate = parse_num(key, value)?;
+                }
                 "conclave.recoverAlone" => {
                     c.recover_alone = Some(RecoverAloneKey::parse(key, value)?)
                 }

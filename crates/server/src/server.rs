@@ -229,6 +229,7 @@ pub async fn run_member(
             m.quorum,
             commands.clone(),
             m.seed,
+            config.peer_max_frame,
         );
         ReplicaSetup {
             ensemble: m.ensemble,

@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-use consensus::driver::{MembershipOp, StandingKind};
+use consensus::driver::{MembershipOp, Notice, SnapshotId, StandingKind};
 use consensus::membership::{Member, MemberRole, Membership};
 use consensus::raft::eraftpb::EntryType;
 use consensus::random::SplitMix;
@@ -27,6 +27,7 @@ use crate::net::{Body, Envelope, Network};
 use crate::plans::Plan;
 use crate::server::{Clock, ELECTION_TICKS, Server};
 use crate::workload::{Action, Workload};
+use storage::image::ImageDir;
 
 /// Who is in the ensemble at the start: voters with ids `1..=voters`, then
 /// observers.
@@ -74,6 +75,18 @@ pub struct RunStats {
     /// Membership changes asked of a leader, and committed.
     pub changes_asked: u64,
     pub messages: u64,
+    /// Chunks of snapshot images delivered, and lost on the way.
+    pub image_chunks: u64,
+    pub image_chunks_lost: u64,
+    /// Chunks sent again (after a gap, a stall or a broken connection).
+    pub image_chunks_resent: u64,
+    /// Transfers a receiver saw replaced by another image before it had
+    /// the first whole (a new leader, or a new image).
+    pub images_superseded: u64,
+    /// Crashes of a server holding a partly received image.
+    pub crashes_mid_image: u64,
+    /// Crashes of a leader while it was sending an image.
+    pub crashes_sending_image: u64,
 }
 
 /// Events a client waits for an answer before it gives up on it (about
@@ -133,6 +146,9 @@ pub struct Cluster {
     /// The term in which each server last became leader as a voter.
     led_as_voter: BTreeMap<u64, u64>,
     pub stats: RunStats,
+    /// Per receiver, the image it was last sent a chunk of and how far
+    /// that chunk reached.
+    receiving: BTreeMap<u64, (SnapshotId, u64)>,
     /// The last events, printed when a check fails.
     pub trace: Vec<String>,
     echo: bool,
@@ -211,6 +227,7 @@ impl Cluster {
             lost_stores: Vec::new(),
             led_as_voter: BTreeMap::new(),
             stats: RunStats::default(),
+            receiving: BTreeMap::new(),
             trace: Vec::new(),
             echo: std::env::var_os("CONCLAVE_SIM_TRACE").is_some(),
             verbose: std::env::var("CONCLAVE_SIM_TRACE").is_ok_and(|v| v == "2"),
@@ -569,6 +586,11 @@ impl Cluster {
 
     fn crash(&mut self, i: usize) -> Result<(), String> {
         let was_removed = self.is_removed(i);
+        let sending = self.servers[i]
+            .running
+            .as_ref()
+            .is_some_and(|r| r.driver.images_being_sent() > 0);
+        self.stats.crashes_sending_image += u64::from(sending);
         if self.servers[i].running.take().is_none() {
             return Ok(());
         }
@@ -577,6 +599,12 @@ impl Cluster {
             // counts as without its state from now on.
             self.servers[i].refused = Some("removed".into());
         }
+        let staged = self.servers[i]
+            .disk
+            .images()
+            .names()
+            .is_ok_and(|names| names.iter().any(|n| n.starts_with("staged-")));
+        self.stats.crashes_mid_image += u64::from(staged);
         let unsynced = self.servers[i].disk.unsynced() as u64;
         let kept = self.rng.below(unsynced + 1) as usize;
         self.servers[i].disk.crash(kept);
@@ -947,6 +975,9 @@ impl Cluster {
     /// always, a lost message now and then): raft-rs is told, and for a
     /// snapshot it must be, or the leader waits for it forever.
     fn lost(&mut self, envelope: Envelope, broke: bool) -> Result<(), String> {
+        if chunk_of(&envelope).is_some() {
+            self.stats.image_chunks_lost += 1;
+        }
         let Some(i) = self.index_of(envelope.from) else {
             return Ok(());
         };
@@ -981,6 +1012,18 @@ impl Cluster {
         }
         let envelope = envelope.through_the_wire()?;
         self.stats.messages += 1;
+        if let Some((id, offset, end)) = chunk_of(&envelope) {
+            self.stats.image_chunks += 1;
+            match self.receiving.insert(envelope.to, (id, end)) {
+                Some((previous, reached)) if previous != id && reached < previous.bytes => {
+                    self.stats.images_superseded += 1;
+                }
+                Some((previous, reached)) if previous == id && offset < reached => {
+                    self.stats.image_chunks_resent += 1;
+                }
+                _ => {}
+            }
+        }
         let snapshot = envelope
             .is_snapshot()
             .then_some((envelope.from, envelope.to));
@@ -1464,4 +1507,17 @@ fn fingerprint(tree: &tree::DataTree) -> Vec<(String, Option<Vec<u8>>, tree::Sta
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// A snapshot chunk's image, offset and end, if the envelope carries one.
+fn chunk_of(envelope: &Envelope) -> Option<(SnapshotId, u64, u64)> {
+    let Body::Notice(bytes) = &envelope.body else {
+        return None;
+    };
+    match Notice::decode(bytes) {
+        Ok(Notice::SnapshotChunk { id, offset, bytes }) => {
+            Some((id, offset, offset + bytes.len() as u64))
+        }
+        _ => None,
+    }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use consensus::driver::{DriverError, LogWriter, MembershipRecord};
 use consensus::raft::eraftpb::{Entry, HardState};
 use storage::Store;
+use storage::image::MemoryDir;
 use storage::memory::MemoryStore;
 use storage::writer::{WriteCommand, Written, write_batch};
 
@@ -32,6 +33,9 @@ pub struct DiskState {
     pub capture_appends: bool,
     /// The store fails its checks at the next start.
     pub corrupt: bool,
+    /// Snapshot images made and received (files beside the store on a
+    /// server's disk: they survive a crash, not the disk's loss).
+    pub images: MemoryDir,
 }
 
 /// A shared handle on a disk: the driver's writer, the state machine and
@@ -84,6 +88,7 @@ impl Disk {
         state.appended.clear();
         state.store = MemoryStore::new();
         state.corrupt = false;
+        state.images.clear();
     }
 
     pub fn unsynced(&self) -> usize {
@@ -92,6 +97,11 @@ impl Disk {
 
     pub fn durably_holds(&self, index: u64, term: u64) -> bool {
         self.state().store.durably_holds(index, term)
+    }
+
+    /// Where this disk keeps images.
+    pub fn images(&self) -> MemoryDir {
+        self.state().images.clone()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -209,6 +219,10 @@ impl Store for Disk {
 
     fn install_image(&mut self, image: &storage::Image) -> Result<(), storage::StorageError> {
         self.state().store.install_image(image)
+    }
+
+    fn image_view(&self) -> Result<Box<dyn storage::image::ImageView>, storage::StorageError> {
+        self.state().store.image_view()
     }
 
     fn load(&self) -> Result<storage::Loaded, storage::StorageError> {

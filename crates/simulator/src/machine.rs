@@ -8,16 +8,18 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use consensus::driver::{
-    ApplyKind, Applying, Installed, MembershipResult, Prepared, Requester, RoleView, StateMachine,
-    Submission,
+    ApplyKind, Applying, Installed, MembershipResult, Prepared, Requester, RoleView, SnapshotId,
+    Staged, StateMachine, Submission,
 };
 use consensus::membership::{Membership, ReconfigError};
 use consensus::raft::eraftpb::{Entry, EntryType};
 use consensus::{Proposed, make_zxid};
 use proto::ErrorCode;
 use storage::ApplyBatch;
+use storage::image::{Images, MemoryDir, Restored};
 use storage::writer::WriteCommand;
 use tree::{CONFIG, Context, DataTree, Features, Outcome, Pending, Txn, TxnOp, WriteRequest};
 
@@ -92,6 +94,10 @@ pub struct Machine {
     /// server's client layer decides on; `role_changed` keeps it).
     pub serving: bool,
     features: Features,
+    /// Snapshot images, on the disk's image directory.
+    images: Images<MemoryDir>,
+    /// Where the log writer leaves the image it made from its view.
+    made: Arc<Mutex<Option<Result<SnapshotId, String>>>>,
 }
 
 impl Machine {
@@ -102,7 +108,10 @@ impl Machine {
         registry: Registry,
         clock: Rc<Cell<i64>>,
     ) -> Self {
+        let images = Images::open(disk.images());
         Machine {
+            images,
+            made: Arc::new(Mutex::new(None)),
             id,
             tree,
             pending: Pending::new(),
@@ -304,17 +313,43 @@ impl StateMachine<SimWrite> for Machine {
         self.disk.queue(WriteCommand::Apply(batch));
     }
 
-    fn snapshot(&mut self, index: u64, term: u64, zxid: i64) -> Vec<u8> {
-        storage::encode_image(&storage::recovery::image_of(&self.tree, index, term, zxid))
+    /// As the server makes it: from the store's view, taken when the
+    /// simulated log writer reaches the request (a later step).
+    fn make_snapshot(&mut self, index: u64, term: u64, _zxid: i64) {
+        let made = self.made.clone();
+        let dir = self.images.dir().clone();
+        self.disk.queue(WriteCommand::View(Box::new(move |view| {
+            let outcome = view
+                .and_then(|view| Images::make(&dir, view.as_ref(), index, term))
+                .map_err(|e| e.to_string());
+            *made.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+        })));
+    }
+
+    fn snapshot_made(&mut self) -> Option<Result<SnapshotId, String>> {
+        self.made.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn read_snapshot(
+        &mut self,
+        id: &SnapshotId,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, String> {
+        self.images.read(id, offset, len)
+    }
+
+    fn receive_snapshot(
+        &mut self,
+        id: &SnapshotId,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<Staged, String> {
+        self.images.receive(id, offset, bytes)
     }
 
     fn check_snapshot(&mut self, index: u64, term: u64, data: &[u8]) -> Result<(), String> {
-        let image = storage::decode_image(data).map_err(|e| e.to_string())?;
-        if image.index != index || image.term != term {
-            return Err("a snapshot carrying another image".into());
-        }
-        storage::recovery::tree_of(&image).map_err(|e| e.to_string())?;
-        Ok(())
+        self.images.prepare(index, term, data)
     }
 
     fn install_snapshot(
@@ -323,11 +358,8 @@ impl StateMachine<SimWrite> for Machine {
         term: u64,
         data: &[u8],
     ) -> Result<Installed, String> {
-        let image = storage::decode_image(data).map_err(|e| e.to_string())?;
-        if image.index != index || image.term != term {
-            return Err("a snapshot carrying another image".into());
-        }
-        self.tree = storage::recovery::tree_of(&image).map_err(|e| e.to_string())?;
+        let Restored { image, tree } = self.images.take(index, term, data)?;
+        self.tree = tree;
         self.pending = Pending::new();
         self.batch = ApplyBatch::default();
         self.applied_early = self.applied_early.max(index);

@@ -170,6 +170,13 @@ impl Server {
         config.status_every_ticks = 5;
         config.reconfig_deadline_ticks = 20 * ELECTION_TICKS as u64;
         config.retained_entries = 40;
+        // Images in many small chunks, a narrow window and a tight budget
+        // (the simulated trees are small), varied by the seed: transfers
+        // span many events, so faults land in the middle of them.
+        config.snapshot_chunk_bytes = 64 << (self.seed % 5);
+        config.snapshot_window_chunks = 1 + (self.seed >> 8) as usize % 4;
+        config.snapshot_bytes_per_tick =
+            config.snapshot_chunk_bytes as u64 * (1 + (self.seed >> 16) % 4);
         config.faults = faults;
         let net = SimNet::new(self.my_id, outbox.clone());
         let driver =

@@ -109,6 +109,12 @@ struct Work {
     joined: u64,
     changes_asked: u64,
     membership_changes: u64,
+    image_chunks: u64,
+    image_chunks_lost: u64,
+    image_chunks_resent: u64,
+    images_superseded: u64,
+    crashes_mid_image: u64,
+    crashes_sending_image: u64,
 }
 
 impl Work {
@@ -131,6 +137,12 @@ impl Work {
             joined: s.joined,
             changes_asked: s.changes_asked,
             membership_changes: cluster.checks.configs.changes() as u64,
+            image_chunks: s.image_chunks,
+            image_chunks_lost: s.image_chunks_lost,
+            image_chunks_resent: s.image_chunks_resent,
+            images_superseded: s.images_superseded,
+            crashes_mid_image: s.crashes_mid_image,
+            crashes_sending_image: s.crashes_sending_image,
         }
     }
 
@@ -151,6 +163,12 @@ impl Work {
         self.joined += o.joined;
         self.changes_asked += o.changes_asked;
         self.membership_changes += o.membership_changes;
+        self.image_chunks += o.image_chunks;
+        self.image_chunks_lost += o.image_chunks_lost;
+        self.image_chunks_resent += o.image_chunks_resent;
+        self.images_superseded += o.images_superseded;
+        self.crashes_mid_image += o.crashes_mid_image;
+        self.crashes_sending_image += o.crashes_sending_image;
     }
 }
 
@@ -161,7 +179,9 @@ impl std::fmt::Display for Work {
             "{} runs, {} events, {} entries applied; {} client operations checked \
              ({} acknowledged, {} unknown); faults: {} crashes, {} partitions, {} pauses, \
              {} lost and {} corrupted disks ({} members restored), {} stale configs; \
-             {} joiners, {} membership changes committed",
+             {} joiners, {} membership changes committed; snapshot images: {} chunks delivered, \
+             {} lost, {} sent again, {} transfers superseded, {} crashes mid-receive, \
+             {} crashes mid-send",
             self.runs,
             self.events,
             self.entries_applied,
@@ -176,7 +196,13 @@ impl std::fmt::Display for Work {
             self.restored,
             self.stale_configs,
             self.joined,
-            self.membership_changes
+            self.membership_changes,
+            self.image_chunks,
+            self.image_chunks_lost,
+            self.image_chunks_resent,
+            self.images_superseded,
+            self.crashes_mid_image,
+            self.crashes_sending_image
         )
     }
 }

@@ -85,11 +85,34 @@ static CRC32C_TABLE: [u32; 256] = crc32c_table();
 
 /// CRC-32C (Castagnoli), as in iSCSI, ext4 and RocksDB.
 pub(crate) fn crc32c(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc = CRC32C_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    let mut crc = Crc32c::default();
+    crc.update(bytes);
+    crc.value()
+}
+
+/// CRC-32C over bytes that come in pieces (a streamed image).
+#[derive(Debug, Clone, Copy)]
+pub struct Crc32c(u32);
+
+impl Default for Crc32c {
+    fn default() -> Self {
+        Crc32c(!0)
     }
-    !crc
+}
+
+impl Crc32c {
+    pub fn update(&mut self, bytes: &[u8]) {
+        let mut crc = self.0;
+        for &b in bytes {
+            crc = CRC32C_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+        }
+        self.0 = crc;
+    }
+
+    /// The checksum of everything so far.
+    pub fn value(&self) -> u32 {
+        !self.0
+    }
 }
 
 /// Appends the checksum of everything in `out`.

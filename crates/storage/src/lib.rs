@@ -32,6 +32,7 @@
 mod codec;
 pub mod consensus_log;
 mod error;
+pub mod image;
 pub mod membership_record;
 pub mod memory;
 pub mod recovery;
@@ -40,7 +41,7 @@ pub mod rocks;
 mod rules;
 pub mod writer;
 
-pub use codec::{decode_image, decode_txn, encode_image, encode_txn};
+pub use codec::{Crc32c, decode_image, decode_txn, encode_image, encode_txn};
 pub use error::StorageError;
 
 use tree::{SessionRecord, StatPersisted};
@@ -198,6 +199,11 @@ pub trait Store: Send {
     /// point), and that index is the applied one. Not synced, like every
     /// other mutation.
     fn install_image(&mut self, image: &Image) -> Result<(), StorageError>;
+
+    /// A consistent view of the tree and sessions as they are now (every
+    /// write made so far, synced or not), to make an image from on
+    /// another thread while this store goes on taking writes.
+    fn image_view(&self) -> Result<Box<dyn image::ImageView>, StorageError>;
 
     /// Reads everything back: metadata, nodes, sessions.
     fn load(&self) -> Result<Loaded, StorageError>;

@@ -277,6 +277,14 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn image_view(&self) -> Result<Box<dyn crate::image::ImageView>, StorageError> {
+        Ok(Box::new(MemoryView {
+            applied: (self.current.applied_index, self.current.applied_zxid),
+            nodes: self.current.nodes.clone(),
+            sessions: self.current.sessions.clone(),
+        }))
+    }
+
     fn load(&self) -> Result<Loaded, StorageError> {
         Ok(Loaded {
             meta: self.meta(),
@@ -304,5 +312,45 @@ impl Store for MemoryStore {
             config: self.current.config.clone(),
             compacted: self.current.compacted,
         }
+    }
+}
+
+/// A copy of the tree and sessions: the in-memory store's view.
+struct MemoryView {
+    applied: (u64, i64),
+    nodes: BTreeMap<String, NodeRecord>,
+    sessions: BTreeMap<i64, SessionRecord>,
+}
+
+impl crate::image::ImageView for MemoryView {
+    fn applied(&self) -> (u64, i64) {
+        self.applied
+    }
+
+    fn visit(
+        &self,
+        each: &mut dyn FnMut(crate::image::RawRecord<'_>) -> std::io::Result<()>,
+    ) -> Result<(), StorageError> {
+        let io = |source| StorageError::Io {
+            context: "writing an image".into(),
+            source,
+        };
+        for (path, node) in &self.nodes {
+            let record = codec::encode_node(node);
+            each(crate::image::RawRecord::Node {
+                path,
+                record: &record,
+            })
+            .map_err(io)?;
+        }
+        for (id, session) in &self.sessions {
+            let record = codec::encode_session(session);
+            each(crate::image::RawRecord::Session {
+                id: *id,
+                record: &record,
+            })
+            .map_err(io)?;
+        }
+        Ok(())
     }
 }

@@ -516,6 +516,23 @@ impl Store for RocksStore {
         Ok(())
     }
 
+    /// A checkpoint beside the store (hard links to its table files, after
+    /// a flush of its memtables), opened read-only; removed when the view
+    /// is dropped.
+    fn image_view(&self) -> Result<Box<dyn crate::image::ImageView>, StorageError> {
+        self.check_usable()?;
+        let dir = view_dir(&self.dir);
+        remove_view_dir(&dir)?;
+        self.checkpoint(&dir)?;
+        let db = DB::open_cf_for_read_only(&Options::default(), &dir, COLUMN_FAMILIES, false)
+            .map_err(|e| StorageError::rocks(format!("opening the view {}", dir.display()), e))?;
+        Ok(Box::new(RocksView {
+            db: Some(db),
+            dir,
+            applied: (self.meta.applied_index, self.meta.applied_zxid),
+        }))
+    }
+
     fn load(&self) -> Result<Loaded, StorageError> {
         self.check_usable()?;
         let preloaded = self
@@ -541,6 +558,81 @@ enum DirKind {
     Fresh,
     /// Holds a RocksDB database (a `CURRENT` file): open and check it.
     Database,
+}
+
+/// Where a store's image view lives: beside it, on the same file system
+/// (its table files are hard links).
+fn view_dir(store: &Path) -> PathBuf {
+    let mut name = store.file_name().unwrap_or_default().to_os_string();
+    name.push(".image-view");
+    store.with_file_name(name)
+}
+
+fn remove_view_dir(dir: &Path) -> Result<(), StorageError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::Io {
+            context: format!("removing the old image view {}", dir.display()),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A checkpoint of the store, read-only.
+struct RocksView {
+    db: Option<DB>,
+    dir: PathBuf,
+    applied: (u64, i64),
+}
+
+impl Drop for RocksView {
+    fn drop(&mut self) {
+        drop(self.db.take());
+        if let Err(e) = remove_view_dir(&self.dir) {
+            tracing::warn!(error = %e, "could not remove an image view");
+        }
+    }
+}
+
+impl crate::image::ImageView for RocksView {
+    fn applied(&self) -> (u64, i64) {
+        self.applied
+    }
+
+    fn visit(
+        &self,
+        each: &mut dyn FnMut(crate::image::RawRecord<'_>) -> std::io::Result<()>,
+    ) -> Result<(), StorageError> {
+        let Some(db) = &self.db else {
+            return Ok(());
+        };
+        let cf = |name| {
+            db.cf_handle(name).ok_or_else(|| {
+                StorageError::corrupt("image view", format!("no column family {name}"))
+            })
+        };
+        let io = |source| StorageError::Io {
+            context: "writing an image".into(),
+            source,
+        };
+        for item in db.iterator_cf(cf(CF_TREE)?, IteratorMode::Start) {
+            let (key, value) =
+                item.map_err(|e| StorageError::rocks("reading the view's tree", e))?;
+            let path = codec::decode_node_key(&key).map_err(|e| e.into_error("tree key"))?;
+            each(crate::image::RawRecord::Node {
+                path: &path,
+                record: &value,
+            })
+            .map_err(io)?;
+        }
+        for item in db.iterator_cf(cf(CF_SESSIONS)?, IteratorMode::Start) {
+            let (key, value) =
+                item.map_err(|e| StorageError::rocks("reading the view's sessions", e))?;
+            let id = codec::decode_session_key(&key).map_err(|e| e.into_error("session key"))?;
+            each(crate::image::RawRecord::Session { id, record: &value }).map_err(io)?;
+        }
+        Ok(())
+    }
 }
 
 fn io_error(context: String) -> impl FnOnce(std::io::Error) -> StorageError {

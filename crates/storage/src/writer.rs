@@ -15,6 +15,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::image::ImageView;
 use crate::{ApplyBatch, HardState, Image, LogEntry, StorageError, Store};
 
 /// A write, in the order it must reach the store.
@@ -40,7 +41,13 @@ pub enum WriteCommand {
     /// outcome (for the rare caller that must wait: installing a snapshot,
     /// bootstrapping).
     SyncNow(Box<dyn FnOnce(Result<(), String>) + Send>),
+    /// Call back with a consistent view of the store as written so far
+    /// (everything queued before), to make a snapshot's image from.
+    View(ViewCallback),
 }
+
+/// What [`WriteCommand::View`] calls with the view it took.
+pub type ViewCallback = Box<dyn FnOnce(Result<Box<dyn ImageView>, StorageError>) + Send>;
 
 impl std::fmt::Debug for WriteCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,6 +67,7 @@ impl std::fmt::Debug for WriteCommand {
             WriteCommand::Marker { number, sync } => write!(f, "Marker({number}, sync {sync})"),
             WriteCommand::InstallImage(image) => write!(f, "InstallImage({})", image.index),
             WriteCommand::SyncNow(_) => write!(f, "SyncNow"),
+            WriteCommand::View(_) => write!(f, "View"),
         }
     }
 }
@@ -142,6 +150,10 @@ pub fn write_batch(
                     return Err(e);
                 }
                 done(Ok(()));
+            }
+            WriteCommand::View(done) => {
+                flush_appends(store, &mut appends)?;
+                done(store.image_view());
             }
         }
     }

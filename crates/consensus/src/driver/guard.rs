@@ -331,6 +331,18 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
                 nonce,
                 membership,
             } => self.restore_accepted(from, term, target, nonce, membership, sm),
+            // A snapshot comes from a leader this server may not know as a
+            // member yet (its own membership is what it is catching up
+            // on), as Raft's messages do; acknowledgements matter only to
+            // a leader sending to that server.
+            Notice::SnapshotChunk { id, offset, bytes } => {
+                self.snapshot_chunk(from, id, offset, &bytes, sm);
+            }
+            Notice::SnapshotAck {
+                id,
+                received,
+                refused,
+            } => self.snapshot_acked(from, id, received, refused),
             _ if !member => self.refuse(from, "notice from a server that is not a member", ""),
             Notice::Forward {
                 requester,

@@ -9,6 +9,7 @@
 use raft::eraftpb::{Entry, HardState, Message};
 
 use super::error::DriverError;
+pub use super::image_stream::SnapshotId;
 use super::notice::Requester;
 use super::record::MembershipRecord;
 use crate::membership::{Member, Membership, ReconfigError};
@@ -95,6 +96,15 @@ pub enum ApplyKind<'a> {
     },
 }
 
+/// How much of an image a receiver holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staged {
+    /// The first this many bytes.
+    At(u64),
+    /// All of it, checked against its checksum.
+    Complete,
+}
+
 /// What the state machine holds after installing a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installed {
@@ -162,16 +172,44 @@ pub trait StateMachine<W> {
     /// been applied: the effects go to the store, in one batch.
     fn applied(&mut self, index: u64, zxid: i64);
 
-    /// The applied state as a snapshot's data, for a follower too far
-    /// behind (the last applied entry is `index` of `term`, zxid `zxid`).
-    fn snapshot(&mut self, index: u64, term: u64, zxid: i64) -> Vec<u8>;
+    /// Starts making an image of the applied state, for followers too far
+    /// behind (the last applied entry is `index` of `term`, zxid `zxid`):
+    /// from a consistent point of the store, off the thread that serves
+    /// clients. [`StateMachine::snapshot_made`] says when it is done.
+    fn make_snapshot(&mut self, index: u64, term: u64, zxid: i64);
+
+    /// The image [`StateMachine::make_snapshot`] started, once made (or
+    /// why it could not be); `None` while it is being made. Asked every
+    /// tick while one is.
+    fn snapshot_made(&mut self) -> Option<Result<SnapshotId, String>>;
+
+    /// `len` bytes at `offset` of an image this server made, to send.
+    fn read_snapshot(
+        &mut self,
+        id: &SnapshotId,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, String>;
+
+    /// A chunk of image `id` at `offset`, from the leader: staged if it
+    /// follows what is staged of that image (a partial image of another id
+    /// is dropped first). Says how much is staged, or that the whole image
+    /// is and its checksum matches; an error drops the partial image.
+    fn receive_snapshot(
+        &mut self,
+        id: &SnapshotId,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<Staged, String>;
 
     /// Whether a snapshot's data from a peer can be installed (checked
-    /// before it reaches Raft, which would otherwise take it).
+    /// before it reaches Raft, which would otherwise take it): a
+    /// [`SnapshotId`] whose image is staged whole.
     fn check_snapshot(&mut self, index: u64, term: u64, data: &[u8]) -> Result<(), String>;
 
-    /// Replaces the state with a snapshot's and queues the store's
-    /// replacement (the driver syncs it).
+    /// Replaces the state with a snapshot's (the image `data` names, which
+    /// is staged) and queues the store's replacement (the driver syncs
+    /// it).
     fn install_snapshot(&mut self, index: u64, term: u64, data: &[u8])
     -> Result<Installed, String>;
 

@@ -40,6 +40,7 @@ mod apply;
 pub mod backoff;
 pub mod error;
 mod guard;
+pub mod image_stream;
 pub mod io;
 pub mod notice;
 mod propose;
@@ -59,7 +60,7 @@ use raft::eraftpb::{ConfState, Entry, HardState, Message, Snapshot};
 pub use error::DriverError;
 pub use io::{
     ApplyKind, Applying, Installed, LogWriter, MembershipAnswer, MembershipResult, Prepared,
-    RoleView, StateMachine, Submission, Transport,
+    RoleView, SnapshotId, Staged, StateMachine, Submission, Transport,
 };
 pub use notice::{Configured, Notice, Requester};
 pub use reconfig::MembershipOp;
@@ -106,6 +107,13 @@ pub struct DriverConfig {
     pub seed: u64,
     pub max_size_per_msg: u64,
     pub max_inflight_msgs: usize,
+    /// A snapshot's image travels in chunks of this many bytes
+    /// (`image_stream.rs`)...
+    pub snapshot_chunk_bytes: usize,
+    /// ...at most this many of them unacknowledged per follower...
+    pub snapshot_window_chunks: usize,
+    /// ...and at most this many bytes per tick over every transfer.
+    pub snapshot_bytes_per_tick: u64,
     /// Deliberately broken behaviours, for the simulator to show that its
     /// checks catch them. Never set by the server.
     pub faults: DriverFaults,
@@ -143,6 +151,9 @@ impl DriverConfig {
             seed,
             max_size_per_msg: 1 << 20,
             max_inflight_msgs: 256,
+            snapshot_chunk_bytes: 1 << 20,
+            snapshot_window_chunks: 8,
+            snapshot_bytes_per_tick: u64::MAX,
             faults: DriverFaults::default(),
         }
     }
@@ -241,6 +252,14 @@ pub struct Driver<W, T, L> {
     /// Refusals of peer messages already logged, by peer and reason:
     /// logged again only after a message of that peer was taken.
     refusals: BTreeMap<u64, BTreeSet<&'static str>>,
+    /// The image the state machine is making for raft-rs, if any.
+    making: Option<image_stream::Making>,
+    /// No image is made before this tick (after one failed).
+    make_after_tick: u64,
+    /// While leading: snapshots on their way, by follower.
+    images_out: BTreeMap<u64, image_stream::Outgoing>,
+    /// Bytes of images that may still go out this tick.
+    send_budget: u64,
 }
 
 impl<W, T, L> std::fmt::Debug for Driver<W, T, L> {
@@ -360,6 +379,10 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
             wall_ms: 0,
             rng,
             refusals: BTreeMap::new(),
+            making: None,
+            make_after_tick: 0,
+            images_out: BTreeMap::new(),
+            send_budget: config.snapshot_bytes_per_tick.max(1),
             config,
         })
     }
@@ -396,6 +419,8 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
             self.bootstrap_if_unformed(sm);
         }
         self.retry_reads();
+        self.image_streams_tick();
+        self.poll_snapshot(sm);
         self.drive(sm)?;
         self.reconfig_tick(sm);
         self.drive(sm)
@@ -444,7 +469,11 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
         // too; only members' notices show a server that takes part.
         if !matches!(
             notice,
-            Notice::Discover { .. } | Notice::DiscoverReply(_) | Notice::Rejoining { .. }
+            Notice::Discover { .. }
+                | Notice::DiscoverReply(_)
+                | Notice::Rejoining { .. }
+                // A server being caught up takes no part yet.
+                | Notice::SnapshotAck { .. }
         ) {
             self.last_heard.insert(from, self.ticks);
         }
@@ -459,6 +488,7 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
     /// follower's clients when its connection to the leader breaks.
     pub fn unreachable(&mut self, peer: u64, sm: &mut dyn StateMachine<W>) {
         self.node.report_unreachable(peer);
+        self.image_stream_interrupted(peer);
         if self.role.leader == Some(peer) && !self.is_leader() {
             self.drop_reads();
             sm.leader_unreachable();
@@ -523,6 +553,11 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
         self.applied_index
     }
 
+    /// Snapshot images on their way to followers.
+    pub fn images_being_sent(&self) -> usize {
+        self.images_out.len()
+    }
+
     pub fn node(&self) -> &Node<MemLog> {
         &self.node
     }
@@ -544,6 +579,10 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
 
     fn send_all(&mut self, messages: Vec<Message>) {
         for message in messages {
+            if message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+                self.send_image(message);
+                continue;
+            }
             let to = message.to;
             if !self.net.send(message) {
                 self.node.report_unreachable(to);

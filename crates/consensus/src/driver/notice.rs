@@ -14,7 +14,9 @@
 //!   and am I in it? (`driver::standing`)
 //! - a member that lost its store asking to be taken back, the leader's
 //!   answer, and a follower's notice that the leader's view of its log is
-//!   ahead of the log (`driver::standing`).
+//!   ahead of the log (`driver::standing`);
+//! - a snapshot's image, in chunks from the leader, and the receiver's
+//!   acknowledgements (`driver::image_stream`).
 //!
 //! The encoding is big-endian `i32` kinds and `i64` fields with `i32`
 //! length-prefixed buffers (jute's primitives), the first four kinds laid
@@ -25,6 +27,7 @@
 
 use thiserror::Error;
 
+use super::image_stream::SnapshotId;
 use crate::membership::{Member, Membership, member_line, parse_server};
 
 const FORWARD: i32 = 1;
@@ -38,6 +41,8 @@ const DISCOVER_REPLY: i32 = 8;
 const REJOINING: i32 = 9;
 const RESTORE_ACCEPTED: i32 = 10;
 const STALE_PROGRESS: i32 = 11;
+const SNAPSHOT_CHUNK: i32 = 12;
+const SNAPSHOT_ACK: i32 = 13;
 
 /// Who a write answers: ZooKeeper's (session, cxid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -174,6 +179,21 @@ pub enum Notice {
         term: u64,
         last_index: u64,
     },
+    /// A piece of a snapshot's image, from the leader sending it.
+    SnapshotChunk {
+        id: SnapshotId,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    /// From the server receiving a snapshot: how much of image `id` it
+    /// holds (`received`), or that it holds all of it and checked it
+    /// (`received == id.bytes`), or that it refused it (`refused`: the
+    /// sender gives up and Raft makes a new one).
+    SnapshotAck {
+        id: SnapshotId,
+        received: u64,
+        refused: bool,
+    },
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -272,6 +292,22 @@ impl Notice {
                 put_u64(w, *term);
                 put_u64(w, *last_index);
             }
+            Notice::SnapshotChunk { id, offset, bytes } => {
+                put_i32(w, SNAPSHOT_CHUNK);
+                put_id(w, id);
+                put_u64(w, *offset);
+                w.extend_from_slice(bytes);
+            }
+            Notice::SnapshotAck {
+                id,
+                received,
+                refused,
+            } => {
+                put_i32(w, SNAPSHOT_ACK);
+                put_id(w, id);
+                put_u64(w, *received);
+                put_i32(w, i32::from(*refused));
+            }
         }
         out
     }
@@ -359,6 +395,20 @@ impl Notice {
                 term: r.u64("term")?,
                 last_index: r.u64("last index")?,
             },
+            SNAPSHOT_CHUNK => Notice::SnapshotChunk {
+                id: r.id()?,
+                offset: r.u64("chunk offset")?,
+                bytes: r.rest().to_vec(),
+            },
+            SNAPSHOT_ACK => Notice::SnapshotAck {
+                id: r.id()?,
+                received: r.u64("bytes received")?,
+                refused: match r.i32("refused")? {
+                    0 => false,
+                    1 => true,
+                    other => return Err(invalid("refused", other.to_string())),
+                },
+            },
             other => return Err(NoticeError::UnknownKind(other)),
         };
         r.finish()?;
@@ -414,6 +464,13 @@ fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 
+fn put_id(out: &mut Vec<u8>, id: &SnapshotId) {
+    put_u64(out, id.index);
+    put_u64(out, id.term);
+    put_u64(out, id.bytes);
+    put_i64(out, i64::from(id.checksum));
+}
+
 fn put_text(out: &mut Vec<u8>, text: &str) {
     put_i32(out, i32::try_from(text.len()).unwrap_or(i32::MAX));
     out.extend_from_slice(text.as_bytes());
@@ -452,6 +509,16 @@ impl<'a> Reader<'a> {
         let len = usize::try_from(len).map_err(|_| invalid(what, "a negative length"))?;
         let bytes = self.take(len, what)?;
         std::str::from_utf8(bytes).map_err(|_| invalid(what, "not UTF-8"))
+    }
+
+    fn id(&mut self) -> Result<SnapshotId, NoticeError> {
+        Ok(SnapshotId {
+            index: self.u64("snapshot index")?,
+            term: self.u64("snapshot term")?,
+            bytes: self.u64("snapshot size")?,
+            checksum: u32::try_from(self.i64("snapshot checksum")?)
+                .map_err(|_| invalid("snapshot checksum", "out of range"))?,
+        })
     }
 
     fn rest(&mut self) -> &'a [u8] {
@@ -551,6 +618,26 @@ mod tests {
                 term: 5,
                 last_index: 1,
             },
+            Notice::SnapshotChunk {
+                id: SnapshotId {
+                    index: 700,
+                    term: 4,
+                    bytes: 3 << 20,
+                    checksum: 0xdead_beef,
+                },
+                offset: 1 << 20,
+                bytes: vec![9; 16],
+            },
+            Notice::SnapshotAck {
+                id: SnapshotId {
+                    index: 700,
+                    term: 4,
+                    bytes: 3 << 20,
+                    checksum: 7,
+                },
+                received: 2 << 20,
+                refused: true,
+            },
         ]
     }
 
@@ -575,7 +662,10 @@ mod tests {
     fn truncations_and_garbage_fail_cleanly() {
         for notice in all() {
             let bytes = notice.encode();
-            let fixed_tail = matches!(notice, Notice::Forward { .. } | Notice::Status { .. });
+            let fixed_tail = matches!(
+                notice,
+                Notice::Forward { .. } | Notice::Status { .. } | Notice::SnapshotChunk { .. }
+            );
             for cut in 0..bytes.len() {
                 let decoded = Notice::decode(&bytes[..cut]);
                 if !fixed_tail {

@@ -23,22 +23,16 @@ use crate::node::Ready;
 
 impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
     /// Handles every ready the node has, then the housekeeping that
-    /// follows a round (a snapshot raft-rs asked for, log compaction).
+    /// follows a round (a snapshot raft-rs asked for, images on their
+    /// way).
     pub(super) fn drive(&mut self, sm: &mut dyn StateMachine<W>) -> Result<(), DriverError> {
-        // A snapshot made for waiting followers is sent in a second pass
-        // (one at most: a snapshot raft-rs still finds unfit waits for the
-        // next call rather than being remade in a loop).
-        let mut offered = false;
-        loop {
-            while let Some(rd) = self.node.ready()? {
-                self.handle_ready(rd, sm)?;
-            }
-            self.removed_if_left_out(sm);
-            if offered || !self.offer_snapshot_if_wanted(sm) {
-                return Ok(());
-            }
-            offered = true;
+        while let Some(rd) = self.node.ready()? {
+            self.handle_ready(rd, sm)?;
         }
+        self.removed_if_left_out(sm);
+        self.make_snapshot_if_wanted(sm);
+        self.pump_images(sm);
+        Ok(())
     }
 
     fn handle_ready(&mut self, rd: Ready, sm: &mut dyn StateMachine<W>) -> Result<(), DriverError> {
@@ -122,6 +116,10 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
         let installed = sm
             .install_snapshot(index, term, &snapshot.data)
             .map_err(|reason| DriverError::Snapshot { index, reason })?;
+        // The image it names was the leader's and is gone once installed:
+        // as a leader, this server makes its own.
+        let mut snapshot = snapshot;
+        snapshot.data = Default::default();
         self.log.core().install(snapshot);
         self.node.resume_zxids(index, installed.zxid);
         self.applied_index = index;

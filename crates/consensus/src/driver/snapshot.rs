@@ -2,21 +2,28 @@
 //! memory (`MemLog`), so a member keeps a bounded number of entries behind
 //! its applied index; a follower further behind gets a snapshot, made on
 //! demand: when raft-rs asks for one newer than any at hand, the log says
-//! "temporarily unavailable" and raises a flag, and after the round the
-//! state machine serializes its applied state, which raft-rs sends at its
-//! next contact with that follower.
+//! "temporarily unavailable" and raises a flag, and the state machine is
+//! asked to make an image of its applied state — from its store, off the
+//! thread that serves clients, so it may take a while. Once made, the
+//! image's id is offered to raft-rs, which sends it at its next contact
+//! with each follower waiting; the image itself follows as a stream
+//! (`image_stream.rs`).
 
 use raft::eraftpb::Snapshot;
 
 use super::Driver;
+use super::image_stream::Making;
 use super::io::{LogWriter, StateMachine, Transport};
 
 impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
-    /// raft-rs wants a snapshot to send: one of the state as applied.
-    /// True if it made one (and queued it for the followers waiting).
-    pub(super) fn offer_snapshot_if_wanted(&mut self, sm: &mut dyn StateMachine<W>) -> bool {
-        if !self.log.core().snapshot_wanted() {
-            return false;
+    /// raft-rs wants a snapshot to send: the state machine starts making
+    /// an image of the state as applied (one at a time).
+    pub(super) fn make_snapshot_if_wanted(&mut self, sm: &mut dyn StateMachine<W>) {
+        if !self.log.core().snapshot_wanted()
+            || self.making.is_some()
+            || self.ticks < self.make_after_tick
+        {
+            return;
         }
         let index = self.applied_index;
         let (term, conf) = {
@@ -24,25 +31,57 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
             (core.term(index), core.conf_state.clone())
         };
         let Some(term) = term else {
-            return false;
+            return;
         };
-        let data = sm.snapshot(index, term, self.applied_zxid);
         tracing::info!(
             index,
             zxid = format_args!("0x{:x}", self.applied_zxid),
-            bytes = data.len(),
-            "made a snapshot for a follower too far behind"
+            "making a snapshot for a follower too far behind"
         );
+        sm.make_snapshot(index, term, self.applied_zxid);
+        self.making = Some(Making { index, term, conf });
+    }
+
+    /// Once a tick while an image is being made: offered to raft-rs once
+    /// it is.
+    pub(super) fn poll_snapshot(&mut self, sm: &mut dyn StateMachine<W>) {
+        if self.making.is_none() {
+            return;
+        }
+        let Some(made) = sm.snapshot_made() else {
+            return;
+        };
+        let Some(making) = self.making.take() else {
+            return;
+        };
+        let id = match made {
+            Ok(id) if id.index == making.index && id.term == making.term => id,
+            Ok(id) => {
+                tracing::warn!(
+                    image = %id,
+                    wanted = making.index,
+                    "the state machine made an image of another index"
+                );
+                self.make_after_tick = self.ticks + self.config.election_ticks as u64;
+                return;
+            }
+            Err(why) => {
+                tracing::warn!(index = making.index, why, "could not make a snapshot");
+                // Tried again after an election timeout, not in a loop.
+                self.make_after_tick = self.ticks + self.config.election_ticks as u64;
+                return;
+            }
+        };
+        tracing::info!(image = %id, "made a snapshot");
         let mut snapshot = Snapshot::default();
-        snapshot.mut_metadata().index = index;
-        snapshot.mut_metadata().term = term;
-        snapshot.mut_metadata().set_conf_state(conf);
-        snapshot.data = data.into();
+        snapshot.mut_metadata().index = making.index;
+        snapshot.mut_metadata().term = making.term;
+        snapshot.mut_metadata().set_conf_state(making.conf);
+        snapshot.data = id.encode().into();
         self.log.core().offer_snapshot(snapshot);
         // The followers that asked for it get it now, not at their next
         // heartbeat; `drive` sends what this queues.
         self.node.resend_to_snapshot_waiters();
-        true
     }
 
     /// Keeps `retained_entries` behind the applied index, dropping older
@@ -52,7 +91,14 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
         if applied_index <= self.compacted_through + 2 * retain {
             return;
         }
-        let through = applied_index - retain;
+        let mut through = applied_index - retain;
+        // A follower being sent an image goes on from the log after it.
+        if let Some(oldest) = self.oldest_image_in_use() {
+            through = through.min(oldest);
+        }
+        if through <= self.compacted_through {
+            return;
+        }
         let mut core = self.log.core();
         let Some(term) = core.term(through) else {
             return;

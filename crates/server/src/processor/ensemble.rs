@@ -24,16 +24,19 @@
 //! the middle of calling back into this layer when a request runs.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use consensus::driver::{
     ApplyKind, Applying, Installed, MembershipOp, MembershipResult, Prepared, Requester, RoleView,
-    StateMachine, Submission,
+    SnapshotId, Staged, StateMachine, Submission,
 };
 use consensus::membership::{Membership, ReconfigError};
 use consensus::{Proposed, Role};
 use proto::{ErrorCode, Id, OpCode, PathResponse, Response, perms};
 use storage::ApplyBatch;
+use storage::image::{FileDir, Images, Restored};
 use storage::writer::WriteCommand;
 use tokio::sync::oneshot;
 use tree::{CONFIG, Context, Pending, Txn, TxnOp, WriteRequest};
@@ -110,10 +113,15 @@ pub(crate) struct Replicated {
     /// Admin membership requests waiting for their answer, by ticket.
     tickets: HashMap<u64, oneshot::Sender<MembershipResult>>,
     next_ticket: u64,
+    /// Snapshot images: made here to send, or received to install.
+    images: Images<FileDir>,
+    /// Where the thread making an image leaves its outcome.
+    made: Arc<Mutex<Option<Result<SnapshotId, String>>>>,
 }
 
 impl Replicated {
-    pub(super) fn new() -> Replicated {
+    /// `images` is the directory snapshot images are kept in.
+    pub(super) fn new(images: &Path) -> Replicated {
         Replicated {
             view: RoleView {
                 role: Role::Follower,
@@ -130,6 +138,8 @@ impl Replicated {
             calls: VecDeque::new(),
             tickets: HashMap::new(),
             next_ticket: 1,
+            images: Images::open(FileDir::new(images)),
+            made: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -477,29 +487,77 @@ impl StateMachine<ZkWrite> for ZooKeeper {
         self.writer.send(WriteCommand::Apply(batch));
     }
 
-    fn snapshot(&mut self, index: u64, term: u64, zxid: i64) -> Vec<u8> {
-        let started = Instant::now();
-        let image = storage::recovery::image_of(&self.tree, index, term, zxid);
-        let data = storage::encode_image(&image);
-        tracing::debug!(
-            index,
-            took_ms = started.elapsed().as_millis() as u64,
-            "serialized the tree for a snapshot"
-        );
-        data
+    /// The image is made from a view of the store taken by the log writer
+    /// (after the apply batch of `index`, so it holds exactly that state),
+    /// on a thread of its own: clients are served meanwhile.
+    fn make_snapshot(&mut self, index: u64, term: u64, _zxid: i64) {
+        let Some(ensemble) = self.ensemble.as_mut() else {
+            return;
+        };
+        let made = ensemble.made.clone();
+        let dir = ensemble.images.dir().clone();
+        let sent = self.writer.send(WriteCommand::View(Box::new(move |view| {
+            let view = match view {
+                Ok(view) => view,
+                Err(e) => {
+                    *lock(&made) = Some(Err(format!("taking a view of the store: {e}")));
+                    return;
+                }
+            };
+            let spawned = std::thread::Builder::new()
+                .name("image-maker".into())
+                .spawn({
+                    let made = made.clone();
+                    move || {
+                        let started = Instant::now();
+                        let outcome = Images::make(&dir, view.as_ref(), index, term)
+                            .map_err(|e| e.to_string());
+                        if let Ok(id) = &outcome {
+                            tracing::info!(
+                                image = %id,
+                                took_ms = started.elapsed().as_millis() as u64,
+                                "wrote a snapshot's image"
+                            );
+                        }
+                        *lock(&made) = Some(outcome);
+                    }
+                });
+            if let Err(e) = spawned {
+                *lock(&made) = Some(Err(format!("starting the image maker: {e}")));
+            }
+        })));
+        if !sent {
+            *lock(&ensemble.made) = Some(Err("the log writer is gone".into()));
+        }
+    }
+
+    fn snapshot_made(&mut self) -> Option<Result<SnapshotId, String>> {
+        lock(&self.ensemble.as_ref()?.made).take()
+    }
+
+    fn read_snapshot(
+        &mut self,
+        id: &SnapshotId,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, String> {
+        let ensemble = self.ensemble.as_ref().ok_or("not in an ensemble")?;
+        ensemble.images.read(id, offset, len)
+    }
+
+    fn receive_snapshot(
+        &mut self,
+        id: &SnapshotId,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<Staged, String> {
+        let ensemble = self.ensemble.as_mut().ok_or("not in an ensemble")?;
+        ensemble.images.receive(id, offset, bytes)
     }
 
     fn check_snapshot(&mut self, index: u64, term: u64, data: &[u8]) -> Result<(), String> {
-        let image = storage::decode_image(data).map_err(|e| e.to_string())?;
-        if image.index != index || image.term != term {
-            return Err(format!(
-                "a snapshot for {index}/{term} carries the image of {}/{}",
-                image.index, image.term
-            ));
-        }
-        storage::recovery::tree_of(&image)
-            .map_err(|e| format!("the snapshot's tree is inconsistent: {e}"))?;
-        Ok(())
+        let ensemble = self.ensemble.as_mut().ok_or("not in an ensemble")?;
+        ensemble.images.prepare(index, term, data)
     }
 
     /// Catching up by snapshot: the tree becomes the leader's as of the
@@ -512,15 +570,8 @@ impl StateMachine<ZkWrite> for ZooKeeper {
         term: u64,
         data: &[u8],
     ) -> Result<Installed, String> {
-        let image = storage::decode_image(data).map_err(|e| e.to_string())?;
-        if image.index != index || image.term != term {
-            return Err(format!(
-                "a snapshot for {index}/{term} carries the image of {}/{}",
-                image.index, image.term
-            ));
-        }
-        let tree = storage::recovery::tree_of(&image)
-            .map_err(|e| format!("the snapshot's tree is inconsistent: {e}"))?;
+        let ensemble = self.ensemble.as_mut().ok_or("not in an ensemble")?;
+        let Restored { image, tree } = ensemble.images.take(index, term, data)?;
         let zxid = image.zxid;
         self.writer
             .send(WriteCommand::InstallImage(Box::new(image)));
@@ -736,4 +787,12 @@ impl StateMachine<ZkWrite> for ZooKeeper {
             self.close(conn);
         }
     }
+}
+
+/// The made-image slot, locked (a panic while it was held leaves at worst
+/// no outcome, and the driver makes another image).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

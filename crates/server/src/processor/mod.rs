@@ -249,7 +249,9 @@ impl Processor {
             }
             _ => None,
         };
-        let ensemble = driver.as_ref().map(|_| ensemble::Replicated::new());
+        let ensemble = driver
+            .as_ref()
+            .map(|_| ensemble::Replicated::new(&config.data_log_dir.join("images")));
         let zk = ZooKeeper {
             features,
             tree: recovered.tree,
@@ -468,6 +470,16 @@ fn driver_config(config: &Config, setup: &ReplicaSetup) -> DriverConfig {
     driver.reconfig_deadline_ticks =
         u64::from(setup.ensemble.init_limit.max(1)) * u64::from(RAFT_TICKS_PER_TICK);
     driver.retained_entries = config.log_retention_entries.clamp(1, MAX_RETAINED_ENTRIES);
+    // A frame holds a batch of appends or a chunk of a snapshot's image
+    // with room to spare.
+    driver.max_size_per_msg = driver
+        .max_size_per_msg
+        .min(config.peer_max_frame as u64 / 4);
+    driver.snapshot_chunk_bytes = config.snapshot_chunk_bytes.min(config.peer_max_frame / 2);
+    driver.snapshot_bytes_per_tick = match config.snapshot_send_rate {
+        0 => u64::MAX,
+        rate => (rate.saturating_mul(raft_tick(config).as_millis() as u64) / 1000).max(1),
+    };
     driver
 }
 

@@ -19,7 +19,7 @@ use crate::ensemble::{children, writer};
 use crate::ensemble_support::LocalEnsemble;
 
 /// Writers on every member, recording what was acknowledged.
-struct Writers {
+pub(crate) struct Writers {
     addrs: Arc<Mutex<Vec<std::net::SocketAddr>>>,
     stop: Arc<AtomicBool>,
     acked: Arc<Mutex<Vec<String>>>,
@@ -27,7 +27,7 @@ struct Writers {
 }
 
 impl Writers {
-    fn start(ensemble: &LocalEnsemble) -> Writers {
+    pub(crate) fn start(ensemble: &LocalEnsemble) -> Writers {
         let leader = ensemble.await_leader(Duration::from_secs(30));
         let mut setup = ensemble.client(leader);
         assert_eq!(setup.create("/load", b"").unwrap().error(), ErrorCode::Ok);
@@ -48,12 +48,12 @@ impl Writers {
         }
     }
 
-    fn acked(&self) -> Vec<String> {
+    pub(crate) fn acked(&self) -> Vec<String> {
         self.acked.lock().unwrap().clone()
     }
 
     /// Waits until `more` writes were acknowledged from now.
-    fn progress(&self, more: usize, ensemble: &LocalEnsemble) {
+    pub(crate) fn progress(&self, more: usize, ensemble: &LocalEnsemble) {
         let start = self.acked().len();
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.acked().len() < start + more {
@@ -66,11 +66,11 @@ impl Writers {
         }
     }
 
-    fn moved(&self, i: usize, ensemble: &LocalEnsemble) {
+    pub(crate) fn moved(&self, i: usize, ensemble: &LocalEnsemble) {
         self.addrs.lock().unwrap()[i] = ensemble.addr(i);
     }
 
-    fn stop(self) -> Vec<String> {
+    pub(crate) fn stop(self) -> Vec<String> {
         self.stop.store(true, Ordering::Relaxed);
         for (id, t) in self.threads.into_iter().enumerate() {
             assert_eq!(t.join().unwrap(), 0, "writer {id}'s session expired");
@@ -81,7 +81,12 @@ impl Writers {
 
 /// Waits until member `i` serves and holds every write of `acked`;
 /// returns how long that took.
-fn await_whole(ensemble: &LocalEnsemble, i: usize, acked: &[String], since: Instant) -> Duration {
+pub(crate) fn await_whole(
+    ensemble: &LocalEnsemble,
+    i: usize,
+    acked: &[String],
+    since: Instant,
+) -> Duration {
     let deadline = since + Duration::from_secs(60);
     loop {
         if ensemble.mode(i).is_some() {
@@ -103,7 +108,7 @@ fn await_whole(ensemble: &LocalEnsemble, i: usize, acked: &[String], since: Inst
     }
 }
 
-fn assert_everywhere(ensemble: &LocalEnsemble, acked: &[String]) {
+pub(crate) fn assert_everywhere(ensemble: &LocalEnsemble, acked: &[String]) {
     assert!(acked.len() > 50, "only {} writes acknowledged", acked.len());
     for i in 0..3 {
         let mut client = ensemble.client(i);

@@ -18,5 +18,6 @@ mod raw_client;
 mod raw_protocol;
 mod restarts;
 mod rust_client;
+mod snapshot_stream;
 mod support;
 mod tls;
