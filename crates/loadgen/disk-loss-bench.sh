@@ -10,10 +10,13 @@
 #      once more, start it again; time from the start to the first getData
 #      of /pop that server answers (it serves again, with the data), and to
 #      the moment its znode count (mntr) is the leader's: it holds the whole
-#      tree.
+#      tree. Clients of the two other servers (4 sessions, half reads, half
+#      setData of VALUE_SIZE bytes) are measured for LOAD_SECONDS before the
+#      kill and for LOAD_SECONDS from the start: their p99 without and
+#      during the catch-up.
 #
 # Usage: crates/loadgen/disk-loss-bench.sh [OUTDIR]
-# Environment: ZNODES (100000), VALUE_SIZE (100), ROUNDS (3),
+# Environment: ZNODES (100000), VALUE_SIZE (100), ROUNDS (3), LOAD_SECONDS (10),
 # TICK_TIME (2000), SYNC_LIMIT (5), INIT_LIMIT (10), ZK_HEAP (1g),
 # SERVERS ("zookeeper conclave").
 # Results: OUTDIR/results.md and OUTDIR/*.jsonl; logs stay in OUTDIR.
@@ -23,6 +26,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 ZNODES=${ZNODES:-100000}
 VALUE_SIZE=${VALUE_SIZE:-100}
 ROUNDS=${ROUNDS:-3}
+LOAD_SECONDS=${LOAD_SECONDS:-10}
 TICK_TIME=${TICK_TIME:-2000}
 SYNC_LIMIT=${SYNC_LIMIT:-5}
 INIT_LIMIT=${INIT_LIMIT:-10}
@@ -39,6 +43,13 @@ znode_count() { # port -> zk_znode_count
     "$LOADGEN" mntr --server "127.0.0.1:$1" 2>/dev/null | awk '$1 == "zk_znode_count" { print $2 }'
 }
 
+# Clients of the servers in $1 (comma-separated host:port) for LOAD_SECONDS
+# after $2 s of warm-up: 4 sessions, half reads, half setData; report in $3.
+client_load() {
+    "$LOADGEN" bench --server "$1" --sessions 4 --in-flight 1 --read-ratio 0.5 \
+        --value-size "$VALUE_SIZE" --duration "$LOAD_SECONDS" --warmup "$2" --json "$3" >/dev/null
+}
+
 bench_disk_loss() {
     local name=$1
     start_ensemble "$name"
@@ -52,6 +63,9 @@ bench_disk_loss() {
     for round in $(seq 1 "$ROUNDS"); do
         leader=$(await_leader)
         local victim=$(((leader % 3) + 1)) dir=$OUT/$name/server$(((leader % 3) + 1))
+        local third=$(((victim % 3) + 1))
+        local others=127.0.0.1:${CLIENT_PORTS[$leader]},127.0.0.1:${CLIENT_PORTS[$third]}
+        client_load "$others" 1 "$OUT/$name/round-$round-without.json"
         kill -9 "${PIDS[$victim]}"
         wait "${PIDS[$victim]}" 2>/dev/null || true
         find "$dir/data" -mindepth 1 -maxdepth 1 ! -name myid -exec rm -rf {} +
@@ -61,6 +75,8 @@ bench_disk_loss() {
         local started_ns
         started_ns=$(now_ns)
         start_member "$name" "$victim"
+        client_load "$others" 0 "$OUT/$name/round-$round-during.json" &
+        local load_pid=$!
         "$LOADGEN" probe --path /pop --server "127.0.0.1:${CLIENT_PORTS[$victim]}" \
             --since-unix-ns "$started_ns" --attempt-timeout-ms 1000 --timeout 300 \
             >"$OUT/$name/round-$round.out"
@@ -74,13 +90,21 @@ bench_disk_loss() {
             got=$(znode_count "${CLIENT_PORTS[$victim]}")
         done
         whole_ms=$((($(now_ns) - started_ns) / 1000000))
+        wait "$load_pid"
         if [[ $got != "$want" ]]; then
             log "$name: server $victim does not hold the whole tree: $got znodes, the leader $want"
             exit 1
         fi
         jq -nc --arg round "$round" --arg victim "$victim" --arg ms "$ms" --arg whole "$whole_ms" --arg n "$got" \
+            --slurpfile without "$OUT/$name/round-$round-without.json" \
+            --slurpfile during "$OUT/$name/round-$round-during.json" \
             '{round: ($round | tonumber), server: ($victim | tonumber), serving_ms: ($ms | tonumber),
-              whole_tree_ms: ($whole | tonumber), znodes: ($n | tonumber)}' >>"$OUT/$name-disk-loss.jsonl"
+              whole_tree_ms: ($whole | tonumber), znodes: ($n | tonumber),
+              write_p99_ms_without: ($without[0].writes.p99_us / 1000),
+              write_p99_ms_during: ($during[0].writes.p99_us / 1000),
+              read_p99_ms_without: ($without[0].reads.p99_us / 1000),
+              read_p99_ms_during: ($during[0].reads.p99_us / 1000),
+              errors_during: ($during[0].errors)}' >>"$OUT/$name-disk-loss.jsonl"
         log "$name: round $round: server $victim serves ${ms} ms after its start, holds all $got znodes after ${whole_ms} ms"
         await_leader >/dev/null
     done
@@ -110,6 +134,16 @@ done
     for server in $SERVERS; do
         jq -rs --arg s "$server" '([.[].serving_ms] | sort) as $v | ([.[].whole_tree_ms] | sort) as $w |
             "| \($s) | \($v | length) | \($v[0]) | \($v[(($v | length) / 2 | floor)]) | \($v[-1]) | \($w[0]) | \($w[(($w | length) / 2 | floor)]) | \($w[-1]) |"' \
+            "$OUT/$server-disk-loss.jsonl"
+    done
+    echo
+    echo "Clients of the two other servers (4 sessions, half getData, half setData of $VALUE_SIZE B): p99 in ms over $LOAD_SECONDS s before the kill and over $LOAD_SECONDS s from the start, median of the rounds:"
+    echo
+    echo "| server | write p99 without | during | read p99 without | during | errors during |"
+    echo "|---|---:|---:|---:|---:|---|"
+    for server in $SERVERS; do
+        jq -rs --arg s "$server" 'def med(f): ([.[] | f] | sort) as $v | ($v[(($v | length) / 2 | floor)] * 100 | round) / 100;
+            "| \($s) | \(med(.write_p99_ms_without)) | \(med(.write_p99_ms_during)) | \(med(.read_p99_ms_without)) | \(med(.read_p99_ms_during)) | \([.[].errors_during | to_entries[] | "\(.key) \(.value)"] | join(", ")) |"' \
             "$OUT/$server-disk-loss.jsonl"
     done
 } >"$OUT/results.md"

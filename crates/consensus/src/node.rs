@@ -636,6 +636,15 @@ impl<S: Storage> Node<S> {
         out
     }
 
+    /// The highest index a leader knows to be in `peer`'s log (`None`
+    /// unless this server leads and `peer` is in its configuration).
+    pub fn matched(&self, peer: u64) -> Option<u64> {
+        if self.raw.raft.state != StateRole::Leader {
+            return None;
+        }
+        self.raw.raft.prs().get(peer).map(|p| p.matched)
+    }
+
     /// The membership in force (the last applied change).
     pub fn conf_state(&self) -> ConfState {
         self.raw.raft.prs().conf().to_conf_state()

@@ -60,9 +60,13 @@ fn malformed<T>(detail: impl Into<String>) -> Result<T> {
 
 // ---------------------------------------------------------------- checksum
 
-const fn crc32c_table() -> [u32; 256] {
+/// Slicing-by-8 tables: `[0]` is the byte-at-a-time table, `[k]` the
+/// CRC of a byte followed by `k` zero bytes, so eight bytes are folded in
+/// with eight lookups and no dependency between them (about four times
+/// the speed of one byte at a time: images are hundreds of megabytes).
+const fn crc32c_tables() -> [[u32; 256]; 8] {
     const POLY: u32 = 0x82f6_3b78; // Castagnoli, reflected
-    let mut table = [0u32; 256];
+    let mut tables = [[0u32; 256]; 8];
     let mut i = 0;
     while i < 256 {
         let mut crc = i as u32;
@@ -75,13 +79,23 @@ const fn crc32c_table() -> [u32; 256] {
             };
             bit += 1;
         }
-        table[i] = crc;
+        tables[0][i] = crc;
         i += 1;
     }
-    table
+    let mut k = 1;
+    while k < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let prev = tables[k - 1][i];
+            tables[k][i] = (prev >> 8) ^ tables[0][(prev & 0xff) as usize];
+            i += 1;
+        }
+        k += 1;
+    }
+    tables
 }
 
-static CRC32C_TABLE: [u32; 256] = crc32c_table();
+static CRC32C_TABLES: [[u32; 256]; 8] = crc32c_tables();
 
 /// CRC-32C (Castagnoli), as in iSCSI, ext4 and RocksDB.
 pub(crate) fn crc32c(bytes: &[u8]) -> u32 {
@@ -102,9 +116,22 @@ impl Default for Crc32c {
 
 impl Crc32c {
     pub fn update(&mut self, bytes: &[u8]) {
+        let t = &CRC32C_TABLES;
         let mut crc = self.0;
-        for &b in bytes {
-            crc = CRC32C_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            crc = t[7][(lo & 0xff) as usize]
+                ^ t[6][((lo >> 8) & 0xff) as usize]
+                ^ t[5][((lo >> 16) & 0xff) as usize]
+                ^ t[4][(lo >> 24) as usize]
+                ^ t[3][c[4] as usize]
+                ^ t[2][c[5] as usize]
+                ^ t[1][c[6] as usize]
+                ^ t[0][c[7] as usize];
+        }
+        for &b in chunks.remainder() {
+            crc = t[0][((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
         }
         self.0 = crc;
     }
@@ -1119,6 +1146,40 @@ mod tests {
             let _ = decode_hard_state(&sealed);
             let _ = decode_config(&sealed);
             let _ = decode_compacted(&sealed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod crc_tests {
+    use super::*;
+
+    /// Slicing-by-8 computes what one byte at a time does, for every length
+    /// and split; and the standard check value.
+    #[test]
+    fn sliced_crc_matches_bytewise() {
+        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+        let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 31 + 7) as u8).collect();
+        let bytewise = |data: &[u8]| {
+            let mut crc = !0u32;
+            for &b in data {
+                crc = CRC32C_TABLES[0][((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+            }
+            !crc
+        };
+        for len in [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 999, 1000] {
+            assert_eq!(crc32c(&bytes[..len]), bytewise(&bytes[..len]), "len {len}");
+            for split in [0, 1, 3, 8, len / 2] {
+                let split = split.min(len);
+                let mut crc = Crc32c::default();
+                crc.update(&bytes[..split]);
+                crc.update(&bytes[split..len]);
+                assert_eq!(
+                    crc.value(),
+                    bytewise(&bytes[..len]),
+                    "len {len} split {split}"
+                );
+            }
         }
     }
 }

@@ -37,7 +37,13 @@ pub enum RestoreError {
 /// was the largest single cost of loading a million znodes at restart, and
 /// foldhash is still seeded per process, so clients cannot choose colliding
 /// paths in advance.
-type NodeMap = HashMap<String, Node, foldhash::fast::RandomState>;
+///
+/// The nodes are boxed: the map grows by doubling, so after a growth
+/// about half its slots are empty, and an empty slot costs its size — 32
+/// bytes (the key's header and a pointer) instead of 144 with the node
+/// inline. `examples/znode_memory.rs` measures it: 327 → about 200 bytes
+/// per znode for the slot and the node together at 1,000,000 znodes.
+type NodeMap = HashMap<String, Box<Node>, foldhash::fast::RandomState>;
 
 /// The replicated state: znodes and sessions, and the last zxid applied.
 #[derive(Debug, Clone)]
@@ -143,11 +149,11 @@ impl DataTree {
     }
 
     pub fn node(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path::normalize(path))
+        self.nodes.get(path::normalize(path)).map(|n| &**n)
     }
 
     pub(crate) fn node_mut(&mut self, path: &str) -> Option<&mut Node> {
-        self.nodes.get_mut(path::normalize(path))
+        self.nodes.get_mut(path::normalize(path)).map(|n| &mut **n)
     }
 
     pub fn stat(&self, path: &str) -> Option<Stat> {
@@ -231,7 +237,7 @@ impl DataTree {
 
     /// Every node with its path, in no particular order.
     pub fn nodes(&self) -> impl Iterator<Item = (&String, &Node)> {
-        self.nodes.iter()
+        self.nodes.iter().map(|(path, node)| (path, &**node))
     }
 
     /// Records that a log entry without a transaction (a new leader's
@@ -309,11 +315,11 @@ impl DataTree {
                 self.ttls.insert(path.clone());
             }
         }
-        self.nodes.insert(path, node);
+        self.nodes.insert(path, Box::new(node));
     }
 
     pub(crate) fn remove_node(&mut self, path: &str) -> Option<Node> {
-        let node = self.nodes.remove(path)?;
+        let node = *self.nodes.remove(path)?;
         self.data_size -= Self::node_size(path, &node);
         match owner::kind(node.stat.ephemeral_owner) {
             owner::Kind::Void => {}

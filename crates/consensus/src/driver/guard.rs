@@ -18,6 +18,7 @@
 use raft::eraftpb::{EntryType, Message, MessageType};
 
 use super::Driver;
+use super::image_stream::SnapshotId;
 use super::io::{LogWriter, StateMachine, Transport};
 use super::notice::Notice;
 use super::standing::Standing;
@@ -310,7 +311,20 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
             ));
         }
         sm.check_snapshot(meta.index, meta.term, &snapshot.data)
-            .map_err(|why| ("snapshot the state machine cannot install", why))
+            .map_err(|why| {
+                // The image it names is not here whole, or does not make
+                // a tree: the leader gives it up, and Raft has a new one
+                // made and sent.
+                if let Some(id) = SnapshotId::decode(&snapshot.data) {
+                    let ack = Notice::SnapshotAck {
+                        id,
+                        received: 0,
+                        refused: true,
+                    };
+                    self.notify(m.from, &ack);
+                }
+                ("snapshot the state machine cannot install", why)
+            })
     }
 
     /// A notice from `from`, dispatched.

@@ -110,6 +110,18 @@ pub(super) struct Outgoing {
     progress_tick: u64,
     /// Sending went back to `acked` since it last moved.
     rewound: bool,
+    /// The follower holds the image and raft-rs's message went out: the
+    /// log is kept from the image's index until the follower's log
+    /// reaches it, so it goes on from the log once it has installed the
+    /// image (however long that takes) instead of needing another.
+    delivered: bool,
+}
+
+impl Outgoing {
+    /// The follower does not hold the whole image yet.
+    pub(super) fn is_sending(&self) -> bool {
+        !self.delivered
+    }
 }
 
 /// The image the state machine is making for raft-rs (`snapshot.rs`).
@@ -133,6 +145,12 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
             return;
         };
         match self.images_out.get_mut(&to) {
+            // raft-rs asked again for an image the follower holds.
+            Some(out) if out.id == id && out.delivered => {
+                if !self.net.send(message) {
+                    self.node.report_unreachable(to);
+                }
+            }
             // raft-rs asked again for the same image: the transfer goes on.
             Some(out) if out.id == id => out.message = message,
             _ => {
@@ -146,6 +164,7 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
                         sent: 0,
                         progress_tick: self.ticks,
                         rewound: false,
+                        delivered: false,
                     },
                 );
             }
@@ -219,12 +238,26 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
             self.abandon_image(from, "the follower refused the image");
             return;
         }
+        if out.delivered && received < id.bytes {
+            // It no longer holds the image raft-rs's message named (it
+            // lost it, or restarted before staging it whole): sent again.
+            out.delivered = false;
+            out.acked = received;
+            out.sent = received;
+            out.rewound = true;
+            out.progress_tick = self.ticks;
+            return;
+        }
         if received >= id.bytes {
-            let Some(out) = self.images_out.remove(&from) else {
+            if out.delivered {
                 return;
-            };
+            }
+            out.delivered = true;
+            out.acked = id.bytes;
+            out.sent = id.bytes;
+            let message = out.message.clone();
             tracing::info!(peer = from, image = %id, "the follower holds the snapshot's image");
-            if !self.net.send(out.message) {
+            if !self.net.send(message) {
                 self.node.report_unreachable(from);
             }
             return;
@@ -305,8 +338,11 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
             return;
         }
         let conf = self.node.conf_state();
-        self.images_out
-            .retain(|peer, _| conf.voters.contains(peer) || conf.learners.contains(peer));
+        let node = &self.node;
+        self.images_out.retain(|peer, out| {
+            (conf.voters.contains(peer) || conf.learners.contains(peer))
+                && !(out.delivered && node.matched(*peer).is_some_and(|m| m >= out.id.index))
+        });
         let stall = self.config.election_ticks as u64;
         for out in self.images_out.values_mut() {
             if out.sent > out.acked && self.ticks.saturating_sub(out.progress_tick) >= stall {

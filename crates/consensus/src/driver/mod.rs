@@ -553,9 +553,12 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
         self.applied_index
     }
 
-    /// Snapshot images on their way to followers.
+    /// Snapshot images on their way to followers (not yet held whole).
     pub fn images_being_sent(&self) -> usize {
-        self.images_out.len()
+        self.images_out
+            .values()
+            .filter(|out| out.is_sending())
+            .count()
     }
 
     pub fn node(&self) -> &Node<MemLog> {

@@ -692,6 +692,8 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
             self.node.forget_progress(from);
             self.member_applied.remove(&from);
             self.restores_accepted.insert(from, nonce);
+            // Whatever image it held is gone with its store.
+            self.images_out.remove(&from);
         }
         self.restoring.insert(from);
         let notice = Notice::RestoreAccepted {
