@@ -314,7 +314,7 @@ macro_rules! record {
         pub struct $name:ident { $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty ),* $(,)? }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
         pub struct $name { $( $(#[$fmeta])* pub $field: $ty ),* }
 
         impl $crate::jute::Jute for $name {

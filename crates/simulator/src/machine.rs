@@ -358,13 +358,15 @@ impl StateMachine<SimWrite> for Machine {
         term: u64,
         data: &[u8],
     ) -> Result<Installed, String> {
-        let Restored { image, tree } = self.images.take(index, term, data)?;
+        let mut restored = self.images.take(index, term, data)?;
+        if let Some(install) = restored.install() {
+            self.disk.queue(install);
+        }
+        let Restored { tree, zxid, .. } = restored;
         self.tree = tree;
         self.pending = Pending::new();
         self.batch = ApplyBatch::default();
         self.applied_early = self.applied_early.max(index);
-        let zxid = image.zxid;
-        self.disk.queue(WriteCommand::InstallImage(Box::new(image)));
         self.events.push(Event::Installed(index));
         let membership = storage::consensus_log::committed_membership(&self.tree)?;
         Ok(Installed { zxid, membership })

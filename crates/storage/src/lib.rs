@@ -200,6 +200,15 @@ pub trait Store: Send {
     /// other mutation.
     fn install_image(&mut self, image: &Image) -> Result<(), StorageError>;
 
+    /// [`Store::install_image`] with the image as a stream
+    /// (`image::stream`), decoded as it is read and checked whole before
+    /// anything changes; a store that can writes it without holding the
+    /// decoded image.
+    fn install_image_stream(&mut self, input: &mut dyn std::io::Read) -> Result<(), StorageError> {
+        let image = image::read_image(input)?;
+        self.install_image(&image)
+    }
+
     /// A consistent view of the tree and sessions as they are now (every
     /// write made so far, synced or not), to make an image from on
     /// another thread while this store goes on taking writes.

@@ -54,7 +54,7 @@ pub fn node_record(node: &Node) -> NodeRecord {
     }
 }
 
-fn node_from_record(record: NodeRecord) -> Node {
+pub(crate) fn node_from_record(record: NodeRecord) -> Node {
     Node::new(record.data, Arc::new(record.acl), record.stat)
 }
 

@@ -204,6 +204,58 @@ impl RocksStore {
         }))
     }
 
+    /// Replaces everything with an image in one atomic batch: the log
+    /// emptied, the tree and the sessions replaced by what `fill` puts in
+    /// the batch (it returns the image's header), the applied and compacted
+    /// markers set at its index. Nothing is written if `fill` fails.
+    fn install_with(
+        &mut self,
+        fill: impl FnOnce(
+            &mut WriteBatch,
+            &ColumnFamily,
+            &ColumnFamily,
+        ) -> Result<crate::image::ImageHeader, StorageError>,
+    ) -> Result<(), StorageError> {
+        self.check_usable()?;
+        let mut batch = WriteBatch::default();
+        let log = self.cf(CF_LOG)?;
+        let first = self.bounds().first();
+        if self.last_index >= first {
+            batch.delete_range_cf(
+                log,
+                codec::log_key(first).to_vec(),
+                log_end_key(self.last_index),
+            );
+        }
+        let tree = self.cf(CF_TREE)?;
+        // Node keys are UTF-8 paths: no key starts with 0xFF.
+        batch.delete_range_cf(tree, Vec::new(), vec![0xFF]);
+        let sessions = self.cf(CF_SESSIONS)?;
+        for item in self.db.iterator_cf(sessions, rocksdb::IteratorMode::Start) {
+            let (key, _) =
+                item.map_err(|e| StorageError::rocks("reading the sessions to replace", e))?;
+            batch.delete_cf(sessions, key);
+        }
+        let header = fill(&mut batch, tree, sessions)?;
+        let meta = self.cf(CF_META)?;
+        batch.put_cf(
+            meta,
+            meta_key::COMPACTED,
+            codec::encode_compacted(header.index, header.term),
+        );
+        batch.put_cf(
+            meta,
+            meta_key::APPLIED,
+            codec::encode_applied(header.index, header.zxid),
+        );
+        self.write(batch, "a snapshot image")?;
+        self.meta.compacted = (header.index, header.term);
+        self.meta.applied_index = header.index;
+        self.meta.applied_zxid = header.zxid;
+        self.last_index = header.index;
+        Ok(())
+    }
+
     fn cf(&self, name: &str) -> Result<&ColumnFamily, StorageError> {
         self.db
             .cf_handle(name)
@@ -467,53 +519,45 @@ impl Store for RocksStore {
     }
 
     fn install_image(&mut self, image: &crate::Image) -> Result<(), StorageError> {
-        self.check_usable()?;
-        let mut batch = WriteBatch::default();
-        let log = self.cf(CF_LOG)?;
-        let first = self.bounds().first();
-        if self.last_index >= first {
-            batch.delete_range_cf(
-                log,
-                codec::log_key(first).to_vec(),
-                log_end_key(self.last_index),
-            );
-        }
-        let tree = self.cf(CF_TREE)?;
-        // Node keys are UTF-8 paths: no key starts with 0xFF.
-        batch.delete_range_cf(tree, Vec::new(), vec![0xFF]);
-        for (path, node) in &image.nodes {
-            batch.put_cf(tree, codec::node_key(path), codec::encode_node(node));
-        }
-        let sessions = self.cf(CF_SESSIONS)?;
-        for item in self.db.iterator_cf(sessions, rocksdb::IteratorMode::Start) {
-            let (key, _) =
-                item.map_err(|e| StorageError::rocks("reading the sessions to replace", e))?;
-            batch.delete_cf(sessions, key);
-        }
-        for (id, session) in &image.sessions {
-            batch.put_cf(
-                sessions,
-                codec::session_key(*id),
-                codec::encode_session(session),
-            );
-        }
-        let meta = self.cf(CF_META)?;
-        batch.put_cf(
-            meta,
-            meta_key::COMPACTED,
-            codec::encode_compacted(image.index, image.term),
-        );
-        batch.put_cf(
-            meta,
-            meta_key::APPLIED,
-            codec::encode_applied(image.index, image.zxid),
-        );
-        self.write(batch, "a snapshot image")?;
-        self.meta.compacted = (image.index, image.term);
-        self.meta.applied_index = image.index;
-        self.meta.applied_zxid = image.zxid;
-        self.last_index = image.index;
-        Ok(())
+        self.install_with(|batch, tree, sessions| {
+            for (path, node) in &image.nodes {
+                batch.put_cf(tree, codec::node_key(path), codec::encode_node(node));
+            }
+            for (id, session) in &image.sessions {
+                batch.put_cf(
+                    sessions,
+                    codec::session_key(*id),
+                    codec::encode_session(session),
+                );
+            }
+            Ok(crate::image::ImageHeader {
+                index: image.index,
+                term: image.term,
+                zxid: image.zxid,
+            })
+        })
+    }
+
+    /// Writes the records into the batch as they are decoded: the decoded
+    /// image is never held, only the batch of its records.
+    fn install_image_stream(&mut self, input: &mut dyn std::io::Read) -> Result<(), StorageError> {
+        self.install_with(|batch, tree, sessions| {
+            crate::image::read_records(input, &mut |record| {
+                match record {
+                    crate::image::ImageRecord::Node(path, node) => {
+                        batch.put_cf(tree, codec::node_key(&path), codec::encode_node(&node));
+                    }
+                    crate::image::ImageRecord::Session(id, session) => {
+                        batch.put_cf(
+                            sessions,
+                            codec::session_key(id),
+                            codec::encode_session(&session),
+                        );
+                    }
+                }
+                Ok(())
+            })
+        })
     }
 
     /// A checkpoint beside the store (hard links to its table files, after

@@ -41,6 +41,13 @@ pub enum WriteCommand {
     /// outcome (for the rare caller that must wait: installing a snapshot,
     /// bootstrapping).
     SyncNow(Box<dyn FnOnce(Result<(), String>) + Send>),
+    /// Replace everything with the image `input` streams (a staged image:
+    /// read and written here, never whole in memory), then call `done`
+    /// (not synced).
+    InstallStream {
+        input: Box<dyn std::io::Read + Send>,
+        done: Box<dyn FnOnce() + Send>,
+    },
     /// Call back with a consistent view of the store as written so far
     /// (everything queued before), to make a snapshot's image from.
     View(ViewCallback),
@@ -68,6 +75,7 @@ impl std::fmt::Debug for WriteCommand {
             WriteCommand::InstallImage(image) => write!(f, "InstallImage({})", image.index),
             WriteCommand::SyncNow(_) => write!(f, "SyncNow"),
             WriteCommand::View(_) => write!(f, "View"),
+            WriteCommand::InstallStream { .. } => write!(f, "InstallStream"),
         }
     }
 }
@@ -150,6 +158,12 @@ pub fn write_batch(
                     return Err(e);
                 }
                 done(Ok(()));
+            }
+            WriteCommand::InstallStream { mut input, done } => {
+                flush_appends(store, &mut appends)?;
+                let installed = store.install_image_stream(&mut input);
+                done();
+                installed?;
             }
             WriteCommand::View(done) => {
                 flush_appends(store, &mut appends)?;

@@ -46,6 +46,13 @@ fn make(dir: &MemoryDir, image: &Image) -> SnapshotId {
     Images::make(dir, view.as_ref(), image.index, image.term).expect("make")
 }
 
+/// `tree` holds exactly `image`'s nodes and sessions.
+fn assert_same_tree(tree: &DataTree, image: &Image) {
+    let rebuilt = storage::recovery::image_of(tree, image.index, image.term, image.zxid);
+    assert_eq!(rebuilt.nodes, image.nodes);
+    assert_eq!(rebuilt.sessions, image.sessions);
+}
+
 /// Sends all of `id` from `from` to `to` in chunks of `chunk` bytes.
 fn send<D: ImageDir>(
     from: &Images<MemoryDir>,
@@ -91,14 +98,19 @@ fn an_image_made_from_a_view_is_staged_in_chunks_and_restored() {
     receiver
         .prepare(id.index, id.term, &id.encode())
         .expect("prepare");
-    let restored = receiver
+    let mut restored = receiver
         .take(id.index, id.term, &id.encode())
         .expect("take");
-    assert_eq!(restored.image, source);
-    let expected = storage::recovery::tree_of(&source).expect("tree");
-    assert_eq!(restored.tree.node_count(), expected.node_count());
-    assert_eq!(restored.tree.last_zxid(), expected.last_zxid());
-    // Installed: the staged file is gone, and the id no longer checks out.
+    assert_same_tree(&restored.tree, &source);
+    // The store is replaced from the staged file, which is then removed.
+    let mut store = MemoryStore::new();
+    let install = restored.install().expect("the store's replacement");
+    storage::writer::write_batch(&mut store, vec![install]).expect("installed");
+    let loaded = store.load().expect("load");
+    assert_eq!(loaded.nodes, source.nodes);
+    assert_eq!(loaded.sessions, source.sessions);
+    assert_eq!(loaded.meta.applied_index, source.index);
+    assert!(receiver.dir().names().expect("names").is_empty());
     assert!(receiver.prepare(id.index, id.term, &id.encode()).is_err());
 }
 
@@ -196,6 +208,25 @@ fn the_rocksdb_view_holds_the_state_of_its_moment() {
     let made = images.names().expect("names").pop().expect("made");
     let bytes = images.read_at(&made, 0, id.bytes as usize).expect("read");
     assert_eq!(read_image(bytes.as_slice()).expect("decode"), first);
+
+    // Installed from the stream: a damaged one changes nothing, a whole
+    // one replaces everything.
+    let before = store.load().expect("load");
+    let mut damaged = bytes.clone();
+    let at = damaged.len() / 2;
+    damaged[at] ^= 1;
+    assert!(store.install_image_stream(&mut damaged.as_slice()).is_err());
+    assert!(
+        store
+            .install_image_stream(&mut &bytes[..bytes.len() - 1])
+            .is_err()
+    );
+    assert_eq!(store.load().expect("load"), before);
+    store
+        .install_image_stream(&mut bytes.as_slice())
+        .expect("install");
+    let loaded = store.load().expect("load");
+    assert_eq!((loaded.nodes, loaded.meta.applied_index), (first.nodes, 50));
 }
 
 proptest! {
@@ -212,7 +243,7 @@ proptest! {
         let mut receiver = Images::open(MemoryDir::new());
         prop_assert_eq!(send(&sender, &mut receiver, &id, 0, chunk), Staged::Complete);
         let restored = receiver.take(id.index, id.term, &id.encode()).expect("take");
-        prop_assert_eq!(restored.image, source);
+        assert_same_tree(&restored.tree, &source);
 
         let mut bytes = sender.read(&id, 0, id.bytes as usize).expect("read");
         let at = flip.index(bytes.len());

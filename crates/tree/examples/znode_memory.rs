@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::Arc;
 
+use proto::Acl;
 use tree::{DataTree, Node, StatPersisted};
 
 fn rss_bytes() -> u64 {
@@ -32,15 +33,16 @@ fn path(i: usize) -> String {
     format!("/pop/n{i:010}")
 }
 
+/// As a store's records are restored: each node with its own ACL list
+/// (`world:anyone`, all permissions), as decoded.
 fn tree(n: usize, value: Option<usize>) -> DataTree {
-    let acl = Arc::new(Vec::new());
     let stat = StatPersisted::created(1, 0, 0);
     let nodes = ["/".to_owned(), "/pop".to_owned()]
         .into_iter()
         .chain((0..n).map(path))
         .map(|p| {
             let data = value.map(|v| vec![7u8; v]);
-            (p, Node::new(data, acl.clone(), stat))
+            (p, Node::new(data, Arc::new(Acl::open_unsafe()), stat))
         });
     DataTree::restore(nodes, std::iter::empty(), 1).expect("a tree")
 }

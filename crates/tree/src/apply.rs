@@ -255,9 +255,10 @@ fn set_acl(
     acl: &[Acl],
     aversion: i32,
 ) -> Result<Outcome, ErrorCode> {
+    let shared = tree.intern_acl(acl.to_vec());
     let node = tree.node_mut(path).ok_or(ErrorCode::NoNode)?;
     node.stat.aversion = aversion;
-    node.acl = Arc::new(acl.to_vec());
+    node.acl = shared;
     Ok(Outcome::AclSet { stat: node.stat() })
 }
 

@@ -26,6 +26,6 @@ pub mod watch;
 pub use apply::{Applied, Change, Outcome, apply};
 pub use node::{Node, StatPersisted};
 pub use prepare::{Context, Features, Pending, WriteRequest, prepare};
-pub use tree::{CONFIG, DataTree, QUOTA, RestoreError, SessionRecord, ZOOKEEPER};
+pub use tree::{CONFIG, DataTree, QUOTA, RestoreError, SessionRecord, TreeBuilder, ZOOKEEPER};
 pub use txn::{CreateTxn, Txn, TxnOp};
 pub use watch::{Notification, Table, WatchManager, WatchMode, WatcherId};

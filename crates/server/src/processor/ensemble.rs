@@ -571,10 +571,11 @@ impl StateMachine<ZkWrite> for ZooKeeper {
         data: &[u8],
     ) -> Result<Installed, String> {
         let ensemble = self.ensemble.as_mut().ok_or("not in an ensemble")?;
-        let Restored { image, tree } = ensemble.images.take(index, term, data)?;
-        let zxid = image.zxid;
-        self.writer
-            .send(WriteCommand::InstallImage(Box::new(image)));
+        let mut restored = ensemble.images.take(index, term, data)?;
+        if let Some(install) = restored.install() {
+            self.writer.send(install);
+        }
+        let Restored { tree, zxid, .. } = restored;
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
             self.close(conn);

@@ -1,17 +1,22 @@
 //! A server's images, on either side of a snapshot transfer: the one it
 //! made last (a leader reads chunks of it to send), and the one it
-//! receives (staged chunk by chunk with a running checksum, never whole in
-//! memory, kept across broken connections and restarts so a transfer
-//! resumes). The server and the simulator both keep theirs here; they
-//! differ only in where the bytes live ([`ImageDir`]).
+//! receives — staged chunk by chunk with a running checksum, and decoded
+//! into a tree as it arrives, so the tree is ready the moment the last
+//! chunk is (the image's bytes are never whole in memory); kept across
+//! broken connections and restarts so a transfer resumes. The server and
+//! the simulator both keep theirs here; they differ only in where the bytes
+//! live ([`ImageDir`]).
+
+use std::io::Read as _;
 
 use consensus::driver::{SnapshotId, Staged};
-use tree::DataTree;
+use tree::{DataTree, SessionRecord, TreeBuilder};
 
 use super::dir::ImageDir;
-use super::stream::read_image;
+use super::stream::{ImageRecord, StreamDecoder};
 use super::view::{ImageView, write_view};
 use crate::codec::Crc32c;
+use crate::writer::WriteCommand;
 use crate::{Image, StorageError};
 
 /// Where an image is written while it is made.
@@ -30,21 +35,66 @@ fn staged_name(id: &SnapshotId) -> String {
     )
 }
 
-/// What is staged of the image being received.
+/// What is staged of the image being received, and what it decoded to.
 #[derive(Debug)]
 struct Staging {
     id: SnapshotId,
     len: u64,
     crc: Crc32c,
     complete: bool,
+    decoder: StreamDecoder,
+    builder: TreeBuilder,
+    sessions: Vec<(i64, SessionRecord)>,
 }
 
-/// A received image, decoded and checked, and the tree it holds: what
-/// installing it takes.
+impl Staging {
+    fn new(id: SnapshotId) -> Staging {
+        Staging {
+            id,
+            len: 0,
+            crc: Crc32c::default(),
+            complete: false,
+            decoder: StreamDecoder::new(),
+            builder: TreeBuilder::new(),
+            sessions: Vec::new(),
+        }
+    }
+
+    /// Folds in the next bytes: checksum, decoder, tree.
+    fn take_in(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.crc.update(bytes);
+        self.len += bytes.len() as u64;
+        let (builder, sessions) = (&mut self.builder, &mut self.sessions);
+        self.decoder
+            .feed(bytes, &mut |record| {
+                match record {
+                    ImageRecord::Node(path, node) => builder
+                        .push(path, crate::recovery::node_from_record(node))
+                        .map_err(|e| StorageError::corrupt("image", e.to_string()))?,
+                    ImageRecord::Session(id, session) => sessions.push((id, session)),
+                }
+                Ok(())
+            })
+            .map_err(|e| format!("image {}: {e}", self.id))
+    }
+}
+
+/// A received image, checked, as what installing it takes: the tree it
+/// holds and the store's replacement (queued to the log writer, which
+/// reads a staged image from its file).
 #[derive(Debug)]
 pub struct Restored {
-    pub image: Image,
     pub tree: DataTree,
+    /// The image's zxid.
+    pub zxid: i64,
+    install: Option<WriteCommand>,
+}
+
+impl Restored {
+    /// The store's replacement, for the log writer (once).
+    pub fn install(&mut self) -> Option<WriteCommand> {
+        self.install.take()
+    }
 }
 
 /// One server's images.
@@ -53,7 +103,7 @@ pub struct Images<D: ImageDir> {
     dir: D,
     staging: Option<Staging>,
     /// The image checked before Raft took it, until it is installed.
-    prepared: Option<Restored>,
+    prepared: Option<(u64, u64, Restored)>,
 }
 
 impl<D: ImageDir> Images<D> {
@@ -127,52 +177,63 @@ impl<D: ImageDir> Images<D> {
         bytes: &[u8],
     ) -> Result<Staged, String> {
         let name = staged_name(id);
-        let staging = self.staging_for(id)?;
-        if staging.complete {
+        let (complete, len) = {
+            let staging = self.staging_for(id)?;
+            (staging.complete, staging.len)
+        };
+        if complete {
             return Ok(Staged::Complete);
         }
-        if offset != staging.len {
-            return Ok(Staged::At(staging.len));
+        if offset != len {
+            return Ok(Staged::At(len));
         }
-        if let Err(e) = self.dir.append(&name, bytes) {
-            self.drop_staged();
-            return Err(format!("staging image {id}: {e}"));
-        }
-        let Some(staging) = self.staging.as_mut() else {
-            return Err("no image staged".into());
+        let taken = match self.dir.append(&name, bytes) {
+            Err(e) => Err(format!("staging image {id}: {e}")),
+            Ok(()) => match self.staging.as_mut() {
+                Some(staging) => staging
+                    .take_in(bytes)
+                    .map(|()| (staging.len, staging.crc.value(), staging.decoder.ended())),
+                None => Err("no image staged".into()),
+            },
         };
-        staging.crc.update(bytes);
-        staging.len += bytes.len() as u64;
-        if staging.len < id.bytes {
-            return Ok(Staged::At(staging.len));
+        let (len, computed, ended) = match taken {
+            Ok(taken) => taken,
+            Err(e) => {
+                self.drop_staged();
+                return Err(e);
+            }
+        };
+        if len < id.bytes {
+            return Ok(Staged::At(len));
         }
-        if staging.crc.value() != id.checksum {
-            let computed = staging.crc.value();
+        if computed != id.checksum || !ended {
             self.drop_staged();
             return Err(format!(
-                "image {id} arrived with checksum {computed:08x}: dropped"
+                "image {id} arrived with checksum {computed:08x} (or ended early): dropped"
             ));
         }
-        staging.complete = true;
         if let Err(e) = self.dir.sync(&name) {
             self.drop_staged();
             return Err(format!("syncing image {id}: {e}"));
+        }
+        if let Some(staging) = self.staging.as_mut() {
+            staging.complete = true;
         }
         Ok(Staged::Complete)
     }
 
     /// Checks a snapshot's data before Raft takes it: an id whose image is
-    /// staged whole (or an inline image of an earlier release), decoded
-    /// and restored into a tree, kept for [`Images::take`].
+    /// staged whole (or an inline image of an earlier release), its tree
+    /// built, kept for [`Images::take`].
     pub fn prepare(&mut self, index: u64, term: u64, data: &[u8]) -> Result<(), String> {
         if self
             .prepared
             .as_ref()
-            .is_some_and(|p| p.image.index == index && p.image.term == term)
+            .is_some_and(|(i, t, _)| (*i, *t) == (index, term))
         {
             return Ok(());
         }
-        let image = match SnapshotId::decode(data) {
+        let restored = match SnapshotId::decode(data) {
             Some(id) => {
                 if (id.index, id.term) != (index, term) {
                     return Err(format!("a snapshot for {index}/{term} names image {id}"));
@@ -180,40 +241,66 @@ impl<D: ImageDir> Images<D> {
                 if !self.staging_for(&id)?.complete {
                     return Err(format!("image {id} has not arrived whole"));
                 }
+                let Some(staging) = self.staging.take() else {
+                    return Err("no image staged".into());
+                };
+                let header = staging
+                    .decoder
+                    .finish()
+                    .map_err(|e| format!("image {id}: {e}"))?;
+                if (header.index, header.term) != (index, term) {
+                    return Err(format!(
+                        "a snapshot for {index}/{term} carries the image of {}/{}",
+                        header.index, header.term
+                    ));
+                }
+                let tree = staging
+                    .builder
+                    .finish(staging.sessions, header.zxid)
+                    .map_err(|e| format!("the snapshot's tree is inconsistent: {e}"))?;
+                let name = staged_name(&id);
                 let input = self
                     .dir
-                    .open(&staged_name(&id))
+                    .open(&name)
                     .map_err(|e| format!("opening image {id}: {e}"))?;
-                read_image(input).map_err(|e| e.to_string())?
+                let dir = self.dir.clone();
+                let install = WriteCommand::InstallStream {
+                    input,
+                    // Once installed (or failed: the leader sends it
+                    // again), the staged file has served.
+                    done: Box::new(move || {
+                        if let Err(e) = dir.remove(&name) {
+                            tracing::warn!(name, error = %e, "could not remove an installed image");
+                        }
+                    }),
+                };
+                Restored {
+                    tree,
+                    zxid: header.zxid,
+                    install: Some(install),
+                }
             }
-            None => crate::decode_image(data).map_err(|e| e.to_string())?,
+            None => {
+                let image = crate::decode_image(data).map_err(|e| e.to_string())?;
+                restored_inline(image, index, term)?
+            }
         };
-        if (image.index, image.term) != (index, term) {
-            return Err(format!(
-                "a snapshot for {index}/{term} carries the image of {}/{}",
-                image.index, image.term
-            ));
-        }
-        let tree = crate::recovery::tree_of(&image)
-            .map_err(|e| format!("the snapshot's tree is inconsistent: {e}"))?;
-        self.prepared = Some(Restored { image, tree });
+        self.prepared = Some((index, term, restored));
         Ok(())
     }
 
-    /// The image [`Images::prepare`] checked, to install; its staged file
-    /// is dropped (a crash before the install is durable leaves the old
-    /// state, and the leader sends the image again).
+    /// The image [`Images::prepare`] checked, to install.
     pub fn take(&mut self, index: u64, term: u64, data: &[u8]) -> Result<Restored, String> {
         self.prepare(index, term, data)?;
-        self.drop_staged();
-        self.prepared
-            .take()
-            .ok_or_else(|| "no image prepared".to_owned())
+        match self.prepared.take() {
+            Some((_, _, restored)) => Ok(restored),
+            None => Err("no image prepared".to_owned()),
+        }
     }
 
     /// The staging of image `id`: the one in progress, or what a previous
-    /// run left of it (checked again), or a new one. Partial images of
-    /// other ids are dropped.
+    /// run left of it (read and decoded again), or a new one. Partial
+    /// images of other ids are dropped.
     fn staging_for(&mut self, id: &SnapshotId) -> Result<&mut Staging, String> {
         if self.staging.as_ref().is_some_and(|s| s.id == *id) {
             return self
@@ -223,6 +310,7 @@ impl<D: ImageDir> Images<D> {
         }
         let name = staged_name(id);
         self.staging = None;
+        self.prepared = None;
         if let Ok(names) = self.dir.names() {
             for other in names
                 .iter()
@@ -231,45 +319,53 @@ impl<D: ImageDir> Images<D> {
                 self.remove(other);
             }
         }
-        let mut staging = Staging {
-            id: *id,
-            len: 0,
-            crc: Crc32c::default(),
-            complete: false,
-        };
-        match self.dir.size(&name) {
-            Ok(Some(size)) if size > 0 && size <= id.bytes => match self.checksum_of(&name) {
-                Ok(crc) if size < id.bytes || crc.value() == id.checksum => {
-                    staging.len = size;
-                    staging.crc = crc;
-                    staging.complete = size == id.bytes;
+        let staging = match self.dir.size(&name) {
+            Ok(Some(size)) if size > 0 && size <= id.bytes => match self.replay(id, &name) {
+                Ok(staging) => {
                     tracing::info!(image = %id, staged = size, "resuming a partly received image");
+                    staging
                 }
-                _ => self.remove(&name),
+                Err(e) => {
+                    tracing::warn!(image = %id, error = e, "dropping a partly received image");
+                    self.remove(&name);
+                    Staging::new(*id)
+                }
             },
-            Ok(Some(_)) => self.remove(&name),
-            Ok(None) => {}
+            Ok(Some(_)) => {
+                self.remove(&name);
+                Staging::new(*id)
+            }
+            Ok(None) => Staging::new(*id),
             Err(e) => return Err(format!("image {id}: {e}")),
-        }
+        };
         Ok(self.staging.insert(staging))
     }
 
-    fn checksum_of(&self, name: &str) -> std::io::Result<Crc32c> {
-        let mut input = self.dir.open(name)?;
-        let mut crc = Crc32c::default();
-        let mut buf = vec![0u8; 1 << 20];
+    /// What a previous run staged of `id`, read and decoded again.
+    fn replay(&self, id: &SnapshotId, name: &str) -> Result<Staging, String> {
+        let mut staging = Staging::new(*id);
+        let mut input = self.dir.open(name).map_err(|e| e.to_string())?;
+        let mut block = vec![0u8; 1 << 20];
         loop {
-            let n = input.read(&mut buf)?;
+            let n = input.read(&mut block).map_err(|e| e.to_string())?;
             if n == 0 {
-                return Ok(crc);
+                break;
             }
-            crc.update(&buf[..n]);
+            staging.take_in(&block[..n])?;
         }
+        if staging.len == id.bytes {
+            if staging.crc.value() != id.checksum || !staging.decoder.ended() {
+                return Err("it does not match its checksum".into());
+            }
+            staging.complete = true;
+        }
+        Ok(staging)
     }
 
     /// Drops every staged image.
     fn drop_staged(&mut self) {
         self.staging = None;
+        self.prepared = None;
         if let Ok(names) = self.dir.names() {
             for name in names.iter().filter(|n| n.starts_with(STAGED)) {
                 self.remove(name);
@@ -284,4 +380,19 @@ impl<D: ImageDir> Images<D> {
     }
 }
 
-use std::io::Read as _;
+/// An inline image of an earlier release, checked.
+fn restored_inline(image: Image, index: u64, term: u64) -> Result<Restored, String> {
+    if (image.index, image.term) != (index, term) {
+        return Err(format!(
+            "a snapshot for {index}/{term} carries the image of {}/{}",
+            image.index, image.term
+        ));
+    }
+    let tree = crate::recovery::tree_of(&image)
+        .map_err(|e| format!("the snapshot's tree is inconsistent: {e}"))?;
+    Ok(Restored {
+        tree,
+        zxid: image.zxid,
+        install: Some(WriteCommand::InstallImage(Box::new(image))),
+    })
+}

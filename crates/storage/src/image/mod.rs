@@ -10,5 +10,7 @@ pub mod view;
 
 pub use dir::{FileDir, ImageDir, MemoryDir};
 pub use images::{Images, Restored};
-pub use stream::{ImageHeader, ImageRecord, StreamReader, StreamWriter, read_image, write_image};
+pub use stream::{
+    ImageHeader, ImageRecord, StreamDecoder, StreamWriter, read_image, read_records, write_image,
+};
 pub use view::{ImageView, RawRecord, write_view};

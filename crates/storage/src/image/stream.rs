@@ -127,175 +127,263 @@ pub enum ImageRecord {
     Session(i64, SessionRecord),
 }
 
-/// Reads an image stream record by record, checking every record and, at
-/// the end, the counts and the checksum. Errors are
+/// Decodes an image stream from bytes as they come (chunks from a peer,
+/// blocks from a file), record by record, checking every record and, at
+/// the end, the counts, the order and the checksum. Errors are
 /// [`StorageError::Corrupt`], never panics: the bytes come from a peer or
 /// a file.
-pub struct StreamReader<R: Read> {
-    input: R,
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    /// Bytes not decoded yet.
+    pending: Vec<u8>,
+    /// CRC-32C of every byte decoded so far.
     crc: Crc32c,
-    header: ImageHeader,
+    header: Option<ImageHeader>,
     nodes: u64,
     sessions: u64,
+    last_path: Option<String>,
     ended: bool,
 }
 
-impl<R: Read> std::fmt::Debug for StreamReader<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamReader")
-            .field("header", &self.header)
-            .field("nodes", &self.nodes)
-            .field("sessions", &self.sessions)
-            .finish_non_exhaustive()
-    }
+/// What decoding the pending bytes found.
+enum Step {
+    Record(ImageRecord),
+    /// The header, or the end: nothing to hand out.
+    Nothing,
+    /// More bytes are needed.
+    More,
 }
 
-impl<R: Read> StreamReader<R> {
-    pub fn new(input: R) -> Result<Self, StorageError> {
-        let mut reader = StreamReader {
-            input,
-            crc: Crc32c::default(),
-            header: ImageHeader {
-                index: 0,
-                term: 0,
-                zxid: 0,
-            },
-            nodes: 0,
-            sessions: 0,
-            ended: false,
-        };
-        let mut magic = [0u8; 8];
-        reader.take(&mut magic, "image magic")?;
-        if &magic != MAGIC {
-            return Err(corrupt("it does not start as an image stream"));
-        }
-        reader.header = ImageHeader {
-            index: reader.u64("image index")?,
-            term: reader.u64("image term")?,
-            zxid: reader.u64("image zxid")? as i64,
-        };
-        Ok(reader)
+impl StreamDecoder {
+    pub fn new() -> StreamDecoder {
+        StreamDecoder::default()
     }
 
-    pub fn header(&self) -> ImageHeader {
+    /// The image's header, once its bytes arrived.
+    pub fn header(&self) -> Option<ImageHeader> {
         self.header
     }
 
-    /// The next record; `None` once the stream ended and checked out.
-    pub fn next_record(&mut self) -> Result<Option<ImageRecord>, StorageError> {
+    /// Whether the whole stream arrived and checked out.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Decodes what `bytes` complete, handing each record to `each`.
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        each: &mut dyn FnMut(ImageRecord) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
         if self.ended {
-            return Ok(None);
+            return Err(corrupt("bytes after the end of the image"));
         }
-        let mut tag = [0u8; 1];
-        self.take(&mut tag, "record kind")?;
+        self.pending.extend_from_slice(bytes);
+        let mut at = 0;
+        let result = loop {
+            match self.step(&mut at) {
+                Ok(Step::Record(record)) => {
+                    if let Err(e) = each(record) {
+                        break Err(e);
+                    }
+                }
+                Ok(Step::Nothing) => {}
+                Ok(Step::More) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        self.pending.drain(..at);
+        if result.is_ok() && self.ended && !self.pending.is_empty() {
+            return Err(corrupt("bytes after the end of the image"));
+        }
+        result
+    }
+
+    /// The stream must have ended: its header.
+    pub fn finish(&self) -> Result<ImageHeader, StorageError> {
+        match self.header {
+            Some(header) if self.ended => Ok(header),
+            _ => Err(corrupt("it ends before its end")),
+        }
+    }
+
+    /// Decodes one thing at `*at` of the pending bytes, moving `*at` past
+    /// it (and folding its bytes into the checksum) only when it is whole.
+    fn step(&mut self, at: &mut usize) -> Result<Step, StorageError> {
+        if self.ended {
+            return Ok(Step::More);
+        }
+        let mut r = Cursor {
+            bytes: &self.pending[*at..],
+            at: 0,
+        };
+        let Some(header) = self.header else {
+            let Some(magic) = r.take(8) else {
+                return Ok(Step::More);
+            };
+            if magic != MAGIC {
+                return Err(corrupt("it does not start as an image stream"));
+            }
+            let (Some(index), Some(term), Some(zxid)) = (r.u64(), r.u64(), r.u64()) else {
+                return Ok(Step::More);
+            };
+            self.header = Some(ImageHeader {
+                index,
+                term,
+                zxid: zxid as i64,
+            });
+            self.consume(at, r.at);
+            return Ok(Step::Nothing);
+        };
+        let _ = header;
+        let Some(tag) = r.take(1) else {
+            return Ok(Step::More);
+        };
         match tag[0] {
             NODE => {
                 if self.sessions > 0 {
                     return Err(corrupt("a node after the sessions"));
                 }
-                let path = self.field("node path")?;
-                let path = codec::decode_node_key(&path).map_err(|e| e.into_error("image"))?;
-                let record = self.field("node record")?;
-                let node = codec::decode_node(&record)
+                let Some(path) = r.field()? else {
+                    return Ok(Step::More);
+                };
+                let Some(record) = r.field()? else {
+                    return Ok(Step::More);
+                };
+                let path = codec::decode_node_key(path).map_err(|e| e.into_error("image"))?;
+                if self.last_path.as_ref().is_some_and(|last| *last >= path) {
+                    return Err(corrupt(format!("node {path} out of order")));
+                }
+                let node = codec::decode_node(record)
                     .map_err(|e| e.into_error(format!("image node {path}")))?;
+                let used = r.at;
+                self.consume(at, used);
                 self.nodes += 1;
-                Ok(Some(ImageRecord::Node(path, node)))
+                self.last_path = Some(path.clone());
+                Ok(Step::Record(ImageRecord::Node(path, node)))
             }
             SESSION => {
-                let id = self.u64("session id")? as i64;
-                let record = self.field("session record")?;
-                let session = codec::decode_session(&record)
+                let Some(id) = r.u64() else {
+                    return Ok(Step::More);
+                };
+                let Some(record) = r.field()? else {
+                    return Ok(Step::More);
+                };
+                let id = id as i64;
+                let session = codec::decode_session(record)
                     .map_err(|e| e.into_error(format!("image session {id:#x}")))?;
+                let used = r.at;
+                self.consume(at, used);
                 self.sessions += 1;
-                Ok(Some(ImageRecord::Session(id, session)))
+                Ok(Step::Record(ImageRecord::Session(id, session)))
             }
             END => {
-                let nodes = self.u64("node count")?;
-                let sessions = self.u64("session count")?;
+                let (Some(nodes), Some(sessions)) = (r.u64(), r.u64()) else {
+                    return Ok(Step::More);
+                };
+                let body = r.at;
+                let Some(trailer) = r.take(4) else {
+                    return Ok(Step::More);
+                };
                 if (nodes, sessions) != (self.nodes, self.sessions) {
                     return Err(corrupt(format!(
                         "it says {nodes} nodes and {sessions} sessions, it holds {} and {}",
                         self.nodes, self.sessions
                     )));
                 }
+                let stored = u32::from_be_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+                self.consume(at, body);
                 let computed = self.crc.value();
-                let mut trailer = [0u8; 4];
-                self.take(&mut trailer, "image checksum")?;
-                let stored = u32::from_be_bytes(trailer);
                 if stored != computed {
                     return Err(corrupt(format!(
                         "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
                     )));
                 }
-                let mut extra = [0u8; 1];
-                match self.input.read(&mut extra) {
-                    Ok(0) => {}
-                    Ok(_) => return Err(corrupt("bytes after the end of the image")),
-                    Err(e) => return Err(corrupt(format!("reading: {e}"))),
-                }
+                *at += 4;
                 self.ended = true;
-                Ok(None)
+                Ok(Step::Nothing)
             }
             other => Err(corrupt(format!("unknown record kind {other}"))),
         }
     }
 
-    fn field(&mut self, what: &'static str) -> Result<Vec<u8>, StorageError> {
-        let mut len = [0u8; 4];
-        self.take(&mut len, what)?;
-        let len = u32::from_be_bytes(len);
+    fn consume(&mut self, at: &mut usize, len: usize) {
+        self.crc.update(&self.pending[*at..*at + len]);
+        *at += len;
+    }
+}
+
+/// Reads within the pending bytes; `None` when they end first.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let bytes = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(bytes)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Some(u64::from_be_bytes(a))
+    }
+
+    /// A length-prefixed field; an error for a length over the limit
+    /// (before its bytes arrive, so a hostile length buffers nothing).
+    fn field(&mut self) -> Result<Option<&'a [u8]>, StorageError> {
+        let Some(len) = self.take(4) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]);
         if len > MAX_FIELD {
-            return Err(corrupt(format!("{what} of {len} bytes")));
+            return Err(corrupt(format!("a field of {len} bytes")));
         }
-        let mut bytes = vec![0u8; len as usize];
-        self.take(&mut bytes, what)?;
-        Ok(bytes)
+        Ok(self.take(len as usize))
     }
+}
 
-    fn u64(&mut self, what: &'static str) -> Result<u64, StorageError> {
-        let mut bytes = [0u8; 8];
-        self.take(&mut bytes, what)?;
-        Ok(u64::from_be_bytes(bytes))
-    }
-
-    fn take(&mut self, buf: &mut [u8], what: &'static str) -> Result<(), StorageError> {
-        self.input.read_exact(buf).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                corrupt(format!("it ends within the {what}"))
-            } else {
-                corrupt(format!("reading the {what}: {e}"))
-            }
-        })?;
-        self.crc.update(buf);
-        Ok(())
+/// The records of an image stream read from `input`, decoded as they are
+/// read (a block at a time).
+pub fn read_records(
+    mut input: impl Read,
+    each: &mut dyn FnMut(ImageRecord) -> Result<(), StorageError>,
+) -> Result<ImageHeader, StorageError> {
+    let mut decoder = StreamDecoder::new();
+    let mut block = vec![0u8; 1 << 20];
+    loop {
+        let n = input
+            .read(&mut block)
+            .map_err(|e| corrupt(format!("reading: {e}")))?;
+        if n == 0 {
+            return decoder.finish();
+        }
+        decoder.feed(&block[..n], each)?;
     }
 }
 
 /// A whole image stream, read and checked.
 pub fn read_image(input: impl Read) -> Result<Image, StorageError> {
-    let mut reader = StreamReader::new(input)?;
-    let header = reader.header();
-    let mut image = Image {
+    let mut nodes = Vec::new();
+    let mut sessions = Vec::new();
+    let header = read_records(input, &mut |record| {
+        match record {
+            ImageRecord::Node(path, node) => nodes.push((path, node)),
+            ImageRecord::Session(id, session) => sessions.push((id, session)),
+        }
+        Ok(())
+    })?;
+    Ok(Image {
         index: header.index,
         term: header.term,
         zxid: header.zxid,
-        nodes: Vec::new(),
-        sessions: Vec::new(),
-    };
-    let mut last_path: Option<String> = None;
-    while let Some(record) = reader.next_record()? {
-        match record {
-            ImageRecord::Node(path, node) => {
-                if last_path.as_ref().is_some_and(|last| *last >= path) {
-                    return Err(corrupt(format!("node {path} out of order")));
-                }
-                last_path = Some(path.clone());
-                image.nodes.push((path, node));
-            }
-            ImageRecord::Session(id, session) => image.sessions.push((id, session)),
-        }
-    }
-    Ok(image)
+        nodes,
+        sessions,
+    })
 }
 
 /// An image (a bootstrap point, a test's) as a stream.
