@@ -158,14 +158,13 @@ pub fn recover_with(mut store: Box<dyn Store>, replay: Replay) -> Result<Recover
         store.sync()?;
         tree
     } else {
-        DataTree::restore(
-            loaded
-                .nodes
-                .into_iter()
-                .map(|(path, record)| (path, node_from_record(record))),
-            loaded.sessions,
-            meta.applied_zxid,
-        )?
+        // Records come in path order (the store's key order): each node
+        // is linked to its parent as it is inserted, in one pass.
+        let mut builder = tree::TreeBuilder::with_capacity(loaded.nodes.len());
+        for (path, record) in loaded.nodes {
+            builder.push(path, node_from_record(record))?;
+        }
+        builder.finish(loaded.sessions, meta.applied_zxid)?
     };
 
     let mut replayed = 0;

@@ -24,7 +24,7 @@ mod txn;
 pub mod watch;
 
 pub use apply::{Applied, Change, Outcome, apply};
-pub use node::{Node, StatPersisted};
+pub use node::{Children, Node, StatPersisted};
 pub use prepare::{Context, Features, Pending, WriteRequest, prepare};
 pub use tree::{CONFIG, DataTree, QUOTA, RestoreError, SessionRecord, TreeBuilder, ZOOKEEPER};
 pub use txn::{CreateTxn, Txn, TxnOp};

@@ -434,7 +434,8 @@ mod tests {
 #[derive(Debug)]
 pub struct TreeBuilder {
     tree: DataTree,
-    last: Option<String>,
+    /// The previous node's path (a buffer reused: no allocation per node).
+    last: String,
 }
 
 impl Default for TreeBuilder {
@@ -445,16 +446,23 @@ impl Default for TreeBuilder {
 
 impl TreeBuilder {
     pub fn new() -> TreeBuilder {
+        TreeBuilder::with_capacity(0)
+    }
+
+    /// For about `nodes` nodes (the map is sized once).
+    pub fn with_capacity(nodes: usize) -> TreeBuilder {
+        let mut tree = DataTree::empty();
+        tree.nodes.reserve(nodes);
         TreeBuilder {
-            tree: DataTree::empty(),
-            last: None,
+            tree,
+            last: String::new(),
         }
     }
 
     /// The next node; refused if it is not after the previous one in path
     /// order or its parent is not there.
     pub fn push(&mut self, path: String, mut node: Node) -> Result<(), RestoreError> {
-        if self.last.as_ref().is_some_and(|last| *last >= path) {
+        if !self.tree.nodes.is_empty() && self.last.as_str() >= path.as_str() {
             return Err(RestoreError::OutOfOrder(path));
         }
         node.children.clear();
@@ -468,7 +476,8 @@ impl TreeBuilder {
                 None => return Err(RestoreError::Orphan(path)),
             }
         }
-        self.last = Some(path.clone());
+        self.last.clear();
+        self.last.push_str(&path);
         self.tree.insert_node(path, node);
         Ok(())
     }

@@ -62,11 +62,34 @@ impl Drop for TestServer {
 /// joins. Each test process takes its ports from its own block of 200,
 /// chosen by its pid (nextest runs tests in separate processes); when the
 /// block runs out, ephemeral ports are used.
+/// This process's block of 200 ports (of 110): claimed with a lock file,
+/// so that test processes running at the same time (nextest runs each test
+/// in its own) never pick from the same block; a process id picks where
+/// the search starts. The lock is held until the process ends.
+fn port_block() -> u32 {
+    static CLAIMED: std::sync::OnceLock<(u32, Option<std::fs::File>)> = std::sync::OnceLock::new();
+    let (block, _lock) = CLAIMED.get_or_init(|| {
+        let start = std::process::id() % 110;
+        for i in 0..110 {
+            let block = (start + i) % 110;
+            let path = std::env::temp_dir().join(format!("conclave-test-ports-{block}.lock"));
+            let Ok(file) = std::fs::File::create(&path) else {
+                continue;
+            };
+            if file.try_lock().is_ok() {
+                return (block, Some(file));
+            }
+        }
+        (start, None)
+    });
+    *block
+}
+
 pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     const BLOCK: u32 = 200;
-    let base = 10_000 + (std::process::id() % 110) * BLOCK;
+    let base = 10_000 + port_block() * BLOCK;
     let bindable = |port: u16| {
         TcpListener::bind(("0.0.0.0", port)).is_ok()
             && TcpListener::bind(("127.0.0.1", port)).is_ok()
