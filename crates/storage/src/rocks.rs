@@ -118,6 +118,11 @@ impl RocksStore {
         // nothing of the running one's (RocksDB rotates its info log before
         // it takes its own lock).
         let lock = lock_store(dir)?;
+        // A view left by a process that died while making an image holds
+        // hard links to old table files: their space comes back now.
+        if let Err(e) = remove_view_dir(&view_dir(dir)) {
+            tracing::warn!(error = %e, "could not remove an old image view");
+        }
         let mut store = match inspect_dir(dir)? {
             DirKind::Fresh => create(dir)?,
             DirKind::Database => {

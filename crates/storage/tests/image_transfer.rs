@@ -227,6 +227,15 @@ fn the_rocksdb_view_holds_the_state_of_its_moment() {
         .expect("install");
     let loaded = store.load().expect("load");
     assert_eq!((loaded.nodes, loaded.meta.applied_index), (first.nodes, 50));
+
+    // A view left by a process that died while making an image is removed
+    // when the store opens again.
+    drop(store);
+    let left = dir.path().join("store.image-view");
+    std::fs::create_dir_all(&left).expect("mkdir");
+    std::fs::write(left.join("000001.sst"), b"x").expect("write");
+    let _store = storage::rocks::RocksStore::open(&dir.path().join("store")).expect("open");
+    assert!(!left.exists());
 }
 
 proptest! {
