@@ -358,11 +358,12 @@ impl StateMachine<SimWrite> for Machine {
         term: u64,
         data: &[u8],
     ) -> Result<Installed, String> {
-        let mut restored = self.images.take(index, term, data)?;
-        if let Some(install) = restored.install() {
-            self.disk.queue(install);
-        }
-        let Restored { tree, zxid, .. } = restored;
+        let Restored {
+            tree,
+            zxid,
+            install,
+        } = self.images.take(index, term, data)?;
+        self.disk.queue(install);
         self.tree = tree;
         self.pending = Pending::new();
         self.batch = ApplyBatch::default();

@@ -255,16 +255,14 @@ pub fn image_of(tree: &DataTree, index: u64, term: u64, zxid: i64) -> Image {
     }
 }
 
-/// The tree an image holds, checked for consistency.
+/// The tree an image holds (its nodes in path order), checked for
+/// consistency.
 pub fn tree_of(image: &Image) -> Result<DataTree, RestoreError> {
-    DataTree::restore(
-        image
-            .nodes
-            .iter()
-            .map(|(path, record)| (path.clone(), node_from_record(record.clone()))),
-        image.sessions.clone(),
-        image.zxid,
-    )
+    let mut builder = tree::TreeBuilder::with_capacity(image.nodes.len());
+    for (path, record) in &image.nodes {
+        builder.push(path.clone(), node_from_record(record.clone()))?;
+    }
+    builder.finish(image.sessions.clone(), image.zxid)
 }
 
 /// Writes `/zookeeper/config` of a brand-new ensemble's tree (the static

@@ -98,14 +98,13 @@ fn an_image_made_from_a_view_is_staged_in_chunks_and_restored() {
     receiver
         .prepare(id.index, id.term, &id.encode())
         .expect("prepare");
-    let mut restored = receiver
+    let restored = receiver
         .take(id.index, id.term, &id.encode())
         .expect("take");
     assert_same_tree(&restored.tree, &source);
     // The store is replaced from the staged file, which is then removed.
     let mut store = MemoryStore::new();
-    let install = restored.install().expect("the store's replacement");
-    storage::writer::write_batch(&mut store, vec![install]).expect("installed");
+    storage::writer::write_batch(&mut store, vec![restored.install]).expect("installed");
     let loaded = store.load().expect("load");
     assert_eq!(loaded.nodes, source.nodes);
     assert_eq!(loaded.sessions, source.sessions);

@@ -1,6 +1,6 @@
 //! What a znode costs in resident memory, by part: builds, in a fresh
 //! process each, N znodes (children of one parent, as `conclave-loadgen
-//! populate` makes them) the way a server loads them (`DataTree::restore`),
+//! populate` makes them) the way a server loads them (`TreeBuilder`),
 //! and the parts alone, and reports the growth of the process's RSS per
 //! znode (glibc's malloc, as the server runs).
 //!
@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use proto::Acl;
-use tree::{DataTree, Node, StatPersisted};
+use tree::{DataTree, Node, StatPersisted, TreeBuilder};
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -44,7 +44,11 @@ fn tree(n: usize, value: Option<usize>) -> DataTree {
             let data = value.map(|v| vec![7u8; v]);
             (p, Node::new(data, Arc::new(Acl::open_unsafe()), stat))
         });
-    DataTree::restore(nodes, std::iter::empty(), 1).expect("a tree")
+    let mut builder = TreeBuilder::with_capacity(n + 2);
+    for (path, node) in nodes {
+        builder.push(path, node).expect("path order");
+    }
+    builder.finish(std::iter::empty(), 1).expect("a tree")
 }
 
 /// Builds one part in this process and prints the RSS it took.

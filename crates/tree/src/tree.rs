@@ -101,16 +101,7 @@ impl DataTree {
     /// aversion -1.
     pub fn new() -> Self {
         let open = Arc::new(Acl::open_unsafe());
-        let mut tree = DataTree {
-            nodes: NodeMap::default(),
-            ephemerals: BTreeMap::new(),
-            containers: BTreeSet::new(),
-            ttls: BTreeSet::new(),
-            sessions: BTreeMap::new(),
-            last_zxid: 0,
-            data_size: 0,
-            acls: AclTable::default(),
-        };
+        let mut tree = DataTree::empty();
         let empty = || Some(Vec::new());
         let mut root = Node::new(empty(), open.clone(), StatPersisted::default());
         root.children.insert("zookeeper".into());
@@ -134,52 +125,8 @@ impl DataTree {
         tree
     }
 
-    /// Rebuilds a tree from stored node records (what a durable store
-    /// loads): children and the ephemeral/container/TTL indexes are derived
-    /// from the paths and owners. Refuses a set of records that is not a
-    /// tree, naming the first orphan.
-    pub fn restore(
-        nodes: impl IntoIterator<Item = (String, Node)>,
-        sessions: impl IntoIterator<Item = (i64, SessionRecord)>,
-        last_zxid: i64,
-    ) -> Result<DataTree, RestoreError> {
-        let nodes = nodes.into_iter();
-        let mut tree = DataTree {
-            nodes: NodeMap::with_capacity_and_hasher(nodes.size_hint().0, Default::default()),
-            ephemerals: BTreeMap::new(),
-            containers: BTreeSet::new(),
-            ttls: BTreeSet::new(),
-            sessions: sessions.into_iter().collect(),
-            last_zxid,
-            data_size: 0,
-            acls: AclTable::default(),
-        };
-        let mut paths = Vec::with_capacity(tree.nodes.capacity());
-        for (path, mut node) in nodes {
-            node.children.clear();
-            paths.push(path.clone());
-            tree.insert_node(path, node);
-        }
-        if !tree.nodes.contains_key("/") {
-            return Err(RestoreError::MissingRoot);
-        }
-        for p in paths {
-            if p == "/" {
-                continue;
-            }
-            let parent = path::parent_of(&p).map(path::normalize).unwrap_or("");
-            let name = path::name_of(&p).to_owned();
-            match tree.nodes.get_mut(parent) {
-                Some(parent_node) => {
-                    parent_node.children.insert(name);
-                }
-                None => return Err(RestoreError::Orphan(p)),
-            }
-        }
-        Ok(tree)
-    }
-
-    /// An empty tree for [`TreeBuilder`]: no node at all yet.
+    /// An empty tree (no node at all yet), for [`DataTree::new`] and
+    /// [`TreeBuilder`].
     fn empty() -> DataTree {
         DataTree {
             nodes: NodeMap::default(),
@@ -428,9 +375,12 @@ mod tests {
     }
 }
 
-/// Builds a tree from nodes that arrive in path order (each after its
-/// parent, as an image streams them), so the tree is ready the moment the
-/// last one arrives.
+/// Rebuilds a tree from stored node records (what a store loads, what an
+/// image streams), which come in path order, each after its parent:
+/// children and the ephemeral/container/TTL indexes are derived from the
+/// paths and owners as each node is inserted, so the tree is ready the
+/// moment the last one arrives. Refuses records that are not a tree
+/// (out of order, an orphan, no root).
 #[derive(Debug)]
 pub struct TreeBuilder {
     tree: DataTree,

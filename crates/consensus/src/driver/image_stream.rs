@@ -139,18 +139,12 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
         let Some(id) = SnapshotId::decode(&message.get_snapshot().data) else {
             // Not an image of ours (cannot happen: this leader makes
             // them); sent as it is.
-            if !self.net.send(message) {
-                self.node.report_unreachable(to);
-            }
+            self.send_now(message);
             return;
         };
         match self.images_out.get_mut(&to) {
             // raft-rs asked again for an image the follower holds.
-            Some(out) if out.id == id && out.delivered => {
-                if !self.net.send(message) {
-                    self.node.report_unreachable(to);
-                }
-            }
+            Some(out) if out.id == id && out.delivered => self.send_now(message),
             // raft-rs asked again for the same image: the transfer goes on.
             Some(out) if out.id == id => out.message = message,
             _ => {
@@ -257,9 +251,7 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
             out.sent = id.bytes;
             let message = out.message.clone();
             tracing::info!(peer = from, image = %id, "the follower holds the snapshot's image");
-            if !self.net.send(message) {
-                self.node.report_unreachable(from);
-            }
+            self.send_now(message);
             return;
         }
         if received > out.acked {

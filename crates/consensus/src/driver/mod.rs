@@ -586,10 +586,15 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
                 self.send_image(message);
                 continue;
             }
-            let to = message.to;
-            if !self.net.send(message) {
-                self.node.report_unreachable(to);
-            }
+            self.send_now(message);
+        }
+    }
+
+    /// Sends `message` as it is; raft-rs hears of it if it was dropped.
+    fn send_now(&mut self, message: Message) {
+        let to = message.to;
+        if !self.net.send(message) {
+            self.node.report_unreachable(to);
         }
     }
 

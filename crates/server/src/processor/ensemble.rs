@@ -571,11 +571,12 @@ impl StateMachine<ZkWrite> for ZooKeeper {
         data: &[u8],
     ) -> Result<Installed, String> {
         let ensemble = self.ensemble.as_mut().ok_or("not in an ensemble")?;
-        let mut restored = ensemble.images.take(index, term, data)?;
-        if let Some(install) = restored.install() {
-            self.writer.send(install);
-        }
-        let Restored { tree, zxid, .. } = restored;
+        let Restored {
+            tree,
+            zxid,
+            install,
+        } = ensemble.images.take(index, term, data)?;
+        self.writer.send(install);
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
             self.close(conn);

@@ -15,7 +15,6 @@ use tree::{DataTree, SessionRecord, TreeBuilder};
 use super::dir::ImageDir;
 use super::stream::{ImageRecord, StreamDecoder};
 use super::view::{ImageView, write_view};
-use crate::codec::Crc32c;
 use crate::writer::WriteCommand;
 use crate::{Image, StorageError};
 
@@ -35,13 +34,12 @@ fn staged_name(id: &SnapshotId) -> String {
     )
 }
 
-/// What is staged of the image being received, and what it decoded to.
+/// What is staged of the image being received, and what it decoded to
+/// (the decoder's checksum is the image's).
 #[derive(Debug)]
 struct Staging {
     id: SnapshotId,
     len: u64,
-    crc: Crc32c,
-    complete: bool,
     decoder: StreamDecoder,
     builder: TreeBuilder,
     sessions: Vec<(i64, SessionRecord)>,
@@ -52,17 +50,20 @@ impl Staging {
         Staging {
             id,
             len: 0,
-            crc: Crc32c::default(),
-            complete: false,
             decoder: StreamDecoder::new(),
             builder: TreeBuilder::new(),
             sessions: Vec::new(),
         }
     }
 
-    /// Folds in the next bytes: checksum, decoder, tree.
+    /// All of it: a staging that reaches its image's size with another
+    /// checksum is dropped on the spot, so one that stays whole checked out.
+    fn complete(&self) -> bool {
+        self.len == self.id.bytes
+    }
+
+    /// Folds in the next bytes: decoder (and its checksum), tree.
     fn take_in(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.crc.update(bytes);
         self.len += bytes.len() as u64;
         let (builder, sessions) = (&mut self.builder, &mut self.sessions);
         self.decoder
@@ -87,14 +88,8 @@ pub struct Restored {
     pub tree: DataTree,
     /// The image's zxid.
     pub zxid: i64,
-    install: Option<WriteCommand>,
-}
-
-impl Restored {
-    /// The store's replacement, for the log writer (once).
-    pub fn install(&mut self) -> Option<WriteCommand> {
-        self.install.take()
-    }
+    /// The store's replacement, for the log writer.
+    pub install: WriteCommand,
 }
 
 /// One server's images.
@@ -179,7 +174,7 @@ impl<D: ImageDir> Images<D> {
         let name = staged_name(id);
         let (complete, len) = {
             let staging = self.staging_for(id)?;
-            (staging.complete, staging.len)
+            (staging.complete(), staging.len)
         };
         if complete {
             return Ok(Staged::Complete);
@@ -190,9 +185,13 @@ impl<D: ImageDir> Images<D> {
         let taken = match self.dir.append(&name, bytes) {
             Err(e) => Err(format!("staging image {id}: {e}")),
             Ok(()) => match self.staging.as_mut() {
-                Some(staging) => staging
-                    .take_in(bytes)
-                    .map(|()| (staging.len, staging.crc.value(), staging.decoder.ended())),
+                Some(staging) => staging.take_in(bytes).map(|()| {
+                    (
+                        staging.len,
+                        staging.decoder.checksum(),
+                        staging.decoder.ended(),
+                    )
+                }),
                 None => Err("no image staged".into()),
             },
         };
@@ -216,9 +215,6 @@ impl<D: ImageDir> Images<D> {
             self.drop_staged();
             return Err(format!("syncing image {id}: {e}"));
         }
-        if let Some(staging) = self.staging.as_mut() {
-            staging.complete = true;
-        }
         Ok(Staged::Complete)
     }
 
@@ -238,7 +234,7 @@ impl<D: ImageDir> Images<D> {
                 if (id.index, id.term) != (index, term) {
                     return Err(format!("a snapshot for {index}/{term} names image {id}"));
                 }
-                if !self.staging_for(&id)?.complete {
+                if !self.staging_for(&id)?.complete() {
                     return Err(format!("image {id} has not arrived whole"));
                 }
                 let Some(staging) = self.staging.take() else {
@@ -277,7 +273,7 @@ impl<D: ImageDir> Images<D> {
                 Restored {
                     tree,
                     zxid: header.zxid,
-                    install: Some(install),
+                    install,
                 }
             }
             None => {
@@ -353,11 +349,10 @@ impl<D: ImageDir> Images<D> {
             }
             staging.take_in(&block[..n])?;
         }
-        if staging.len == id.bytes {
-            if staging.crc.value() != id.checksum || !staging.decoder.ended() {
-                return Err("it does not match its checksum".into());
-            }
-            staging.complete = true;
+        if staging.complete()
+            && (staging.decoder.checksum() != id.checksum || !staging.decoder.ended())
+        {
+            return Err("it does not match its checksum".into());
         }
         Ok(staging)
     }
@@ -393,6 +388,6 @@ fn restored_inline(image: Image, index: u64, term: u64) -> Result<Restored, Stri
     Ok(Restored {
         tree,
         zxid: image.zxid,
-        install: Some(WriteCommand::InstallImage(Box::new(image))),
+        install: WriteCommand::InstallImage(Box::new(image)),
     })
 }

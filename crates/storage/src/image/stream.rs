@@ -136,12 +136,14 @@ pub enum ImageRecord {
 pub struct StreamDecoder {
     /// Bytes not decoded yet.
     pending: Vec<u8>,
-    /// CRC-32C of every byte decoded so far.
+    /// CRC-32C of every byte decoded so far (the trailer too, once the
+    /// stream ended: the image's checksum, its `SnapshotId`'s).
     crc: Crc32c,
     header: Option<ImageHeader>,
     nodes: u64,
     sessions: u64,
-    last_path: Option<String>,
+    /// The previous node's path (a buffer reused: no allocation per node).
+    last_path: String,
     ended: bool,
 }
 
@@ -159,14 +161,15 @@ impl StreamDecoder {
         StreamDecoder::default()
     }
 
-    /// The image's header, once its bytes arrived.
-    pub fn header(&self) -> Option<ImageHeader> {
-        self.header
-    }
-
     /// Whether the whole stream arrived and checked out.
     pub fn ended(&self) -> bool {
         self.ended
+    }
+
+    /// CRC-32C of every byte decoded so far: once the stream ended, of the
+    /// whole image.
+    pub fn checksum(&self) -> u32 {
+        self.crc.value()
     }
 
     /// Decodes what `bytes` complete, handing each record to `each`.
@@ -217,7 +220,7 @@ impl StreamDecoder {
             bytes: &self.pending[*at..],
             at: 0,
         };
-        let Some(header) = self.header else {
+        if self.header.is_none() {
             let Some(magic) = r.take(8) else {
                 return Ok(Step::More);
             };
@@ -234,8 +237,7 @@ impl StreamDecoder {
             });
             self.consume(at, r.at);
             return Ok(Step::Nothing);
-        };
-        let _ = header;
+        }
         let Some(tag) = r.take(1) else {
             return Ok(Step::More);
         };
@@ -251,7 +253,7 @@ impl StreamDecoder {
                     return Ok(Step::More);
                 };
                 let path = codec::decode_node_key(path).map_err(|e| e.into_error("image"))?;
-                if self.last_path.as_ref().is_some_and(|last| *last >= path) {
+                if self.nodes > 0 && self.last_path >= path {
                     return Err(corrupt(format!("node {path} out of order")));
                 }
                 let node = codec::decode_node(record)
@@ -259,7 +261,8 @@ impl StreamDecoder {
                 let used = r.at;
                 self.consume(at, used);
                 self.nodes += 1;
-                self.last_path = Some(path.clone());
+                self.last_path.clear();
+                self.last_path.push_str(&path);
                 Ok(Step::Record(ImageRecord::Node(path, node)))
             }
             SESSION => {
@@ -299,7 +302,7 @@ impl StreamDecoder {
                         "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
                     )));
                 }
-                *at += 4;
+                self.consume(at, 4);
                 self.ended = true;
                 Ok(Step::Nothing)
             }
