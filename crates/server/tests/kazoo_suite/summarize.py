@@ -2,16 +2,21 @@
 """Compare kazoo-suite outcomes of ZooKeeper (reference) and Conclave.
 
 usage: summarize.py RESULTS_DIR KNOWN_DIFFERENCES_FILE
+       summarize.py --still-failing RESULTS_DIR KNOWN_DIFFERENCES_FILE ROUND
 
 Reads RESULTS_DIR/{zookeeper,conclave}.json (written by kazoo_suite_plugin's
 --outcomes-json), RESULTS_DIR/{zookeeper,conclave}.time (wall seconds) and
-optionally RESULTS_DIR/rerun-{zookeeper,conclave}.json (regressions run
-again), prints the summary and writes it to RESULTS_DIR/summary.txt.
+optionally RESULTS_DIR/rerun<N>-{zookeeper,conclave}.json (regressions run
+again, round N = 1, 2, ...), prints the summary and writes it to
+RESULTS_DIR/summary.txt.  With --still-failing, prints the ids of the
+regressions to run again in round ROUND instead: passed on ZooKeeper, not on
+Conclave in the full run nor in any earlier round, not a known difference.
 
 Exit status: 0 no unexplained regression; 1 some test passes on ZooKeeper but
-not on Conclave, still fails on Conclave when re-run, and is not listed in
-known_differences.txt; 2 a run is missing or broken.  A regression that passes
-on Conclave when re-run is reported as FLAKY and does not fail the run.
+not on Conclave, fails on Conclave in every re-run round, and is not listed
+in known_differences.txt; 2 a run is missing or broken.  A regression that
+passes on Conclave in some re-run is reported as FLAKY and does not fail the
+run.
 """
 
 from __future__ import annotations
@@ -60,11 +65,50 @@ def short(msg: str, n: int = 300) -> str:
     return msg if len(msg) <= n else msg[: n - 3] + "..."
 
 
+def load_reruns(results: pathlib.Path, kind: str, before: int | None = None) -> list[dict]:
+    """The re-run rounds of one server, in order (round 1 first)."""
+    rounds = []
+    n = 1
+    while before is None or n < before:
+        r = load(results / f"rerun{n}-{kind}.json")
+        if r is None:
+            break
+        rounds.append(r)
+        n += 1
+    return rounds
+
+
+def rerun_outcomes(rounds: list[dict], tid: str) -> list[str]:
+    return [r["tests"][tid]["outcome"] for r in rounds if tid in r["tests"]]
+
+
+def regressions_of(zk: dict, cc: dict) -> list[str]:
+    return sorted(t for t, v in zk.items()
+                  if v["outcome"] == "passed" and cc.get(t, {}).get("outcome") != "passed")
+
+
+def still_failing(results: pathlib.Path, known: dict[str, str], rnd: int) -> int:
+    zk, cc = load(results / "zookeeper.json"), load(results / "conclave.json")
+    if zk is None or cc is None:
+        return 2
+    earlier = load_reruns(results, "conclave", before=rnd)
+    ids = [t for t in regressions_of(zk["tests"], cc["tests"])
+           if t not in known and "passed" not in rerun_outcomes(earlier, t)]
+    # a run with this many regressions is broken, not flaky: no re-runs
+    if len(ids) <= 60:
+        for t in ids:
+            print(t)
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1] == "--still-failing":
+        return still_failing(pathlib.Path(sys.argv[2]), load_known(pathlib.Path(sys.argv[3])),
+                             int(sys.argv[4]))
     results = pathlib.Path(sys.argv[1])
     known = load_known(pathlib.Path(sys.argv[2]))
     runs = {k: load(results / f"{k}.json") for k in KINDS}
-    reruns = {k: load(results / f"rerun-{k}.json") for k in KINDS}
+    reruns = {k: load_reruns(results, k) for k in KINDS}
     out: list[str] = []
     w = out.append
     status = 0
@@ -104,14 +148,9 @@ def main() -> int:
     regressions = [d for d in differ if d[1] == "passed"]
     rr, rz = reruns["conclave"], reruns["zookeeper"]
 
-    def rerun_outcome(run, tid):
-        if run is None or tid not in run["tests"]:
-            return None
-        return run["tests"][tid]["outcome"]
-
-    # a regression that passes on Conclave when run again is reported as flaky
+    # a regression that passes on Conclave in some re-run is reported as flaky
     # and does not fail the run; everything else (incl. no rerun data) counts
-    flaky = [d for d in regressions if rerun_outcome(rr, d[0]) == "passed"]
+    flaky = [d for d in regressions if "passed" in rerun_outcomes(rr, d[0])]
     confirmed = [d for d in regressions if d not in flaky]
     unexplained = [d for d in confirmed if d[0] not in known]
     w("")
@@ -122,7 +161,7 @@ def main() -> int:
             if tid in known:
                 tag = "  [known: " + known[tid] + "]"
             elif (tid, a, b) in flaky:
-                tag = "  [FLAKY: passed on conclave when re-run]"
+                tag = "  [FLAKY: passed on conclave in a re-run]"
             else:
                 tag = "  [REGRESSION]"
         w(f"  {a:>7} -> {b:<7} {tid}{tag}")
@@ -133,10 +172,10 @@ def main() -> int:
         for tid, _, b in regressions:
             rec = cc.get(tid, {})
             rerun = ""
-            if rerun_outcome(rr, tid) is not None:
-                rerun = f" (rerun: conclave {rerun_outcome(rr, tid)}"
-                if rerun_outcome(rz, tid) is not None:
-                    rerun += f", zookeeper {rerun_outcome(rz, tid)}"
+            if rerun_outcomes(rr, tid):
+                rerun = f" (re-runs: conclave {'/'.join(rerun_outcomes(rr, tid))}"
+                if rerun_outcomes(rz, tid):
+                    rerun += f"; zookeeper {'/'.join(rerun_outcomes(rz, tid))}"
                 rerun += ")"
             w(f"- {tid}{rerun}")
             where = f"[{rec.get('when')}] " if rec.get("when") not in (None, "call") else ""
