@@ -10,7 +10,7 @@ use consensus::driver::Notice;
 use consensus::raft::eraftpb::{ConfState, Entry, EntryType, Message, MessageType};
 use consensus::wire::{self, Frame};
 use proptest::prelude::*;
-use support::{Machine, TestDriver, member, snapshot};
+use support::{Machine, TestDriver, member, member_compacted, snapshot};
 
 fn message(t: MessageType, from: u64, term: u64) -> Message {
     let mut m = Message::default();
@@ -179,8 +179,14 @@ fn snapshots_that_cannot_be_restored_here_are_refused() {
 /// Server 1 as the leader of term 2 of its 3 members.
 fn leader() -> (TestDriver, Machine, support::Net) {
     let (mut driver, mut sm, net) = member(1, 1);
+    elect(&mut driver, &mut sm);
+    (driver, sm, net)
+}
+
+/// Server 1 elected with server 2's votes.
+fn elect(driver: &mut TestDriver, sm: &mut Machine) {
     for _ in 0..100 {
-        driver.tick(0, &mut sm).expect("tick");
+        driver.tick(0, sm).expect("tick");
         if driver.node().role() == consensus::Role::PreCandidate {
             break;
         }
@@ -188,12 +194,72 @@ fn leader() -> (TestDriver, Machine, support::Net) {
     let term = driver.node().term();
     let mut grant = message(MessageType::MsgRequestPreVoteResponse, 2, term + 1);
     grant.reject = false;
-    driver.receive(2, grant, &mut sm).expect("pre-vote");
+    driver.receive(2, grant, sm).expect("pre-vote");
     let mut vote = message(MessageType::MsgRequestVoteResponse, 2, term + 1);
     vote.reject = false;
-    driver.receive(2, vote, &mut sm).expect("vote");
+    driver.receive(2, vote, sm).expect("vote");
     assert!(driver.is_leader(), "{:?}", driver.node().role());
-    (driver, sm, net)
+}
+
+/// A follower that refuses an image (its disk is full, the transfer was
+/// damaged) is not sent one made at once, again and again: raft-rs asks
+/// for a new image at its next contact with the follower, and the next is
+/// made an election timeout later.
+#[test]
+fn a_refused_image_is_made_again_only_after_an_election_timeout() {
+    let (mut driver, mut sm, net) = member_compacted(20, 22, 22);
+    sm.image_bytes = 100;
+    elect(&mut driver, &mut sm);
+    let term = driver.node().term();
+    // Server 2's log ends at index 1, behind the compacted log.
+    let probe = net
+        .0
+        .borrow()
+        .raft
+        .iter()
+        .rev()
+        .find(|m| m.to == 2 && m.get_msg_type() == MessageType::MsgAppend)
+        .map(|m| m.index)
+        .expect("an append to server 2");
+    let mut reject = message(MessageType::MsgAppendResponse, 2, term);
+    reject.reject = true;
+    reject.index = probe;
+    reject.reject_hint = 1;
+    reject.log_term = 1;
+    driver.receive(2, reject, &mut sm).expect("no failure");
+    for _ in 0..3 {
+        driver.tick(0, &mut sm).expect("tick");
+    }
+    assert_eq!(sm.makes, vec![driver.applied_index()], "one image made");
+    let id = notices(&net)
+        .into_iter()
+        .find_map(|(to, n)| match n {
+            Notice::SnapshotChunk { id, .. } if to == 2 => Some(id),
+            _ => None,
+        })
+        .expect("the image is on its way to server 2");
+    let refusal = Notice::SnapshotAck {
+        id,
+        received: 0,
+        refused: true,
+    };
+    driver
+        .notice(2, &refusal.encode(), &mut sm)
+        .expect("no failure");
+    let heard = |driver: &mut TestDriver, sm: &mut Machine| {
+        let m = message(MessageType::MsgHeartbeatResponse, 2, term);
+        driver.receive(2, m, sm).expect("no failure");
+        driver.tick(0, sm).expect("tick");
+    };
+    // Raft probes server 2 at once and wants an image for it: none yet.
+    for _ in 0..9 {
+        heard(&mut driver, &mut sm);
+    }
+    assert_eq!(sm.makes.len(), 1, "no image made right after a refusal");
+    for _ in 0..3 {
+        heard(&mut driver, &mut sm);
+    }
+    assert_eq!(sm.makes.len(), 2, "a new image after an election timeout");
 }
 
 fn message_type() -> impl Strategy<Value = MessageType> {

@@ -230,6 +230,13 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
         }
         if refused {
             self.abandon_image(from, "the follower refused the image");
+            // Raft asks for a new image at its next contact with the
+            // follower; whatever made it refuse this one (a full disk, a
+            // damaged transfer) may still be there, so the next is made
+            // after an election timeout, not at once and in a loop.
+            self.make_after_tick = self
+                .make_after_tick
+                .max(self.ticks + self.config.election_ticks as u64);
             return;
         }
         if out.delivered && received < id.bytes {

@@ -254,7 +254,8 @@ pub struct Driver<W, T, L> {
     refusals: BTreeMap<u64, BTreeSet<&'static str>>,
     /// The image the state machine is making for raft-rs, if any.
     making: Option<image_stream::Making>,
-    /// No image is made before this tick (after one failed).
+    /// No image is made before this tick (after one failed or a follower
+    /// refused one).
     make_after_tick: u64,
     /// While leading: snapshots on their way, by follower.
     images_out: BTreeMap<u64, image_stream::Outgoing>,

@@ -57,10 +57,15 @@ impl LogWriter for Disk {
 }
 
 /// Transactions are their bytes; a snapshot is accepted when its data is
-/// `b"image"`.
+/// `b"image"`. Asked to make an image, it makes one of `image_bytes` zero
+/// bytes (none while that is 0) and counts the requests.
 #[derive(Debug, Default)]
 pub(crate) struct Machine {
     pub(crate) applied: Vec<u64>,
+    pub(crate) image_bytes: u64,
+    /// The index of every image asked for.
+    pub(crate) makes: Vec<u64>,
+    made: Option<SnapshotId>,
 }
 
 impl StateMachine<Vec<u8>> for Machine {
@@ -75,17 +80,26 @@ impl StateMachine<Vec<u8>> for Machine {
         Ok(())
     }
     fn applied(&mut self, _index: u64, _zxid: i64) {}
-    fn make_snapshot(&mut self, _index: u64, _term: u64, _zxid: i64) {}
-    fn snapshot_made(&mut self) -> Option<Result<SnapshotId, String>> {
-        None
+    fn make_snapshot(&mut self, index: u64, term: u64, _zxid: i64) {
+        self.makes.push(index);
+        if self.image_bytes > 0 {
+            self.made = Some(SnapshotId {
+                index,
+                term,
+                bytes: self.image_bytes,
+                checksum: 0,
+            });
+        }
     }
-    fn read_snapshot(
-        &mut self,
-        _id: &SnapshotId,
-        _at: u64,
-        _len: usize,
-    ) -> Result<Vec<u8>, String> {
-        Err("no image here".into())
+    fn snapshot_made(&mut self) -> Option<Result<SnapshotId, String>> {
+        self.made.take().map(Ok)
+    }
+    fn read_snapshot(&mut self, id: &SnapshotId, at: u64, len: usize) -> Result<Vec<u8>, String> {
+        if self.image_bytes == 0 || id.bytes != self.image_bytes {
+            return Err("no image here".into());
+        }
+        let left = usize::try_from(id.bytes.saturating_sub(at)).unwrap_or(usize::MAX);
+        Ok(vec![0; len.min(left)])
     }
     fn receive_snapshot(
         &mut self,
@@ -165,12 +179,22 @@ pub(crate) type TestDriver = Driver<Vec<u8>, Net, Disk>;
 /// Server 1 of a bootstrapped 3-member ensemble whose log holds `last`
 /// entries of term 1 after the bootstrap point, `commit` of them committed.
 pub(crate) fn member(last: u64, commit: u64) -> (TestDriver, Machine, Net) {
+    member_compacted(1, last, commit)
+}
+
+/// As [`member`], with the log compacted through index `compacted` (of
+/// term 1, applied): a follower behind it needs an image.
+pub(crate) fn member_compacted(
+    compacted: u64,
+    last: u64,
+    commit: u64,
+) -> (TestDriver, Machine, Net) {
     let net = Net::default();
     let conf = ConfState {
         voters: vec![1, 2, 3],
         ..ConfState::default()
     };
-    let entries = (2..=last + 1)
+    let entries = (compacted + 1..=last + 1)
         .map(|index| Entry {
             index,
             term: 1,
@@ -186,9 +210,9 @@ pub(crate) fn member(last: u64, commit: u64) -> (TestDriver, Machine, Net) {
             ..HardState::default()
         },
         record: Some(MembershipRecord::Member(StoredConf::new(&conf, 1))),
-        compacted: (1, 1),
+        compacted: (compacted, 1),
         entries,
-        applied_index: 1,
+        applied_index: compacted,
         applied_zxid: 0,
         committed: Some(Membership::new(0x1_0000_0000, members(3))),
     };
