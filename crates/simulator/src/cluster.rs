@@ -1503,7 +1503,7 @@ fn expected_refusal(reason: &str) -> bool {
 fn fingerprint(tree: &tree::DataTree) -> Vec<(String, Option<Vec<u8>>, tree::StatPersisted)> {
     let mut out: Vec<_> = tree
         .nodes()
-        .map(|(path, node)| (path.clone(), node.data.clone(), node.stat))
+        .map(|(path, node)| (path.to_owned(), node.data.clone(), node.stat))
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out

@@ -84,7 +84,10 @@ pub struct HardState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRecord {
     pub data: Option<Vec<u8>>,
-    pub acl: Vec<proto::Acl>,
+    /// Shared with the tree's node: records are made for every write and
+    /// read for every node at start, and most nodes carry one of a few
+    /// lists.
+    pub acl: std::sync::Arc<Vec<proto::Acl>>,
     pub stat: StatPersisted,
 }
 

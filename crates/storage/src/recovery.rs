@@ -4,8 +4,6 @@
 //! tree as stored, then apply the logged entries that the stored tree does
 //! not reflect yet. The server and the simulator restart the same way.
 
-use std::sync::Arc;
-
 use tree::{Applied, DataTree, Node, RestoreError};
 
 use crate::{ApplyBatch, EntryKind, Image, NodeRecord, StorageError, Store};
@@ -49,13 +47,13 @@ pub enum RecoveryError {
 pub fn node_record(node: &Node) -> NodeRecord {
     NodeRecord {
         data: node.data.clone(),
-        acl: node.acl.as_ref().clone(),
+        acl: node.acl.clone(),
         stat: node.stat,
     }
 }
 
 pub(crate) fn node_from_record(record: NodeRecord) -> Node {
-    Node::new(record.data, Arc::new(record.acl), record.stat)
+    Node::new(record.data, record.acl, record.stat)
 }
 
 /// Adds what one applied transaction changed to `batch`, reading the
@@ -239,7 +237,7 @@ pub fn recover_with(mut store: Box<dyn Store>, replay: Replay) -> Result<Recover
 pub fn image_of(tree: &DataTree, index: u64, term: u64, zxid: i64) -> Image {
     let mut nodes: Vec<(String, NodeRecord)> = tree
         .nodes()
-        .map(|(path, node)| (path.clone(), node_record(node)))
+        .map(|(path, node)| (path.to_owned(), node_record(node)))
         .collect();
     nodes.sort_by(|a, b| a.0.cmp(&b.0));
     Image {

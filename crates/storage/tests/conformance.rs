@@ -103,7 +103,7 @@ fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<LogEntry> {
 fn node(zxid: i64, data: &[u8]) -> NodeRecord {
     NodeRecord {
         data: Some(data.to_vec()),
-        acl: vec![Acl::new(31, "world", "anyone")],
+        acl: std::sync::Arc::new(vec![Acl::new(31, "world", "anyone")]),
         stat: StatPersisted::created(zxid, 1000 + zxid, 0),
     }
 }
@@ -520,7 +520,7 @@ fn apply_batches_and_load<B: Builder>(b: &mut B) {
 
     let mut null_data = node(4, b"");
     null_data.data = None;
-    null_data.acl = vec![];
+    null_data.acl = std::sync::Arc::new(vec![]);
     let second = ApplyBatch {
         applied_index: 4,
         applied_zxid: 0x1_0000_0004,

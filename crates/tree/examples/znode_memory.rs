@@ -6,8 +6,8 @@
 //!
 //!     cargo run --release -p tree --example znode_memory -- [N] [VALUE_SIZE]
 //!
-//! Parts: a path as a `String` (the hash map's key); a child's name in its
-//! parent's sorted set (`BTreeSet<String>`); the rest of the tree without
+//! Parts: a path as a `Box<str>` (the hash map's key); a child's name in its
+//! parent's sorted set (`BTreeSet<Box<str>>`); the rest of the tree without
 //! values (the hash map's slot — key header and node pointer, at the map's
 //! load factor — and the boxed `Node` with its Stat, ACL pointer, data
 //! pointer and children set); the values.
@@ -56,14 +56,14 @@ fn measure(part: &str, n: usize, value: usize) {
     let before = rss_bytes();
     let grew = match part {
         "paths" => {
-            let paths: Vec<String> = (0..n).map(path).collect();
+            let paths: Vec<Box<str>> = (0..n).map(|i| path(i).into_boxed_str()).collect();
             let grew = rss_bytes() - before;
             std::hint::black_box(&paths);
             // The Vec's own array is not part of a znode's cost.
-            grew - (n * std::mem::size_of::<String>()) as u64
+            grew - (n * std::mem::size_of::<Box<str>>()) as u64
         }
         "names" => {
-            let names: BTreeSet<String> = (0..n).map(|i| format!("n{i:010}")).collect();
+            let names: BTreeSet<Box<str>> = (0..n).map(|i| format!("n{i:010}").into()).collect();
             let grew = rss_bytes() - before;
             std::hint::black_box(&names);
             grew
@@ -119,10 +119,10 @@ fn main() {
     println!("| part | bytes per znode |");
     println!("|---|---:|");
     println!("| the path (the map's key: its heap block) | {paths:.0} |");
-    println!("| the name in its parent's children (`BTreeSet<String>`) | {names:.0} |");
+    println!("| the name in its parent's children (`BTreeSet<Box<str>>`) | {names:.0} |");
     println!(
         "| the map's slot (key header {} B, node pointer 8 B; half the slots empty after the map doubles) and the boxed `Node` ({} B: Stat, ACL and data pointers, children set) | {:.0} |",
-        std::mem::size_of::<String>(),
+        std::mem::size_of::<Box<str>>(),
         std::mem::size_of::<Node>(),
         bare - paths - names
     );

@@ -168,7 +168,7 @@ fn create_node(
     let parent_path = path::parent_of(&create.path).ok_or(ErrorCode::BadArguments)?;
     let name = path::name_of(&create.path).to_owned();
     let parent = tree.node_mut(parent_path).ok_or(ErrorCode::NoNode)?;
-    if parent.children.contains(&name) {
+    if parent.children.contains(name.as_str()) {
         return Err(ErrorCode::NodeExists);
     }
     // ZooKeeper only moves cversion (and with it pzxid) forward.

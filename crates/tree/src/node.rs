@@ -101,27 +101,29 @@ pub struct Node {
 
 /// A node's child names: a pointer for the many nodes without children
 /// (8 bytes in every node instead of a set's 24), the set once there is
-/// one. Reads go through `Deref` to the set.
+/// one. Reads go through `Deref` to the set. Names are `Box<str>`, not
+/// `String`: 16 bytes in the set's nodes instead of 24, as a name never
+/// grows.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 // The box is the point: 8 bytes in every node instead of the set's 24.
 #[allow(clippy::box_collection)]
-pub struct Children(Option<Box<BTreeSet<String>>>);
+pub struct Children(Option<Box<BTreeSet<Box<str>>>>);
 
 /// What a node without children lists.
-static NO_CHILDREN: BTreeSet<String> = BTreeSet::new();
+static NO_CHILDREN: BTreeSet<Box<str>> = BTreeSet::new();
 
 impl std::ops::Deref for Children {
-    type Target = BTreeSet<String>;
+    type Target = BTreeSet<Box<str>>;
 
-    fn deref(&self) -> &BTreeSet<String> {
+    fn deref(&self) -> &BTreeSet<Box<str>> {
         self.0.as_deref().unwrap_or(&NO_CHILDREN)
     }
 }
 
 impl Children {
     /// Adds `name`; true if it was not there.
-    pub fn insert(&mut self, name: String) -> bool {
-        self.0.get_or_insert_with(Box::default).insert(name)
+    pub fn insert(&mut self, name: impl Into<Box<str>>) -> bool {
+        self.0.get_or_insert_with(Box::default).insert(name.into())
     }
 
     /// Removes `name`; true if it was there. The set goes with the last.

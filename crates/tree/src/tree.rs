@@ -41,11 +41,11 @@ pub enum RestoreError {
 /// paths in advance.
 ///
 /// The nodes are boxed: the map grows by doubling, so after a growth
-/// about half its slots are empty, and an empty slot costs its size — 32
+/// about half its slots are empty, and an empty slot costs its size — 24
 /// bytes (the key's header and a pointer) instead of 144 with the node
-/// inline. `examples/znode_memory.rs` measures it: 327 → about 200 bytes
-/// per znode for the slot and the node together at 1,000,000 znodes.
-type NodeMap = HashMap<String, Box<Node>, foldhash::fast::RandomState>;
+/// inline. Keys are `Box<str>`, not `String` (16 bytes, not 24: a path
+/// never grows). `examples/znode_memory.rs` measures it.
+type NodeMap = HashMap<Box<str>, Box<Node>, foldhash::fast::RandomState>;
 
 /// The replicated state: znodes and sessions, and the last zxid applied.
 #[derive(Debug, Clone)]
@@ -104,10 +104,10 @@ impl DataTree {
         let mut tree = DataTree::empty();
         let empty = || Some(Vec::new());
         let mut root = Node::new(empty(), open.clone(), StatPersisted::default());
-        root.children.insert("zookeeper".into());
+        root.children.insert("zookeeper");
         let mut zk = Node::new(empty(), open.clone(), StatPersisted::default());
-        zk.children.insert("quota".into());
-        zk.children.insert("config".into());
+        zk.children.insert("quota");
+        zk.children.insert("config");
         let quota = Node::new(empty(), open, StatPersisted::default());
         let config_stat = StatPersisted {
             aversion: -1,
@@ -184,7 +184,7 @@ impl DataTree {
             .collect();
         while let Some(p) = stack.pop() {
             count += 1;
-            if let Some(n) = self.nodes.get(&p) {
+            if let Some(n) = self.nodes.get(p.as_str()) {
                 stack.extend(n.children.iter().map(|c| path::join(&p, c)));
             }
         }
@@ -228,8 +228,8 @@ impl DataTree {
     }
 
     /// Every node with its path, in no particular order.
-    pub fn nodes(&self) -> impl Iterator<Item = (&String, &Node)> {
-        self.nodes.iter().map(|(path, node)| (path, &**node))
+    pub fn nodes(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.nodes.iter().map(|(path, node)| (&**path, &**node))
     }
 
     /// Records that a log entry without a transaction (a new leader's
@@ -250,7 +250,7 @@ impl DataTree {
     pub fn reap_candidates(&self, now_ms: i64, max_never_used_ms: i64) -> Vec<String> {
         let mut out = Vec::new();
         for p in &self.containers {
-            let Some(node) = self.nodes.get(p) else {
+            let Some(node) = self.nodes.get(p.as_str()) else {
                 continue;
             };
             if !node.children.is_empty() {
@@ -266,7 +266,7 @@ impl DataTree {
             }
         }
         for p in &self.ttls {
-            let Some(node) = self.nodes.get(p) else {
+            let Some(node) = self.nodes.get(p.as_str()) else {
                 continue;
             };
             if !node.children.is_empty() {
@@ -308,7 +308,7 @@ impl DataTree {
                 self.ttls.insert(path.clone());
             }
         }
-        self.nodes.insert(path, Box::new(node));
+        self.nodes.insert(path.into_boxed_str(), Box::new(node));
     }
 
     pub(crate) fn remove_node(&mut self, path: &str) -> Option<Node> {

@@ -68,7 +68,7 @@ impl ZooKeeper {
             }
             Request::GetChildren(r) => {
                 let node = self.readable(conn_id, &r.path)?;
-                let children = node.children.iter().cloned().collect();
+                let children = node.children.iter().map(|c| c.to_string()).collect();
                 if r.watch {
                     self.watches.watch_children(&r.path, conn_id);
                 }
@@ -77,7 +77,7 @@ impl ZooKeeper {
             Request::GetChildren2(r) => {
                 let node = self.readable(conn_id, &r.path)?;
                 let response = GetChildren2Response {
-                    children: node.children.iter().cloned().collect(),
+                    children: node.children.iter().map(|c| c.to_string()).collect(),
                     stat: node.stat(),
                 };
                 if r.watch {
@@ -202,7 +202,7 @@ impl ZooKeeper {
             MultiReadOp::GetChildren(r) => {
                 self.readable(conn_id, &r.path)
                     .map(|n| MultiResult::GetChildren {
-                        children: n.children.iter().cloned().collect(),
+                        children: n.children.iter().map(|c| c.to_string()).collect(),
                     })
             }
             MultiReadOp::GetData(r) => {

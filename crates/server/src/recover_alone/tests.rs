@@ -47,7 +47,7 @@ fn member_store(commit: u64) -> MemoryStore {
     let membership = Membership::new(0x2_0000_0000, (1..=3).map(member).collect());
     let mut nodes: Vec<_> = tree
         .nodes()
-        .map(|(p, n)| (p.clone(), storage::recovery::node_record(n)))
+        .map(|(p, n)| (p.to_owned(), storage::recovery::node_record(n)))
         .collect();
     for (path, record) in &mut nodes {
         if path == tree::CONFIG {

@@ -144,6 +144,8 @@ pub struct StreamDecoder {
     sessions: u64,
     /// The previous node's path (a buffer reused: no allocation per node).
     last_path: String,
+    /// The previous node's ACL list, shared with the next that has it.
+    acl: codec::SharedAcl,
     ended: bool,
 }
 
@@ -256,7 +258,7 @@ impl StreamDecoder {
                 if self.nodes > 0 && self.last_path >= path {
                     return Err(corrupt(format!("node {path} out of order")));
                 }
-                let node = codec::decode_node(record)
+                let node = codec::decode_node_sharing(record, &mut self.acl)
                     .map_err(|e| e.into_error(format!("image node {path}")))?;
                 let used = r.at;
                 self.consume(at, used);
