@@ -72,6 +72,11 @@ pub const ALLOWED: &[&str] = &[
     "globalOutstandingLimit",
     "preAllocSize",
     "forceSync",
+    // Conclave's own tuning of snapshot catch-ups and peer frames: large
+    // trees may want larger frames or a faster (or gentler) catch-up.
+    "conclave.snapshotChunkBytes",
+    "conclave.snapshotSendBytesPerSec",
+    "conclave.peerMaxFrameBytes",
 ];
 
 /// One server of the membership, as zoo.cfg names it.
@@ -91,7 +96,7 @@ pub fn validate(config: &BTreeMap<String, String>) -> Result<(), BuildError> {
         };
         if OWNED.contains(&key.as_str())
             || key.starts_with("server.")
-            || key.starts_with("conclave.")
+            || (key.starts_with("conclave.") && !ALLOWED.contains(&key.as_str()))
         {
             return Err(bad("set by the operator"));
         }
@@ -294,12 +299,17 @@ mod tests {
     fn user_settings_override_defaults_and_owned_keys_are_refused() {
         let mut cc = cluster();
         cc.spec.config.insert("tickTime".into(), "1000".into());
+        cc.spec
+            .config
+            .insert("conclave.snapshotSendBytesPerSec".into(), "0".into());
         let text = zoo_cfg(&cc, &initial_servers(&cc), false, None).unwrap();
         assert!(text.contains("tickTime=1000\n") && !text.contains("tickTime=2000"));
+        assert!(text.contains("conclave.snapshotSendBytesPerSec=0\n"));
         for key in [
             "dataDir",
             "server.7",
             "conclave.join",
+            "conclave.ensembleName",
             "clientPort",
             "noSuchKey",
         ] {
