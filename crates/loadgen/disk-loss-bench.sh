@@ -13,12 +13,20 @@
 #      tree. Clients of the two other servers (4 sessions, half reads, half
 #      setData of VALUE_SIZE bytes) are measured for LOAD_SECONDS before the
 #      kill and for LOAD_SECONDS from the start: their p99 without and
-#      during the catch-up.
+#      during the catch-up;
+#   4. with JOIN=1 (the default): start a fourth server with an empty data
+#      directory and a zoo.cfg listing the three members and itself, as
+#      ZooKeeper documents adding a server, and add it with `reconfig -add`
+#      sent to the leader at once; time from its start to the reconfig's
+#      answer, to its first getData of /pop and to holding the leader's
+#      znode count, with the other servers' clients measured as in 3. The
+#      servers run with reconfigEnabled=true and skipACL=yes (ZooKeeper
+#      lets only a superuser reconfig otherwise).
 #
 # Usage: crates/loadgen/disk-loss-bench.sh [OUTDIR]
 # Environment: ZNODES (100000), VALUE_SIZE (100), ROUNDS (3), LOAD_SECONDS (10),
 # TICK_TIME (2000), SYNC_LIMIT (5), INIT_LIMIT (10), ZK_HEAP (1g),
-# SERVERS ("zookeeper conclave").
+# SERVERS ("zookeeper conclave"), JOIN (1).
 # Results: OUTDIR/results.md and OUTDIR/*.jsonl; logs stay in OUTDIR.
 set -euo pipefail
 
@@ -32,6 +40,10 @@ SYNC_LIMIT=${SYNC_LIMIT:-5}
 INIT_LIMIT=${INIT_LIMIT:-10}
 ZK_HEAP=${ZK_HEAP:-1g}
 SERVERS=${SERVERS:-"zookeeper conclave"}
+JOIN=${JOIN:-1}
+if [[ $JOIN == 1 ]]; then
+    EXTRA_CFG=$'reconfigEnabled=true\nskipACL=yes'
+fi
 
 OUT=${1:-$(mktemp -d /tmp/conclave-disk-loss-bench.XXXXXX)}
 # shellcheck source=crates/loadgen/bench-common.sh
@@ -108,7 +120,57 @@ bench_disk_loss() {
         log "$name: round $round: server $victim serves ${ms} ms after its start, holds all $got znodes after ${whole_ms} ms"
         await_leader >/dev/null
     done
+    [[ $JOIN == 1 ]] && join_new_member "$name"
     stop_ensemble
+}
+
+# Step 4: a new, empty server 4 added with reconfig while clients run.
+join_new_member() { # name
+    local name=$1 leader third
+    leader=$(await_leader)
+    third=$(((leader % 3) + 1))
+    local others=127.0.0.1:${CLIENT_PORTS[$leader]},127.0.0.1:${CLIENT_PORTS[$third]}
+    CLIENT_PORTS[4]=$(free_port)
+    local line="server.4=127.0.0.1:$(free_port):$(free_port):participant;127.0.0.1:${CLIENT_PORTS[4]}"
+    write_member_config "$name" 4 "$SERVER_LINES$line"
+    client_load "$others" 1 "$OUT/$name/join-without.json"
+    local started_ns
+    started_ns=$(now_ns)
+    start_member "$name" 4
+    client_load "$others" 0 "$OUT/$name/join-during.json" &
+    local load_pid=$!
+    "$LOADGEN" reconfig --server "127.0.0.1:${CLIENT_PORTS[$leader]}" --add "$line" --timeout 600 \
+        >"$OUT/$name/join-reconfig.json"
+    local reconfig_ms=$((($(now_ns) - started_ns) / 1000000))
+    "$LOADGEN" probe --path /pop --server "127.0.0.1:${CLIENT_PORTS[4]}" \
+        --since-unix-ns "$started_ns" --attempt-timeout-ms 1000 --timeout 300 \
+        >"$OUT/$name/join-probe.out"
+    local ms whole_ms want got deadline=$((SECONDS + 300))
+    ms=$(tail -n1 "$OUT/$name/join-probe.out" | jq '.ready_ms | round')
+    want=$(znode_count "${CLIENT_PORTS[$leader]}")
+    got=$(znode_count "${CLIENT_PORTS[4]}")
+    while [[ $got != "$want" ]] && ((SECONDS < deadline)); do
+        sleep 0.05
+        want=$(znode_count "${CLIENT_PORTS[$leader]}")
+        got=$(znode_count "${CLIENT_PORTS[4]}")
+    done
+    whole_ms=$((($(now_ns) - started_ns) / 1000000))
+    wait "$load_pid"
+    if [[ $got != "$want" ]]; then
+        log "$name: the new server does not hold the whole tree: $got znodes, the leader $want"
+        exit 1
+    fi
+    jq -nc --arg ms "$ms" --arg whole "$whole_ms" --arg reconfig "$reconfig_ms" --arg n "$got" \
+        --slurpfile without "$OUT/$name/join-without.json" \
+        --slurpfile during "$OUT/$name/join-during.json" \
+        '{reconfig_ms: ($reconfig | tonumber), serving_ms: ($ms | tonumber),
+          whole_tree_ms: ($whole | tonumber), znodes: ($n | tonumber),
+          write_p99_ms_without: ($without[0].writes.p99_us / 1000),
+          write_p99_ms_during: ($during[0].writes.p99_us / 1000),
+          read_p99_ms_without: ($without[0].reads.p99_us / 1000),
+          read_p99_ms_during: ($during[0].reads.p99_us / 1000),
+          errors_during: ($during[0].errors)}' >"$OUT/$name-join.json"
+    log "$name: new server 4: reconfig answered ${reconfig_ms} ms after its start, serves after ${ms} ms, holds all $got znodes after ${whole_ms} ms"
 }
 
 {
@@ -116,7 +178,7 @@ bench_disk_loss() {
     echo "host: $(nproc) vCPU, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -r); all servers and the client on this one host"
     echo "java: $(java -version 2>&1 | head -n1); ZooKeeper: $(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo '?')"
     echo "conclave: $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- crates || echo ' + local changes')"
-    echo "settings: tickTime=$TICK_TIME initLimit=$INIT_LIMIT syncLimit=$SYNC_LIMIT, defaults otherwise; ZooKeeper heap -Xmx$ZK_HEAP"
+    echo "settings: tickTime=$TICK_TIME initLimit=$INIT_LIMIT syncLimit=$SYNC_LIMIT${EXTRA_CFG:+ ${EXTRA_CFG//$'\n'/ }}, defaults otherwise; ZooKeeper heap -Xmx$ZK_HEAP"
 } >"$OUT/bench.log"
 cat "$OUT/bench.log" >&2
 
@@ -146,5 +208,17 @@ done
             "| \($s) | \(med(.write_p99_ms_without)) | \(med(.write_p99_ms_during)) | \(med(.read_p99_ms_without)) | \(med(.read_p99_ms_during)) | \([.[].errors_during | to_entries[] | "\(.key) \(.value)"] | join(", ")) |"' \
             "$OUT/$server-disk-loss.jsonl"
     done
+    if [[ $JOIN == 1 ]]; then
+        echo
+        echo "A new, empty fourth server added with reconfig -add (sent to the leader at its start): ms from its start to the reconfig's answer, to its first getData /pop, to holding the leader's znode count; p99 in ms of the other servers' clients as above:"
+        echo
+        echo "| server | reconfig answered | serving | whole tree | write p99 without | during | read p99 without | during | errors during |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+        for server in $SERVERS; do
+            jq -r --arg s "$server" 'def r2(x): (x * 100 | round) / 100;
+                "| \($s) | \(.reconfig_ms) | \(.serving_ms) | \(.whole_tree_ms) | \(r2(.write_p99_ms_without)) | \(r2(.write_p99_ms_during)) | \(r2(.read_p99_ms_without)) | \(r2(.read_p99_ms_during)) | \([.errors_during | to_entries[] | "\(.key) \(.value)"] | join(", ")) |"' \
+                "$OUT/$server-join.json"
+        done
+    fi
 } >"$OUT/results.md"
 cat "$OUT/results.md"

@@ -1,7 +1,8 @@
 # Sourced by ensemble-bench.sh and disk-loss-bench.sh after bench-common.sh:
 # three servers of one implementation on loopback (`zookeeper`: Debian's
 # QuorumPeerMain; `conclave`: the release build), with the settings the
-# caller set (TICK_TIME, INIT_LIMIT, SYNC_LIMIT, ZK_HEAP).
+# caller set (TICK_TIME, INIT_LIMIT, SYNC_LIMIT, ZK_HEAP, and EXTRA_CFG: more
+# zoo.cfg lines, the same for every server).
 
 srvr_mode() { # port -> Mode or empty
     python3 - "$1" <<'EOF'
@@ -59,29 +60,40 @@ await_leader() {
     return 1
 }
 
-# Writes three zoo.cfg files under OUT/<name>/server<id> (fresh data
-# directories with myid) and starts the three servers.
-start_ensemble() { # name
-    local name=$1 servers=""
-    rm -rf "${OUT:?}/$name"
-    for id in 1 2 3; do
-        CLIENT_PORTS[$id]=$(free_port)
-        servers+="server.$id=127.0.0.1:$(free_port):$(free_port)"$'\n'
-    done
-    for id in 1 2 3; do
-        local dir=$OUT/$name/server$id
-        mkdir -p "$dir/data"
-        echo "$id" >"$dir/data/myid"
-        cat >"$dir/zoo.cfg" <<EOF
+# The three members' server lines (set by start_ensemble).
+SERVER_LINES=""
+
+# Writes OUT/<name>/server<id>/zoo.cfg (a fresh data directory with myid)
+# listing the server lines given.
+write_member_config() { # name id server-lines
+    local dir=$OUT/$1/server$2
+    mkdir -p "$dir/data"
+    echo "$2" >"$dir/data/myid"
+    cat >"$dir/zoo.cfg" <<EOF
 tickTime=$TICK_TIME
 initLimit=$INIT_LIMIT
 syncLimit=$SYNC_LIMIT
 dataDir=$dir/data
-clientPort=${CLIENT_PORTS[$id]}
+clientPort=${CLIENT_PORTS[$2]}
 admin.enableServer=false
 4lw.commands.whitelist=mntr,srvr,ruok
-$servers
+${EXTRA_CFG:-}
+$3
 EOF
+}
+
+# Writes three zoo.cfg files under OUT/<name>/server<id> (fresh data
+# directories with myid) and starts the three servers.
+start_ensemble() { # name
+    local name=$1
+    SERVER_LINES=""
+    rm -rf "${OUT:?}/$name"
+    for id in 1 2 3; do
+        CLIENT_PORTS[$id]=$(free_port)
+        SERVER_LINES+="server.$id=127.0.0.1:$(free_port):$(free_port)"$'\n'
+    done
+    for id in 1 2 3; do
+        write_member_config "$name" "$id" "$SERVER_LINES"
         start_member "$name" "$id"
     done
 }
@@ -97,8 +109,9 @@ connect_string() {
 
 stop_ensemble() {
     local id
-    for id in 1 2 3; do
+    for id in "${!PIDS[@]}"; do
         kill -TERM "${PIDS[$id]}" 2>/dev/null || true
         wait "${PIDS[$id]}" 2>/dev/null || true
     done
+    PIDS=()
 }

@@ -21,6 +21,7 @@ mod mntr;
 mod pipeline;
 mod populate;
 mod probe;
+mod reconfig;
 mod session;
 mod stats;
 
@@ -55,6 +56,8 @@ enum Command {
     AckedWrites(acked::AckedWritesArgs),
     /// Check that every acknowledged write (stdin) exists.
     CheckAcked(acked::CheckAckedArgs),
+    /// Add a server to an ensemble (`reconfig -add`), timed.
+    Reconfig(reconfig::ReconfigArgs),
     /// Print the server's mntr.
     Mntr {
         /// host:port of the server.
@@ -83,6 +86,7 @@ fn main() -> anyhow::Result<()> {
             Command::Probe(a) => probe::run(a).await,
             Command::AckedWrites(a) => acked::writes(a).await,
             Command::CheckAcked(a) => acked::check(a).await,
+            Command::Reconfig(a) => reconfig::run(a).await,
             Command::Mntr { server } => {
                 print!("{}", mntr::fetch_text(&server).await?);
                 Ok(())

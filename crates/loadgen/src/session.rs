@@ -87,6 +87,32 @@ impl Session {
         xid
     }
 
+    /// Sends one request whose body the caller encoded (after the request
+    /// header) and waits for its reply.
+    pub(crate) async fn call_raw(
+        &mut self,
+        op: proto::OpCode,
+        body: impl FnOnce(&mut Vec<u8>),
+    ) -> anyhow::Result<Reply> {
+        let xid = self.next_xid;
+        self.next_xid = self.next_xid.checked_add(1).unwrap_or(1);
+        frame::encode_frame(&mut self.write, |out| {
+            proto::jute::write_i32(out, xid);
+            proto::jute::write_i32(out, op as i32);
+            body(out);
+        });
+        self.flush().await?;
+        loop {
+            if let Some(reply) = self.buffered_reply()? {
+                if reply.xid != xid {
+                    bail!("reply for xid {} while waiting for {xid}", reply.xid);
+                }
+                return Ok(reply);
+            }
+            self.fill().await?;
+        }
+    }
+
     /// Sends everything queued.
     pub(crate) async fn flush(&mut self) -> anyhow::Result<()> {
         if !self.write.is_empty() {

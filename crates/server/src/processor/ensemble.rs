@@ -496,7 +496,11 @@ impl StateMachine<ZkWrite> for ZooKeeper {
         };
         let made = ensemble.made.clone();
         let dir = ensemble.images.dir().clone();
+        let asked = Instant::now();
         let sent = self.writer.send(WriteCommand::View(Box::new(move |view| {
+            // How long the log writer took to get to the view and take it
+            // (writes wait meanwhile).
+            let view_ms = asked.elapsed().as_millis() as u64;
             let view = match view {
                 Ok(view) => view,
                 Err(e) => {
@@ -515,6 +519,7 @@ impl StateMachine<ZkWrite> for ZooKeeper {
                         if let Ok(id) = &outcome {
                             tracing::info!(
                                 image = %id,
+                                view_ms,
                                 took_ms = started.elapsed().as_millis() as u64,
                                 "wrote a snapshot's image"
                             );
