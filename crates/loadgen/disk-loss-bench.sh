@@ -51,15 +51,21 @@ OUT=${1:-$(mktemp -d /tmp/conclave-disk-loss-bench.XXXXXX)}
 # shellcheck source=crates/loadgen/ensemble-common.sh
 . "$REPO/crates/loadgen/ensemble-common.sh"
 
+# Peak and current resident memory of a process, MiB.
+hwm_mib() { awk '/^VmHWM:/ { print int($2 / 1024) }' "/proc/$1/status"; }
+rss_mib() { awk '/^VmRSS:/ { print int($2 / 1024) }' "/proc/$1/status"; }
+
 znode_count() { # port -> zk_znode_count
     "$LOADGEN" mntr --server "127.0.0.1:$1" 2>/dev/null | awk '$1 == "zk_znode_count" { print $2 }'
 }
 
 # Clients of the servers in $1 (comma-separated host:port) for LOAD_SECONDS
-# after $2 s of warm-up: 4 sessions, half reads, half setData; report in $3.
+# after $2 s of warm-up: 4 sessions, half reads, half setData; report in $3
+# (with each second's figures in its "slices").
 client_load() {
     "$LOADGEN" bench --server "$1" --sessions 4 --in-flight 1 --read-ratio 0.5 \
-        --value-size "$VALUE_SIZE" --duration "$LOAD_SECONDS" --warmup "$2" --json "$3" >/dev/null
+        --value-size "$VALUE_SIZE" --duration "$LOAD_SECONDS" --warmup "$2" --slice-s 1 \
+        --json "$3" >/dev/null
 }
 
 bench_disk_loss() {
@@ -107,11 +113,16 @@ bench_disk_loss() {
             log "$name: server $victim does not hold the whole tree: $got znodes, the leader $want"
             exit 1
         fi
+        local hwm rss leader_rss
+        hwm=$(hwm_mib "${PIDS[$victim]}") rss=$(rss_mib "${PIDS[$victim]}") leader_rss=$(rss_mib "${PIDS[$leader]}")
         jq -nc --arg round "$round" --arg victim "$victim" --arg ms "$ms" --arg whole "$whole_ms" --arg n "$got" \
+            --arg hwm "$hwm" --arg rss "$rss" --arg leader_rss "$leader_rss" \
             --slurpfile without "$OUT/$name/round-$round-without.json" \
             --slurpfile during "$OUT/$name/round-$round-during.json" \
             '{round: ($round | tonumber), server: ($victim | tonumber), serving_ms: ($ms | tonumber),
               whole_tree_ms: ($whole | tonumber), znodes: ($n | tonumber),
+              caught_up_peak_rss_mib: ($hwm | tonumber), caught_up_rss_mib: ($rss | tonumber),
+              leader_rss_mib: ($leader_rss | tonumber),
               write_p99_ms_without: ($without[0].writes.p99_us / 1000),
               write_p99_ms_during: ($during[0].writes.p99_us / 1000),
               read_p99_ms_without: ($without[0].reads.p99_us / 1000),
@@ -160,11 +171,15 @@ join_new_member() { # name
         log "$name: the new server does not hold the whole tree: $got znodes, the leader $want"
         exit 1
     fi
+    local hwm rss
+    hwm=$(hwm_mib "${PIDS[4]}") rss=$(rss_mib "${PIDS[4]}")
     jq -nc --arg ms "$ms" --arg whole "$whole_ms" --arg reconfig "$reconfig_ms" --arg n "$got" \
+        --arg hwm "$hwm" --arg rss "$rss" \
         --slurpfile without "$OUT/$name/join-without.json" \
         --slurpfile during "$OUT/$name/join-during.json" \
         '{reconfig_ms: ($reconfig | tonumber), serving_ms: ($ms | tonumber),
           whole_tree_ms: ($whole | tonumber), znodes: ($n | tonumber),
+          caught_up_peak_rss_mib: ($hwm | tonumber), caught_up_rss_mib: ($rss | tonumber),
           write_p99_ms_without: ($without[0].writes.p99_us / 1000),
           write_p99_ms_during: ($during[0].writes.p99_us / 1000),
           read_p99_ms_without: ($without[0].reads.p99_us / 1000),
@@ -208,15 +223,25 @@ done
             "| \($s) | \(med(.write_p99_ms_without)) | \(med(.write_p99_ms_during)) | \(med(.read_p99_ms_without)) | \(med(.read_p99_ms_during)) | \([.[].errors_during | to_entries[] | "\(.key) \(.value)"] | join(", ")) |"' \
             "$OUT/$server-disk-loss.jsonl"
     done
+    echo
+    echo "Resident memory (MiB) of the caught-up server once it holds the whole tree, its peak on the way (the transfer and install included), and the leader's, median of the rounds:"
+    echo
+    echo "| server | caught-up server: peak | after | leader |"
+    echo "|---|---:|---:|---:|"
+    for server in $SERVERS; do
+        jq -rs --arg s "$server" 'def med(f): ([.[] | f] | sort) as $v | $v[(($v | length) / 2 | floor)];
+            "| \($s) | \(med(.caught_up_peak_rss_mib)) | \(med(.caught_up_rss_mib)) | \(med(.leader_rss_mib)) |"' \
+            "$OUT/$server-disk-loss.jsonl"
+    done
     if [[ $JOIN == 1 ]]; then
         echo
         echo "A new, empty fourth server added with reconfig -add (sent to the leader at its start): ms from its start to the reconfig's answer, to its first getData /pop, to holding the leader's znode count; p99 in ms of the other servers' clients as above:"
         echo
-        echo "| server | reconfig answered | serving | whole tree | write p99 without | during | read p99 without | during | errors during |"
-        echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+        echo "| server | reconfig answered | serving | whole tree | write p99 without | during | read p99 without | during | errors during | new server's peak RSS MiB |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"
         for server in $SERVERS; do
             jq -r --arg s "$server" 'def r2(x): (x * 100 | round) / 100;
-                "| \($s) | \(.reconfig_ms) | \(.serving_ms) | \(.whole_tree_ms) | \(r2(.write_p99_ms_without)) | \(r2(.write_p99_ms_during)) | \(r2(.read_p99_ms_without)) | \(r2(.read_p99_ms_during)) | \([.errors_during | to_entries[] | "\(.key) \(.value)"] | join(", ")) |"' \
+                "| \($s) | \(.reconfig_ms) | \(.serving_ms) | \(.whole_tree_ms) | \(r2(.write_p99_ms_without)) | \(r2(.write_p99_ms_during)) | \(r2(.read_p99_ms_without)) | \(r2(.read_p99_ms_during)) | \([.errors_during | to_entries[] | "\(.key) \(.value)"] | join(", ")) | \(.caught_up_peak_rss_mib) |"' \
                 "$OUT/$server-join.json"
         done
     fi

@@ -74,6 +74,11 @@ pub(crate) struct BenchArgs {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also report the window in slices of this many seconds (0: not),
+    /// by completion time: what a disturbance in the middle of the window
+    /// (a catch-up's phases) does to the latencies.
+    #[arg(long, default_value_t = 0.0)]
+    slice_s: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,14 +100,57 @@ struct Report {
     group_commit: Option<GroupCommit>,
     /// CPU seconds the load generator itself used during the run.
     client_cpu_s: Option<f64>,
+    /// With `--slice-s`: the window's slices in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    slices: Vec<Slice>,
 }
 
-/// Samples of one session, for completions inside the window.
+/// The completions of one slice of the window.
+#[derive(Debug, Serialize)]
+struct Slice {
+    /// Seconds from the window's start to the slice's.
+    from_s: f64,
+    writes: OpStats,
+    reads: Option<OpStats>,
+}
+
+/// Samples of one session, for completions inside the window: latencies
+/// in nanoseconds, each with its completion's offset in the window.
 #[derive(Debug, Default)]
 struct Samples {
-    writes: Vec<u64>,
-    reads: Vec<u64>,
+    writes: Vec<(Duration, u64)>,
+    reads: Vec<(Duration, u64)>,
     errors: BTreeMap<i32, u64>,
+}
+
+/// The latencies of the samples completed in `[from, to)` of the window.
+fn within(samples: &[(Duration, u64)], from: Duration, to: Duration) -> Vec<u64> {
+    samples
+        .iter()
+        .filter(|(at, _)| *at >= from && *at < to)
+        .map(|&(_, nanos)| nanos)
+        .collect()
+}
+
+/// The window cut into slices of `slice_s` seconds (the last may be
+/// shorter).
+fn slices(all: &Samples, window_s: f64, slice_s: f64, reads: bool) -> Vec<Slice> {
+    let mut out = Vec::new();
+    if slice_s <= 0.0 {
+        return out;
+    }
+    let mut from = 0.0;
+    while from < window_s {
+        let to = (from + slice_s).min(window_s);
+        let (a, b) = (Duration::from_secs_f64(from), Duration::from_secs_f64(to));
+        out.push(Slice {
+            from_s: from,
+            writes: OpStats::from_nanos(within(&all.writes, a, b), to - from),
+            reads: reads.then(|| OpStats::from_nanos(within(&all.reads, a, b), to - from)),
+        });
+        from = to;
+    }
+    out
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -178,8 +226,17 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         read_ratio: args.read_ratio,
         warmup_s: args.warmup,
         window_s: args.duration,
-        writes: OpStats::from_nanos(all.writes, args.duration),
-        reads: (args.read_ratio > 0.0).then(|| OpStats::from_nanos(all.reads, args.duration)),
+        slices: slices(&all, args.duration, args.slice_s, args.read_ratio > 0.0),
+        writes: OpStats::from_nanos(
+            all.writes.iter().map(|&(_, nanos)| nanos).collect(),
+            args.duration,
+        ),
+        reads: (args.read_ratio > 0.0).then(|| {
+            OpStats::from_nanos(
+                all.reads.iter().map(|&(_, nanos)| nanos).collect(),
+                args.duration,
+            )
+        }),
         errors: all
             .errors
             .iter()
@@ -298,9 +355,10 @@ impl Worker {
                 return;
             }
             let nanos = u64::try_from((now - at).as_nanos()).unwrap_or(u64::MAX);
+            let offset = now - self.start;
             match kind {
-                Kind::Write => samples.writes.push(nanos),
-                Kind::Read => samples.reads.push(nanos),
+                Kind::Write => samples.writes.push((offset, nanos)),
+                Kind::Read => samples.reads.push((offset, nanos)),
             }
         };
         pipeline::run(&mut session, self.in_flight, STALL, next, done).await?;
@@ -367,5 +425,33 @@ fn print_table(r: &Report) {
     }
     if let Some(cpu) = r.client_cpu_s {
         println!("load generator CPU: {cpu:.1} s");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_fall_in_the_slice_of_their_completion() {
+        let ms = Duration::from_millis;
+        let all = Samples {
+            writes: vec![(ms(100), 1_000), (ms(999), 2_000), (ms(1_000), 9_000)],
+            reads: vec![(ms(2_400), 5_000)],
+            errors: BTreeMap::new(),
+        };
+        let cut = slices(&all, 2.5, 1.0, true);
+        assert_eq!(cut.len(), 3);
+        assert_eq!(
+            cut.iter().map(|s| s.from_s).collect::<Vec<_>>(),
+            [0.0, 1.0, 2.0]
+        );
+        assert_eq!(cut[0].writes.ops, 2);
+        assert_eq!(cut[0].writes.max_us, 2.0);
+        assert_eq!(cut[1].writes.ops, 1);
+        assert_eq!(cut[1].writes.max_us, 9.0);
+        let reads = |i: usize| cut[i].reads.as_ref().map_or(0, |r| r.ops);
+        assert_eq!((reads(0), reads(1), reads(2)), (0, 0, 1));
+        assert!(slices(&all, 2.5, 0.0, true).is_empty());
     }
 }
