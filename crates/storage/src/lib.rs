@@ -204,9 +204,11 @@ pub trait Store: Send {
     fn install_image(&mut self, image: &Image) -> Result<(), StorageError>;
 
     /// [`Store::install_image`] with the image as a stream
-    /// (`image::stream`), decoded as it is read and checked whole before
-    /// anything changes; a store that can writes it without holding the
-    /// decoded image.
+    /// (`image::stream`), checked whole before anything changes; a store
+    /// that can writes it without holding the decoded image. The stream's
+    /// records must have been decoded and checked once already (as a
+    /// staged image's are, `image::Images`): a store may take them in
+    /// their encoding without decoding them again.
     fn install_image_stream(&mut self, input: &mut dyn std::io::Read) -> Result<(), StorageError> {
         let image = image::read_image(input)?;
         self.install_image(&image)

@@ -11,6 +11,7 @@ pub mod view;
 pub use dir::{FileDir, ImageDir, MemoryDir};
 pub use images::{Images, Restored};
 pub use stream::{
-    ImageHeader, ImageRecord, StreamDecoder, StreamWriter, read_image, read_records, write_image,
+    ImageHeader, ImageRecord, StreamDecoder, StreamWriter, read_image, read_raw_records,
+    read_records, write_image,
 };
 pub use view::{ImageView, RawRecord, write_view};

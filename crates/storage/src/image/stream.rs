@@ -20,6 +20,7 @@ use std::io::{Read, Write};
 
 use tree::SessionRecord;
 
+use super::view::RawRecord;
 use crate::codec::{self, Crc32c};
 use crate::{Image, NodeRecord, StorageError};
 
@@ -120,6 +121,12 @@ impl<W: Write> StreamWriter<W> {
     }
 }
 
+/// Where [`StreamDecoder`] hands its records.
+enum Records<'a> {
+    Decoded(&'a mut dyn FnMut(ImageRecord) -> Result<(), StorageError>),
+    Raw(&'a mut dyn FnMut(RawRecord<'_>) -> Result<(), StorageError>),
+}
+
 /// One record of an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageRecord {
@@ -152,10 +159,25 @@ pub struct StreamDecoder {
 /// What decoding the pending bytes found.
 enum Step {
     Record(ImageRecord),
+    /// A record left in its encoding (`feed_raw`): where its parts lie in
+    /// the pending bytes, and its whole length, not consumed yet.
+    Raw(RawAt, usize),
     /// The header, or the end: nothing to hand out.
     Nothing,
     /// More bytes are needed.
     More,
+}
+
+/// Where an encoded record's parts lie in the pending bytes.
+enum RawAt {
+    Node {
+        path: std::ops::Range<usize>,
+        record: std::ops::Range<usize>,
+    },
+    Session {
+        id: i64,
+        record: std::ops::Range<usize>,
+    },
 }
 
 impl StreamDecoder {
@@ -180,17 +202,59 @@ impl StreamDecoder {
         bytes: &[u8],
         each: &mut dyn FnMut(ImageRecord) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
+        self.feed_with(bytes, Records::Decoded(each))
+    }
+
+    /// As [`StreamDecoder::feed`], handing out records in their encoding
+    /// (the store's) without decoding them: for an image whose records
+    /// were decoded and checked once already (a staged image, installed
+    /// into a store). The stream's structure, its counts, its order and
+    /// its checksum are checked all the same.
+    pub fn feed_raw(
+        &mut self,
+        bytes: &[u8],
+        each: &mut dyn FnMut(RawRecord<'_>) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.feed_with(bytes, Records::Raw(each))
+    }
+
+    fn feed_with(&mut self, bytes: &[u8], mut each: Records<'_>) -> Result<(), StorageError> {
         if self.ended {
             return Err(corrupt("bytes after the end of the image"));
         }
         self.pending.extend_from_slice(bytes);
+        let raw = matches!(each, Records::Raw(_));
         let mut at = 0;
         let result = loop {
-            match self.step(&mut at) {
+            match self.step(&mut at, raw) {
                 Ok(Step::Record(record)) => {
+                    let Records::Decoded(each) = &mut each else {
+                        break Err(corrupt("a decoded record in a raw read"));
+                    };
                     if let Err(e) = each(record) {
                         break Err(e);
                     }
+                }
+                Ok(Step::Raw(where_, used)) => {
+                    let Records::Raw(each) = &mut each else {
+                        break Err(corrupt("a raw record in a decoded read"));
+                    };
+                    let record = match &where_ {
+                        RawAt::Node { path, record } => RawRecord::Node {
+                            // Checked to be UTF-8 by `step`.
+                            path: std::str::from_utf8(&self.pending[path.clone()])
+                                .unwrap_or_default(),
+                            record: &self.pending[record.clone()],
+                        },
+                        RawAt::Session { id, record } => RawRecord::Session {
+                            id: *id,
+                            record: &self.pending[record.clone()],
+                        },
+                    };
+                    if let Err(e) = each(record) {
+                        break Err(e);
+                    }
+                    self.consume(&mut at, used);
                 }
                 Ok(Step::Nothing) => {}
                 Ok(Step::More) => break Ok(()),
@@ -213,8 +277,10 @@ impl StreamDecoder {
     }
 
     /// Decodes one thing at `*at` of the pending bytes, moving `*at` past
-    /// it (and folding its bytes into the checksum) only when it is whole.
-    fn step(&mut self, at: &mut usize) -> Result<Step, StorageError> {
+    /// it (and folding its bytes into the checksum) only when it is whole;
+    /// with `raw`, a record's own bytes are not decoded, and the caller
+    /// moves past it once it has handed it out.
+    fn step(&mut self, at: &mut usize, raw: bool) -> Result<Step, StorageError> {
         if self.ended {
             return Ok(Step::More);
         }
@@ -251,9 +317,26 @@ impl StreamDecoder {
                 let Some(path) = r.field()? else {
                     return Ok(Step::More);
                 };
+                let path_at = *at + r.at - path.len();
                 let Some(record) = r.field()? else {
                     return Ok(Step::More);
                 };
+                if raw {
+                    let path = std::str::from_utf8(path)
+                        .map_err(|_| corrupt("a node path that is not UTF-8"))?;
+                    if self.nodes > 0 && self.last_path.as_str() >= path {
+                        return Err(corrupt(format!("node {path} out of order")));
+                    }
+                    self.nodes += 1;
+                    self.last_path.clear();
+                    self.last_path.push_str(path);
+                    let record_at = *at + r.at - record.len();
+                    let where_ = RawAt::Node {
+                        path: path_at..path_at + path.len(),
+                        record: record_at..record_at + record.len(),
+                    };
+                    return Ok(Step::Raw(where_, r.at));
+                }
                 let path = codec::decode_node_key(path).map_err(|e| e.into_error("image"))?;
                 if self.nodes > 0 && self.last_path >= path {
                     return Err(corrupt(format!("node {path} out of order")));
@@ -275,6 +358,15 @@ impl StreamDecoder {
                     return Ok(Step::More);
                 };
                 let id = id as i64;
+                if raw {
+                    self.sessions += 1;
+                    let record_at = *at + r.at - record.len();
+                    let where_ = RawAt::Session {
+                        id,
+                        record: record_at..record_at + record.len(),
+                    };
+                    return Ok(Step::Raw(where_, r.at));
+                }
                 let session = codec::decode_session(record)
                     .map_err(|e| e.into_error(format!("image session {id:#x}")))?;
                 let used = r.at;
@@ -371,6 +463,25 @@ pub fn read_records(
     }
 }
 
+/// As [`read_records`], handing out records in their encoding (see
+/// [`StreamDecoder::feed_raw`]).
+pub fn read_raw_records(
+    mut input: impl Read,
+    each: &mut dyn FnMut(RawRecord<'_>) -> Result<(), StorageError>,
+) -> Result<ImageHeader, StorageError> {
+    let mut decoder = StreamDecoder::new();
+    let mut block = vec![0u8; 1 << 20];
+    loop {
+        let n = input
+            .read(&mut block)
+            .map_err(|e| corrupt(format!("reading: {e}")))?;
+        if n == 0 {
+            return decoder.finish();
+        }
+        decoder.feed_raw(&block[..n], each)?;
+    }
+}
+
 /// A whole image stream, read and checked.
 pub fn read_image(input: impl Read) -> Result<Image, StorageError> {
     let mut nodes = Vec::new();
@@ -412,4 +523,107 @@ pub fn write_image(image: &Image, out: impl Write) -> std::io::Result<(u64, u32)
 
 fn corrupt(detail: impl Into<String>) -> StorageError {
     StorageError::corrupt("image stream", detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+    use tree::StatPersisted;
+
+    use super::*;
+
+    fn image(nodes: usize, size: usize) -> Image {
+        let acl = Arc::new(vec![proto::Acl::new(31, "world", "anyone")]);
+        let node = |i: usize| NodeRecord {
+            data: Some(vec![(i % 251) as u8; size]),
+            acl: acl.clone(),
+            stat: StatPersisted::created(i as i64 + 1, 1000, 0),
+        };
+        Image {
+            index: 9,
+            term: 2,
+            zxid: 0x2_0000_0009,
+            nodes: std::iter::once(("/".to_owned(), node(0)))
+                .chain((0..nodes).map(|i| (format!("/n{i:04}"), node(i))))
+                .collect(),
+            sessions: vec![(
+                0x100,
+                SessionRecord {
+                    timeout_ms: 4000,
+                    password: vec![7; 16],
+                },
+            )],
+        }
+    }
+
+    /// Everything `feed_raw` hands out for `bytes` fed in chunks of
+    /// `chunk`, decoded, and the header; or the first error.
+    fn read_raw(bytes: &[u8], chunk: usize) -> Result<Image, StorageError> {
+        let mut decoder = StreamDecoder::new();
+        let (mut nodes, mut sessions) = (Vec::new(), Vec::new());
+        for piece in bytes.chunks(chunk) {
+            decoder.feed_raw(piece, &mut |record| {
+                match record {
+                    RawRecord::Node { path, record } => {
+                        let node = codec::decode_node(record).map_err(|e| e.into_error("node"))?;
+                        nodes.push((path.to_owned(), node));
+                    }
+                    RawRecord::Session { id, record } => {
+                        let session =
+                            codec::decode_session(record).map_err(|e| e.into_error("session"))?;
+                        sessions.push((id, session));
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        let header = decoder.finish()?;
+        Ok(Image {
+            index: header.index,
+            term: header.term,
+            zxid: header.zxid,
+            nodes,
+            sessions,
+        })
+    }
+
+    /// Whether `bytes` read whole as raw records, none of them decoded:
+    /// what the stream's own checks (structure, order, counts, checksum)
+    /// let through.
+    fn raw_checks_pass(bytes: &[u8], chunk: usize) -> bool {
+        let mut decoder = StreamDecoder::new();
+        bytes
+            .chunks(chunk)
+            .all(|piece| decoder.feed_raw(piece, &mut |_| Ok(())).is_ok())
+            && decoder.finish().is_ok()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Records handed out in their encoding are the store's encodings
+        /// of the image's records, whatever the chunks; a flipped byte or a
+        /// cut is refused as by the decoding read.
+        #[test]
+        fn raw_records_are_the_encoded_records_and_damage_is_refused(
+            nodes in 0usize..30,
+            size in 0usize..100,
+            chunk in 1usize..300,
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let image = image(nodes, size);
+            let mut bytes = Vec::new();
+            write_image(&image, &mut bytes).expect("write");
+            prop_assert_eq!(read_raw(&bytes, chunk).expect("read"), image);
+            prop_assert!(raw_checks_pass(&bytes, chunk));
+            let mut damaged = bytes.clone();
+            let at = flip.index(damaged.len());
+            damaged[at] ^= 0x10;
+            prop_assert!(!raw_checks_pass(&damaged, chunk));
+            let cut = flip.index(bytes.len());
+            prop_assert!(!raw_checks_pass(&bytes[..cut], chunk));
+        }
+    }
 }
