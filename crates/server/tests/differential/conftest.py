@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -34,9 +35,27 @@ class Diff:
         self.name = name
 
     def check(self, scenario, name=None):
-        """Run ``scenario`` on both servers; fail on any difference."""
+        """Run ``scenario`` on both servers; fail on any difference.
+
+        Against ensembles (DIFF_MEMBERS > 1) a scenario whose observations
+        differ runs once more, on both, under a new root, and fails only if
+        they differ again: an ensemble's timing is not the test's to choose
+        (in one CI run a three-server ZooKeeper answered a create under a
+        parent whose setACL it had just acknowledged NodeExists instead of
+        NoAuth, and passed the same scenario in every run since). A second
+        difference fails with the first one's report; a pass the second
+        time is reported as a warning."""
         name = name or self.name
-        obs = harness.compare(self.ref, self.other, name, scenario)
+        try:
+            obs = harness.compare(self.ref, self.other, name, scenario)
+        except harness.ScenarioError as first:
+            if os.environ.get("DIFF_MEMBERS", "1") == "1" or "observations differ" not in str(first):
+                raise
+            try:
+                obs = harness.compare(self.ref, self.other, name + "_again", scenario)
+            except harness.ScenarioError:
+                raise first from None
+            warnings.warn(f"FLAKY: {name} differed once, agreed when run again:\n{first}")
         if os.environ.get("DIFF_SHOW"):
             print(f"\n[{name}] reference observation:\n" + json.dumps(obs, indent=1, sort_keys=True))
         return obs
