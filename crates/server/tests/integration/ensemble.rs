@@ -27,6 +27,7 @@ use proto::{ErrorCode, Request};
 
 use crate::ensemble_support::LocalEnsemble;
 use crate::raw_client::{Connected, RawClient, create_request};
+use crate::support::running_as_root;
 
 pub(crate) fn children(client: &mut RawClient, path: &str) -> BTreeSet<String> {
     client.sync().unwrap();
@@ -391,13 +392,6 @@ fn servers_started_before_their_peers_names_resolve_join_once_they_do() {
         ErrorCode::Ok
     );
     let _ = std::fs::remove_file(&hosts);
-}
-
-fn running_as_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 #[test]

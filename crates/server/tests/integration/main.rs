@@ -12,6 +12,7 @@ mod disk_loss;
 mod ensemble;
 mod ensemble_config;
 mod ensemble_support;
+mod full_disk;
 mod membership;
 mod partition_proxy;
 mod raw_client;
