@@ -48,7 +48,30 @@ pub(crate) async fn run(args: ReconfigArgs) -> anyhow::Result<()> {
         write_i64(out, -1);
     };
     let started = Instant::now();
-    let reply = tokio::time::timeout(limit, session.call_raw(OpCode::Reconfig, body)).await??;
+    let xid = session.queue_raw(OpCode::Reconfig, body);
+    session.flush().await?;
+    // The answer may take longer than the session's timeout (the server
+    // waits for the new server to catch up): ping meanwhile, as a
+    // ZooKeeper client does.
+    let ping_every = Duration::from_millis(1000);
+    let reply = loop {
+        if let Some(reply) = session.buffered_reply()? {
+            if reply.xid != xid {
+                bail!("reply for xid {} while waiting for {xid}", reply.xid);
+            }
+            break reply;
+        }
+        if started.elapsed() > limit {
+            bail!("no answer to reconfig -add {} in {limit:?}", args.add);
+        }
+        if tokio::time::timeout(ping_every, session.fill())
+            .await
+            .is_err()
+        {
+            session.queue_ping();
+            session.flush().await?;
+        }
+    };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if reply.err != 0 {
         bail!(

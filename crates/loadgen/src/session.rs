@@ -87,13 +87,9 @@ impl Session {
         xid
     }
 
-    /// Sends one request whose body the caller encoded (after the request
-    /// header) and waits for its reply.
-    pub(crate) async fn call_raw(
-        &mut self,
-        op: proto::OpCode,
-        body: impl FnOnce(&mut Vec<u8>),
-    ) -> anyhow::Result<Reply> {
+    /// Queues one request whose body the caller encoded (after the
+    /// request header); returns its xid. Nothing is sent until `flush`.
+    pub(crate) fn queue_raw(&mut self, op: proto::OpCode, body: impl FnOnce(&mut Vec<u8>)) -> i32 {
         let xid = self.next_xid;
         self.next_xid = self.next_xid.checked_add(1).unwrap_or(1);
         frame::encode_frame(&mut self.write, |out| {
@@ -101,16 +97,16 @@ impl Session {
             proto::jute::write_i32(out, op as i32);
             body(out);
         });
-        self.flush().await?;
-        loop {
-            if let Some(reply) = self.buffered_reply()? {
-                if reply.xid != xid {
-                    bail!("reply for xid {} while waiting for {xid}", reply.xid);
-                }
-                return Ok(reply);
-            }
-            self.fill().await?;
-        }
+        xid
+    }
+
+    /// Queues a ping (its reply is skipped like every ping reply), so that
+    /// a session waiting long for one reply does not expire.
+    pub(crate) fn queue_ping(&mut self) {
+        frame::encode_frame(&mut self.write, |out| {
+            proto::jute::write_i32(out, proto::xid::PING);
+            proto::jute::write_i32(out, proto::OpCode::Ping as i32);
+        });
     }
 
     /// Sends everything queued.
