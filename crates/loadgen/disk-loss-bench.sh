@@ -55,8 +55,26 @@ OUT=${1:-$(mktemp -d /tmp/conclave-disk-loss-bench.XXXXXX)}
 hwm_mib() { awk '/^VmHWM:/ { print int($2 / 1024) }' "/proc/$1/status"; }
 rss_mib() { awk '/^VmRSS:/ { print int($2 / 1024) }' "/proc/$1/status"; }
 
-znode_count() { # port -> zk_znode_count
-    "$LOADGEN" mntr --server "127.0.0.1:$1" 2>/dev/null | awk '$1 == "zk_znode_count" { print $2 }'
+znode_count() { # port -> zk_znode_count, empty if the server does not answer
+    { "$LOADGEN" mntr --server "127.0.0.1:$1" 2>/dev/null || true; } | awk '$1 == "zk_znode_count" { print $2 }'
+}
+
+# Waits (up to 10 minutes) until every member holds the leader's znode
+# count: after a fast populate a follower may still be catching up (at
+# 5,000,000 znodes one fell too far behind for the log and took an image),
+# and the measurements must not start while it does.
+await_settled() { # leader
+    local deadline=$((SECONDS + 600)) id want settled
+    while ((SECONDS < deadline)); do
+        want=$(znode_count "${CLIENT_PORTS[$1]}") settled=1
+        for id in 1 2 3; do
+            [[ -n $want && $(znode_count "${CLIENT_PORTS[$id]}") == "$want" ]] || settled=0
+        done
+        ((settled)) && return 0
+        sleep 0.5
+    done
+    log "the members did not settle on one znode count in 10 minutes"
+    return 1
 }
 
 # Clients of the servers in $1 (comma-separated host:port) for LOAD_SECONDS
@@ -77,6 +95,7 @@ bench_disk_loss() {
     log "$name: ensemble serving on $connect, leader server $leader"
     "$LOADGEN" populate --server "127.0.0.1:${CLIENT_PORTS[$leader]}" --count "$ZNODES" \
         --value-size "$VALUE_SIZE" --root /pop >"$OUT/$name/populate.out"
+    await_settled "$leader"
     : >"$OUT/$name-disk-loss.jsonl"
     for round in $(seq 1 "$ROUNDS"); do
         leader=$(await_leader)
@@ -171,15 +190,20 @@ join_new_member() { # name
         log "$name: the new server does not hold the whole tree: $got znodes, the leader $want"
         exit 1
     fi
-    local hwm rss
+    local hwm rss rss_later
     hwm=$(hwm_mib "${PIDS[4]}") rss=$(rss_mib "${PIDS[4]}")
+    # Once its store has settled (RocksDB flushes the install's memtable
+    # in the background).
+    sleep 30
+    rss_later=$(rss_mib "${PIDS[4]}")
     jq -nc --arg ms "$ms" --arg whole "$whole_ms" --arg reconfig "$reconfig_ms" --arg n "$got" \
-        --arg hwm "$hwm" --arg rss "$rss" \
+        --arg hwm "$hwm" --arg rss "$rss" --arg rss_later "$rss_later" \
         --slurpfile without "$OUT/$name/join-without.json" \
         --slurpfile during "$OUT/$name/join-during.json" \
         '{reconfig_ms: ($reconfig | tonumber), serving_ms: ($ms | tonumber),
           whole_tree_ms: ($whole | tonumber), znodes: ($n | tonumber),
           caught_up_peak_rss_mib: ($hwm | tonumber), caught_up_rss_mib: ($rss | tonumber),
+          rss_30s_later_mib: ($rss_later | tonumber),
           write_p99_ms_without: ($without[0].writes.p99_us / 1000),
           write_p99_ms_during: ($during[0].writes.p99_us / 1000),
           read_p99_ms_without: ($without[0].reads.p99_us / 1000),
