@@ -243,7 +243,7 @@ done
     echo "| server | write p99 without | during | read p99 without | during | errors during |"
     echo "|---|---:|---:|---:|---:|---|"
     for server in $SERVERS; do
-        jq -rs --arg s "$server" 'def med(f): ([.[] | f] | sort) as $v | ($v[(($v | length) / 2 | floor)] * 100 | round) / 100;
+        jq -rs --arg s "$server" 'def med(f): ([.[] | f] | sort) as $v | if $v == [] then "-" else ($v[(($v | length) / 2 | floor)] * 100 | round) / 100 end;
             "| \($s) | \(med(.write_p99_ms_without)) | \(med(.write_p99_ms_during)) | \(med(.read_p99_ms_without)) | \(med(.read_p99_ms_during)) | \([.[].errors_during | to_entries[] | "\(.key) \(.value)"] | join(", ")) |"' \
             "$OUT/$server-disk-loss.jsonl"
     done
@@ -253,7 +253,7 @@ done
     echo "| server | caught-up server: peak | after | leader |"
     echo "|---|---:|---:|---:|"
     for server in $SERVERS; do
-        jq -rs --arg s "$server" 'def med(f): ([.[] | f] | sort) as $v | $v[(($v | length) / 2 | floor)];
+        jq -rs --arg s "$server" 'def med(f): ([.[] | f] | sort) as $v | if $v == [] then "-" else $v[(($v | length) / 2 | floor)] end;
             "| \($s) | \(med(.caught_up_peak_rss_mib)) | \(med(.caught_up_rss_mib)) | \(med(.leader_rss_mib)) |"' \
             "$OUT/$server-disk-loss.jsonl"
     done
