@@ -115,3 +115,6 @@ stop_ensemble() {
     done
     PIDS=()
 }
+
+# A script that stops on an error leaves no server running behind it.
+trap 'stop_ensemble' EXIT
