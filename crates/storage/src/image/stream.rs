@@ -202,7 +202,7 @@ impl StreamDecoder {
         bytes: &[u8],
         each: &mut dyn FnMut(ImageRecord) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
-        self.feed_with(bytes, Records::Decoded(each))
+        self.feed_with(bytes, &mut Records::Decoded(each))
     }
 
     /// As [`StreamDecoder::feed`], handing out records in their encoding
@@ -215,10 +215,10 @@ impl StreamDecoder {
         bytes: &[u8],
         each: &mut dyn FnMut(RawRecord<'_>) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
-        self.feed_with(bytes, Records::Raw(each))
+        self.feed_with(bytes, &mut Records::Raw(each))
     }
 
-    fn feed_with(&mut self, bytes: &[u8], mut each: Records<'_>) -> Result<(), StorageError> {
+    fn feed_with(&mut self, bytes: &[u8], each: &mut Records<'_>) -> Result<(), StorageError> {
         if self.ended {
             return Err(corrupt("bytes after the end of the image"));
         }
@@ -228,7 +228,7 @@ impl StreamDecoder {
         let result = loop {
             match self.step(&mut at, raw) {
                 Ok(Step::Record(record)) => {
-                    let Records::Decoded(each) = &mut each else {
+                    let Records::Decoded(each) = each else {
                         break Err(corrupt("a decoded record in a raw read"));
                     };
                     if let Err(e) = each(record) {
@@ -236,7 +236,7 @@ impl StreamDecoder {
                     }
                 }
                 Ok(Step::Raw(where_, used)) => {
-                    let Records::Raw(each) = &mut each else {
+                    let Records::Raw(each) = each else {
                         break Err(corrupt("a raw record in a decoded read"));
                     };
                     let record = match &where_ {
@@ -321,34 +321,37 @@ impl StreamDecoder {
                 let Some(record) = r.field()? else {
                     return Ok(Step::More);
                 };
-                if raw {
-                    let path = std::str::from_utf8(path)
-                        .map_err(|_| corrupt("a node path that is not UTF-8"))?;
-                    if self.nodes > 0 && self.last_path.as_str() >= path {
-                        return Err(corrupt(format!("node {path} out of order")));
-                    }
-                    self.nodes += 1;
-                    self.last_path.clear();
-                    self.last_path.push_str(path);
-                    let record_at = *at + r.at - record.len();
-                    let where_ = RawAt::Node {
-                        path: path_at..path_at + path.len(),
-                        record: record_at..record_at + record.len(),
-                    };
-                    return Ok(Step::Raw(where_, r.at));
-                }
-                let path = codec::decode_node_key(path).map_err(|e| e.into_error("image"))?;
-                if self.nodes > 0 && self.last_path >= path {
+                let record_at = *at + r.at - record.len();
+                let path = std::str::from_utf8(path)
+                    .map_err(|e| corrupt(format!("a node path that is not UTF-8 ({e})")))?;
+                if self.nodes > 0 && self.last_path.as_str() >= path {
                     return Err(corrupt(format!("node {path} out of order")));
                 }
-                let node = codec::decode_node_sharing(record, &mut self.acl)
-                    .map_err(|e| e.into_error(format!("image node {path}")))?;
-                let used = r.at;
-                self.consume(at, used);
+                let node = if raw {
+                    None
+                } else {
+                    let node = codec::decode_node_sharing(record, &mut self.acl)
+                        .map_err(|e| e.into_error(format!("image node {path}")))?;
+                    Some(node)
+                };
                 self.nodes += 1;
                 self.last_path.clear();
-                self.last_path.push_str(&path);
-                Ok(Step::Record(ImageRecord::Node(path, node)))
+                self.last_path.push_str(path);
+                let used = r.at;
+                match node {
+                    None => {
+                        let where_ = RawAt::Node {
+                            path: path_at..path_at + path.len(),
+                            record: record_at..record_at + record.len(),
+                        };
+                        Ok(Step::Raw(where_, used))
+                    }
+                    Some(node) => {
+                        self.consume(at, used);
+                        let path = self.last_path.clone();
+                        Ok(Step::Record(ImageRecord::Node(path, node)))
+                    }
+                }
             }
             SESSION => {
                 let Some(id) = r.u64() else {
@@ -358,18 +361,18 @@ impl StreamDecoder {
                     return Ok(Step::More);
                 };
                 let id = id as i64;
+                let record_at = *at + r.at - record.len();
+                let used = r.at;
                 if raw {
                     self.sessions += 1;
-                    let record_at = *at + r.at - record.len();
                     let where_ = RawAt::Session {
                         id,
                         record: record_at..record_at + record.len(),
                     };
-                    return Ok(Step::Raw(where_, r.at));
+                    return Ok(Step::Raw(where_, used));
                 }
                 let session = codec::decode_session(record)
                     .map_err(|e| e.into_error(format!("image session {id:#x}")))?;
-                let used = r.at;
                 self.consume(at, used);
                 self.sessions += 1;
                 Ok(Step::Record(ImageRecord::Session(id, session)))
@@ -447,28 +450,22 @@ impl<'a> Cursor<'a> {
 /// The records of an image stream read from `input`, decoded as they are
 /// read (a block at a time).
 pub fn read_records(
-    mut input: impl Read,
+    input: impl Read,
     each: &mut dyn FnMut(ImageRecord) -> Result<(), StorageError>,
 ) -> Result<ImageHeader, StorageError> {
-    let mut decoder = StreamDecoder::new();
-    let mut block = vec![0u8; 1 << 20];
-    loop {
-        let n = input
-            .read(&mut block)
-            .map_err(|e| corrupt(format!("reading: {e}")))?;
-        if n == 0 {
-            return decoder.finish();
-        }
-        decoder.feed(&block[..n], each)?;
-    }
+    read_with(input, &mut Records::Decoded(each))
 }
 
 /// As [`read_records`], handing out records in their encoding (see
 /// [`StreamDecoder::feed_raw`]).
 pub fn read_raw_records(
-    mut input: impl Read,
+    input: impl Read,
     each: &mut dyn FnMut(RawRecord<'_>) -> Result<(), StorageError>,
 ) -> Result<ImageHeader, StorageError> {
+    read_with(input, &mut Records::Raw(each))
+}
+
+fn read_with(mut input: impl Read, each: &mut Records<'_>) -> Result<ImageHeader, StorageError> {
     let mut decoder = StreamDecoder::new();
     let mut block = vec![0u8; 1 << 20];
     loop {
@@ -478,7 +475,7 @@ pub fn read_raw_records(
         if n == 0 {
             return decoder.finish();
         }
-        decoder.feed_raw(&block[..n], each)?;
+        decoder.feed_with(&block[..n], each)?;
     }
 }
 
