@@ -59,6 +59,24 @@ znode_count() { # port -> zk_znode_count, empty if the server does not answer
     { "$LOADGEN" mntr --server "127.0.0.1:$1" 2>/dev/null || true; } | awk '$1 == "zk_znode_count" { print $2 }'
 }
 
+# Waits up to $3 seconds until server $2 holds server $1's znode count;
+# prints that count, or says what each holds and fails.
+await_whole_tree() { # leader server seconds
+    local deadline=$((SECONDS + $3)) want got
+    want=$(znode_count "${CLIENT_PORTS[$1]}")
+    got=$(znode_count "${CLIENT_PORTS[$2]}")
+    while [[ $got != "$want" ]] && ((SECONDS < deadline)); do
+        sleep 0.05
+        want=$(znode_count "${CLIENT_PORTS[$1]}")
+        got=$(znode_count "${CLIENT_PORTS[$2]}")
+    done
+    if [[ $got != "$want" ]]; then
+        log "server $2 does not hold the whole tree: $got znodes, the leader $want"
+        return 1
+    fi
+    echo "$got"
+}
+
 # Waits (up to 10 minutes) until every member holds the leader's znode
 # count: after a fast populate a follower may still be catching up (at
 # 5,000,000 znodes one fell too far behind for the log and took an image),
@@ -117,21 +135,12 @@ bench_disk_loss() {
         "$LOADGEN" probe --path /pop --server "127.0.0.1:${CLIENT_PORTS[$victim]}" \
             --since-unix-ns "$started_ns" --attempt-timeout-ms 1000 --timeout 300 \
             >"$OUT/$name/round-$round.out"
-        local ms whole_ms want got deadline=$((SECONDS + 120))
+        local ms whole_ms got held=0
         ms=$(tail -n1 "$OUT/$name/round-$round.out" | jq '.ready_ms | round')
-        want=$(znode_count "${CLIENT_PORTS[$leader]}")
-        got=$(znode_count "${CLIENT_PORTS[$victim]}")
-        while [[ $got != "$want" ]] && ((SECONDS < deadline)); do
-            sleep 0.05
-            want=$(znode_count "${CLIENT_PORTS[$leader]}")
-            got=$(znode_count "${CLIENT_PORTS[$victim]}")
-        done
+        got=$(await_whole_tree "$leader" "$victim" 120) || held=$?
         whole_ms=$((($(now_ns) - started_ns) / 1000000))
         wait "$load_pid"
-        if [[ $got != "$want" ]]; then
-            log "$name: server $victim does not hold the whole tree: $got znodes, the leader $want"
-            exit 1
-        fi
+        ((held == 0)) || exit 1
         local hwm rss leader_rss
         hwm=$(hwm_mib "${PIDS[$victim]}") rss=$(rss_mib "${PIDS[$victim]}") leader_rss=$(rss_mib "${PIDS[$leader]}")
         jq -nc --arg round "$round" --arg victim "$victim" --arg ms "$ms" --arg whole "$whole_ms" --arg n "$got" \
@@ -175,21 +184,12 @@ join_new_member() { # name
     "$LOADGEN" probe --path /pop --server "127.0.0.1:${CLIENT_PORTS[4]}" \
         --since-unix-ns "$started_ns" --attempt-timeout-ms 1000 --timeout 300 \
         >"$OUT/$name/join-probe.out"
-    local ms whole_ms want got deadline=$((SECONDS + 300))
+    local ms whole_ms got held=0
     ms=$(tail -n1 "$OUT/$name/join-probe.out" | jq '.ready_ms | round')
-    want=$(znode_count "${CLIENT_PORTS[$leader]}")
-    got=$(znode_count "${CLIENT_PORTS[4]}")
-    while [[ $got != "$want" ]] && ((SECONDS < deadline)); do
-        sleep 0.05
-        want=$(znode_count "${CLIENT_PORTS[$leader]}")
-        got=$(znode_count "${CLIENT_PORTS[4]}")
-    done
+    got=$(await_whole_tree "$leader" 4 300) || held=$?
     whole_ms=$((($(now_ns) - started_ns) / 1000000))
     wait "$load_pid"
-    if [[ $got != "$want" ]]; then
-        log "$name: the new server does not hold the whole tree: $got znodes, the leader $want"
-        exit 1
-    fi
+    ((held == 0)) || exit 1
     local hwm rss rss_later
     hwm=$(hwm_mib "${PIDS[4]}") rss=$(rss_mib "${PIDS[4]}")
     # Once its store has settled (RocksDB flushes the install's memtable
