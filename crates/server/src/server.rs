@@ -252,32 +252,27 @@ pub async fn run_member(
         tokio::spawn(accept_loop(listener, Some(acceptor), shared.clone()))
     });
 
-    // Whether the processor's task ended by itself (its handle must not be
-    // awaited again then: tokio panics on a handle polled after it
-    // completed).
-    let mut processor_ended = false;
     let result = tokio::select! {
         () = accept_loop(client, None, shared.clone()) => Ok(()),
         () = shutdown => {
             tracing::info!("shutting down");
             Ok(())
         }
-        stopped = &mut processor_task => {
-            processor_ended = true;
-            match stopped {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(ServerError::Processor(e)),
-                Err(_) => Err(ServerError::ProcessorGone),
-            }
-        }
+        stopped = &mut processor_task => match stopped {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ServerError::Processor(e)),
+            Err(_) => Err(ServerError::ProcessorGone),
+        },
     };
     for task in [admin_task, secure_task].into_iter().flatten() {
         task.abort();
     }
     drop(shared);
     // Dropping the processor stops its log writer after everything already
-    // queued is written and synced.
-    if !processor_ended {
+    // queued is written and synced. A task that ended by itself (a failed
+    // store) is not awaited again: tokio panics on a handle polled after it
+    // completed.
+    if !processor_task.is_finished() {
         processor_task.abort();
         let _ = processor_task.await;
     }
