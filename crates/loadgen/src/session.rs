@@ -81,20 +81,16 @@ impl Session {
 
     /// Queues a request; returns its xid. Nothing is sent until `flush`.
     pub(crate) fn queue(&mut self, request: &Request) -> i32 {
-        let xid = self.next_xid;
-        self.next_xid = self.next_xid.checked_add(1).unwrap_or(1);
-        frame::encode_frame(&mut self.write, |out| request.encode(xid, out));
-        xid
+        self.queue_raw(request.op(), |out| request.encode_body(out))
     }
 
-    /// Queues one request whose body the caller encoded (after the
-    /// request header); returns its xid. Nothing is sent until `flush`.
+    /// Queues one request whose body the caller encodes (after the request
+    /// header); returns its xid. Nothing is sent until `flush`.
     pub(crate) fn queue_raw(&mut self, op: proto::OpCode, body: impl FnOnce(&mut Vec<u8>)) -> i32 {
         let xid = self.next_xid;
         self.next_xid = self.next_xid.checked_add(1).unwrap_or(1);
         frame::encode_frame(&mut self.write, |out| {
-            proto::jute::write_i32(out, xid);
-            proto::jute::write_i32(out, op as i32);
+            proto::RequestHeader { xid, op: op.code() }.encode(out);
             body(out);
         });
         xid
@@ -104,8 +100,7 @@ impl Session {
     /// a session waiting long for one reply does not expire.
     pub(crate) fn queue_ping(&mut self) {
         frame::encode_frame(&mut self.write, |out| {
-            proto::jute::write_i32(out, proto::xid::PING);
-            proto::jute::write_i32(out, proto::OpCode::Ping as i32);
+            Request::Ping.encode(proto::xid::PING, out);
         });
     }
 
