@@ -553,8 +553,9 @@ impl Store for RocksStore {
     /// image is never held, only the batch of its records.
     /// The image's records are the store's own encodings, and a staged
     /// image was decoded and checked whole before it is installed: they go
-    /// into the batch as they are (decoding and encoding each again took
-    /// about a third of an install), while the stream's structure, order,
+    /// into the batch as they are, not decoded and encoded again (that
+    /// saved 0.4 of an install's 11.7 s at 5,000,000 znodes: the batch's
+    /// write and sync are most of it), while the stream's structure, order,
     /// counts and checksum are checked again before the batch is written.
     fn install_image_stream(&mut self, input: &mut dyn std::io::Read) -> Result<(), StorageError> {
         self.install_with(|batch, tree, sessions| {
