@@ -29,7 +29,9 @@ pub struct LogCore {
     /// state machine at that index when the driver has it at hand, or empty.
     pub snapshot: Snapshot,
     /// Entries after the compaction point, contiguous.
-    pub entries: Vec<Entry>,
+    entries: Vec<Entry>,
+    /// What `entries` take in memory ([`retained_size`] of each).
+    bytes: u64,
     /// A snapshot of the state machine offered for sending to laggards.
     offered: Option<Snapshot>,
     /// raft-rs asked for a snapshot newer than any at hand.
@@ -56,6 +58,39 @@ impl LogCore {
             .map_or(self.snapshot_index(), |e| e.index)
     }
 
+    /// The entries after the compaction point.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Replaces the entries after the compaction point (a log read back
+    /// from the store, or emptied).
+    pub fn replace_entries(&mut self, entries: Vec<Entry>) {
+        self.bytes = entries.iter().map(retained_size).sum();
+        self.entries = entries;
+    }
+
+    /// About what the entries take in memory.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The index through which to compact so that the entries left take
+    /// at most `budget` bytes, but not past `limit`; `None` if they already
+    /// do. Reads the entries it would drop, no more.
+    pub fn compaction_for_bytes(&self, budget: u64, limit: u64) -> Option<u64> {
+        let mut left = self.bytes;
+        let mut through = None;
+        for e in &self.entries {
+            if left <= budget || e.index > limit {
+                break;
+            }
+            left -= retained_size(e);
+            through = Some(e.index);
+        }
+        through
+    }
+
     /// Writes entries, replacing everything from the first one's index on.
     pub fn append(&mut self, new: &[Entry]) -> Result<(), String> {
         let Some(first) = new.first() else {
@@ -70,7 +105,12 @@ impl LogCore {
             ));
         }
         let keep = usize::try_from(first.index - self.first_index()).unwrap_or(usize::MAX);
-        self.entries.truncate(keep);
+        if keep < self.entries.len() {
+            let dropped: u64 = self.entries[keep..].iter().map(retained_size).sum();
+            self.bytes -= dropped;
+            self.entries.truncate(keep);
+        }
+        self.bytes += new.iter().map(retained_size).sum::<u64>();
         self.entries.extend_from_slice(new);
         Ok(())
     }
@@ -84,6 +124,8 @@ impl LogCore {
         let drop = usize::try_from(index - self.snapshot_index())
             .unwrap_or(usize::MAX)
             .min(self.entries.len());
+        let dropped: u64 = self.entries[..drop].iter().map(retained_size).sum();
+        self.bytes -= dropped;
         self.entries.drain(..drop);
         self.snapshot = snapshot;
     }
@@ -95,7 +137,7 @@ impl LogCore {
         self.hard_state.commit = self.hard_state.commit.max(meta.index);
         self.hard_state.term = self.hard_state.term.max(meta.term);
         self.conf_state = meta.get_conf_state().clone();
-        self.entries.clear();
+        self.replace_entries(Vec::new());
         self.offered = None;
         self.snapshot = snapshot;
     }
@@ -255,6 +297,12 @@ fn entry_size(e: &Entry) -> u64 {
     (e.data.len() + e.context.len() + 24) as u64
 }
 
+/// What an entry kept in the log takes in memory: its data and context
+/// and the entry itself.
+fn retained_size(e: &Entry) -> u64 {
+    (e.data.len() + e.context.len() + std::mem::size_of::<Entry>()) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +323,41 @@ mod tests {
         s.mut_metadata().mut_conf_state().voters = vec![1, 2];
         s.data = data.to_vec().into();
         s
+    }
+
+    fn sized(index: u64, data: usize) -> Entry {
+        Entry {
+            index,
+            term: 1,
+            data: vec![0; data].into(),
+            ..Entry::default()
+        }
+    }
+
+    /// What the log takes follows every way it changes, and the byte
+    /// compaction point leaves at most the budget, never passing its limit.
+    #[test]
+    fn bytes_follow_appends_overwrites_compactions_and_installs() {
+        let per = std::mem::size_of::<Entry>() as u64;
+        let log = MemLog::default();
+        let mut core = log.core();
+        core.append(&(1..=10).map(|i| sized(i, 100)).collect::<Vec<_>>())
+            .unwrap();
+        assert_eq!(core.bytes(), 10 * (100 + per));
+        // Raft's overwrite of a suffix.
+        core.append(&[sized(8, 1000)]).unwrap();
+        assert_eq!(core.bytes(), 7 * (100 + per) + 1000 + per);
+        assert_eq!(core.compaction_for_bytes(u64::MAX, 8), None);
+        // Keeping the 1000-byte entry and one more takes dropping 1..=6.
+        let budget = 1000 + 100 + 2 * per;
+        assert_eq!(core.compaction_for_bytes(budget, 8), Some(6));
+        assert_eq!(core.compaction_for_bytes(budget, 3), Some(3));
+        core.compact(snapshot(6, 1, b""));
+        assert_eq!(core.bytes(), budget);
+        core.replace_entries(vec![sized(7, 5)]);
+        assert_eq!(core.bytes(), 5 + per);
+        core.install(snapshot(20, 2, b""));
+        assert_eq!((core.bytes(), core.entries().len()), (0, 0));
     }
 
     #[test]

@@ -262,6 +262,134 @@ fn a_refused_image_is_made_again_only_after_an_election_timeout() {
     assert_eq!(sm.makes.len(), 2, "a new image after an election timeout");
 }
 
+/// A member added while an image is on its way to another follower needs
+/// a newer image (one whose membership names it): the one being sent is
+/// said to be in use when the new one is made, so the state machine keeps
+/// it and its transfer goes on instead of starting over.
+#[test]
+fn an_image_being_sent_is_in_use_when_a_newer_one_is_made() {
+    use consensus::driver::MembershipOp;
+    use consensus::membership::{Member, MemberRole};
+    let (mut driver, mut sm, net) = member_compacted(20, 22, 22);
+    sm.image_bytes = 100;
+    elect(&mut driver, &mut sm);
+    let term = driver.node().term();
+    let last_append_to = |net: &support::Net, to: u64| {
+        net.0
+            .borrow()
+            .raft
+            .iter()
+            .rev()
+            .find(|m| m.to == to && m.get_msg_type() == MessageType::MsgAppend)
+            .map(|m| m.index)
+    };
+    // Server 2 is behind the compacted log: an image is made and sent.
+    let probe = last_append_to(&net, 2).expect("an append to server 2");
+    let mut reject = message(MessageType::MsgAppendResponse, 2, term);
+    reject.reject = true;
+    reject.index = probe;
+    reject.reject_hint = 1;
+    reject.log_term = 1;
+    driver.receive(2, reject, &mut sm).expect("no failure");
+    for _ in 0..3 {
+        driver.tick(0, &mut sm).expect("tick");
+    }
+    let sent = notices(&net)
+        .into_iter()
+        .find_map(|(to, n)| match n {
+            Notice::SnapshotChunk { id, .. } if to == 2 => Some(id),
+            _ => None,
+        })
+        .expect("the image is on its way to server 2");
+    assert_eq!(sm.in_use, vec![Vec::new()]);
+
+    // Server 4 is added (committed with server 3's acknowledgement), and
+    // is behind everything.
+    let version = driver.membership().version;
+    let add = MembershipOp::Add {
+        member: Member {
+            id: 4,
+            host: "s4".into(),
+            quorum_port: 2888,
+            election_port: 3888,
+            role: MemberRole::Participant,
+            client: None,
+        },
+        expected_version: version,
+    };
+    driver.membership_request(add, 1, &mut sm);
+    for _ in 0..20 {
+        driver.tick(0, &mut sm).expect("tick");
+        let persisted = driver.log_writer().last_persist;
+        driver.persisted(persisted, &mut sm).expect("persisted");
+        let last = net
+            .0
+            .borrow()
+            .raft
+            .iter()
+            .filter(|m| m.to == 3 && m.get_msg_type() == MessageType::MsgAppend)
+            .map(|m| m.index + m.entries.len() as u64)
+            .max()
+            .unwrap_or(0);
+        let mut ack = message(MessageType::MsgAppendResponse, 3, term);
+        ack.index = last;
+        driver.receive(3, ack, &mut sm).expect("no failure");
+        if driver.membership().contains(4) {
+            break;
+        }
+    }
+    assert!(driver.membership().contains(4), "server 4 added");
+    let probe = last_append_to(&net, 4).expect("an append to server 4");
+    let mut reject = message(MessageType::MsgAppendResponse, 4, term);
+    reject.reject = true;
+    reject.index = probe;
+    reject.reject_hint = 0;
+    reject.log_term = 0;
+    driver.receive(4, reject, &mut sm).expect("no failure");
+    for _ in 0..3 {
+        driver.tick(0, &mut sm).expect("tick");
+    }
+    assert_eq!(
+        sm.makes.len(),
+        2,
+        "a newer image for server 4: {:?}",
+        sm.makes
+    );
+    assert_eq!(sm.in_use[1], vec![sent], "made while server 2's is in use");
+}
+
+/// Conclave never asks for a snapshot (raft-rs's `request_snapshot`): a
+/// peer's request for one newer than the leader's applied state would have
+/// images made, found too old and made again, every tick.
+#[test]
+fn a_peers_snapshot_request_is_refused() {
+    let (mut driver, mut sm, net) = member_compacted(20, 22, 22);
+    sm.image_bytes = 100;
+    elect(&mut driver, &mut sm);
+    let term = driver.node().term();
+    let probe = net
+        .0
+        .borrow()
+        .raft
+        .iter()
+        .rev()
+        .find(|m| m.to == 3 && m.get_msg_type() == MessageType::MsgAppend)
+        .map(|m| m.index)
+        .expect("an append to server 3");
+    let mut request = message(MessageType::MsgAppendResponse, 3, term);
+    request.reject = true;
+    request.index = probe;
+    request.reject_hint = probe;
+    request.request_snapshot = driver.applied_index() + 5;
+    driver.receive(3, request, &mut sm).expect("no failure");
+    for _ in 0..30 {
+        let m = message(MessageType::MsgHeartbeatResponse, 3, term);
+        driver.receive(3, m, &mut sm).expect("no failure");
+        driver.tick(0, &mut sm).expect("tick");
+    }
+    assert_eq!(sm.makes, Vec::<u64>::new(), "no image made");
+}
+
 fn message_type() -> impl Strategy<Value = MessageType> {
     use MessageType::*;
     prop::sample::select(vec![

@@ -1463,7 +1463,7 @@ impl Cluster {
 fn one_change_at_a_time(id: u64, r: &crate::server::Running, applied: u64) -> Result<(), String> {
     let core = r.driver.node().storage().core();
     let pending: Vec<u64> = core
-        .entries
+        .entries()
         .iter()
         .filter(|e| e.index > applied && e.get_entry_type() == EntryType::EntryConfChangeV2)
         .map(|e| e.index)

@@ -315,12 +315,13 @@ impl StateMachine<SimWrite> for Machine {
 
     /// As the server makes it: from the store's view, taken when the
     /// simulated log writer reaches the request (a later step).
-    fn make_snapshot(&mut self, index: u64, term: u64, _zxid: i64) {
+    fn make_snapshot(&mut self, index: u64, term: u64, _zxid: i64, in_use: &[SnapshotId]) {
         let made = self.made.clone();
+        let keep = in_use.to_vec();
         let dir = self.images.dir().clone();
         self.disk.queue(WriteCommand::View(Box::new(move |view| {
             let outcome = view
-                .and_then(|view| Images::make(&dir, view.as_ref(), index, term))
+                .and_then(|view| Images::make(&dir, view.as_ref(), index, term, &keep))
                 .map_err(|e| e.to_string());
             *made.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
         })));

@@ -35,6 +35,9 @@ pub(crate) mod meta_key {
     pub(crate) const HARD_STATE: &[u8] = b"hard_state";
     pub(crate) const CONFIG: &[u8] = b"config";
     pub(crate) const COMPACTED: &[u8] = b"compacted";
+    /// Which pair of column families holds the tree and the sessions
+    /// (format version 2; absent: generation 0).
+    pub(crate) const GENERATION: &[u8] = b"generation";
 }
 
 /// Fixed bytes of an encoded log entry besides its data: kind, index, term,
@@ -858,6 +861,19 @@ pub(crate) fn decode_config(bytes: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// `compacted`: (index, term) of the last entry removed by compaction.
+pub(crate) fn encode_generation(generation: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12);
+    put_u64(&mut out, generation);
+    seal(out)
+}
+
+pub(crate) fn decode_generation(bytes: &[u8]) -> Result<u64> {
+    let mut r = Reader::new(unseal(bytes)?);
+    let v = r.u64("generation")?;
+    r.finish("generation")?;
+    Ok(v)
+}
+
 pub(crate) fn encode_compacted(index: u64, term: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(20);
     put_u64(&mut out, index);
@@ -1160,6 +1176,7 @@ mod tests {
             prop_assert_eq!(decode_hard_state(&encode_hard_state(&hs)).unwrap(), hs);
             prop_assert_eq!(decode_config(&encode_config(&cfg)).unwrap(), cfg);
             prop_assert_eq!(decode_format_version(&encode_format_version(v)).unwrap(), v);
+            prop_assert_eq!(decode_generation(&encode_generation(a)).unwrap(), a);
         }
 
         #[test]
@@ -1173,6 +1190,7 @@ mod tests {
             let _ = decode_config(&bytes);
             let _ = decode_compacted(&bytes);
             let _ = decode_format_version(&bytes);
+            let _ = decode_generation(&bytes);
             let _ = decode_log_key(&bytes);
             let _ = decode_session_key(&bytes);
             let _ = decode_node_key(&bytes);

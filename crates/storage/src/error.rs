@@ -31,7 +31,7 @@ pub enum StorageError {
 
     /// The data directory was written by a build with another on-disk format.
     #[error(
-        "data directory {path} has storage format version {found}; this build reads and writes only version {supported}"
+        "data directory {path} has storage format version {found}; this build reads versions 1 to {supported}"
     )]
     UnknownFormatVersion {
         path: PathBuf,

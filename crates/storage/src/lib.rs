@@ -46,8 +46,12 @@ pub use error::StorageError;
 
 use tree::{SessionRecord, StatPersisted};
 
-/// The on-disk format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format version this build writes. It reads this one and
+/// version 1, whose tree and sessions are always in the `tree` and
+/// `sessions` column families (version 2 names which pair holds them,
+/// `rocks/generation.rs`); a version 1 store becomes version 2 when it
+/// installs a snapshot's image.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One log entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -59,8 +59,11 @@
 //! other without `atomic_flush`: RocksDB syncs closed WALs before a flush
 //! of one column family when there are several.
 
+mod generation;
+
 use std::path::{Path, PathBuf};
 
+use generation::{Generation, read_generation, remove_tables_dir};
 use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
@@ -75,14 +78,16 @@ use crate::{ApplyBatch, FORMAT_VERSION, HardState, Loaded, LogEntry, Meta, Stora
 /// Column family of the log: key = index (u64 big-endian), value = entry.
 pub const CF_LOG: &str = "log";
 /// Column family of the tree: key = path (UTF-8), value = node record.
+/// This is generation 0's; an installed image's are `tree.1`, `tree.2`, …
+/// (`rocks/generation.rs`).
 pub const CF_TREE: &str = "tree";
 /// Column family of the sessions: key = id (i64, big-endian, sign bit
-/// flipped), value = session record.
+/// flipped), value = session record. Generation 0's, as [`CF_TREE`].
 pub const CF_SESSIONS: &str = "sessions";
 /// Column family of the metadata: key = a name, value = that field.
 pub const CF_META: &str = "meta";
-/// Every column family of format version 1 (besides RocksDB's `default`,
-/// which stays empty).
+/// Every column family a store is created with (besides RocksDB's
+/// `default`, which stays empty).
 pub const COLUMN_FAMILIES: [&str; 4] = [CF_LOG, CF_TREE, CF_SESSIONS, CF_META];
 
 /// The durable store: one RocksDB database in a data directory.
@@ -92,6 +97,8 @@ pub struct RocksStore {
     dir: PathBuf,
     /// The metadata as last written (reads of it never touch RocksDB).
     meta: Meta,
+    /// The column families of the tree and the sessions.
+    generation: Generation,
     /// Index of the last log entry, or the compacted index if none.
     last_index: u64,
     /// Set by a failed write or sync: from then on nothing is known about
@@ -128,6 +135,10 @@ impl RocksStore {
         // hard links to old table files: their space comes back now.
         if let Err(e) = remove_view_dir(&view_dir(dir)) {
             tracing::warn!(error = %e, "could not remove an old image view");
+        }
+        // So do the table files of an install that was interrupted.
+        if let Err(e) = remove_tables_dir(dir) {
+            tracing::warn!(error = %e, "could not remove an old install's table files");
         }
         let mut store = match inspect_dir(dir)? {
             DirKind::Fresh => create(dir)?,
@@ -166,10 +177,15 @@ impl RocksStore {
         self.db
             .flush_wal(true)
             .map_err(|e| StorageError::rocks(context(), e))?;
-        let cfs = COLUMN_FAMILIES
-            .iter()
-            .map(|name| self.cf(name))
-            .collect::<Result<Vec<_>, _>>()?;
+        let cfs = [
+            CF_LOG,
+            self.generation.tree(),
+            self.generation.sessions(),
+            CF_META,
+        ]
+        .iter()
+        .map(|name| self.cf(name))
+        .collect::<Result<Vec<_>, _>>()?;
         self.db
             .flush_cfs_opt(&cfs, &FlushOptions::default())
             .map_err(|e| StorageError::rocks(context(), e))
@@ -229,19 +245,11 @@ impl RocksStore {
     ) -> Result<(), StorageError> {
         self.check_usable()?;
         let mut batch = WriteBatch::default();
-        let log = self.cf(CF_LOG)?;
-        let first = self.bounds().first();
-        if self.last_index >= first {
-            batch.delete_range_cf(
-                log,
-                codec::log_key(first).to_vec(),
-                log_end_key(self.last_index),
-            );
-        }
-        let tree = self.cf(CF_TREE)?;
+        self.empty_log(&mut batch)?;
+        let tree = self.cf(self.generation.tree())?;
         // Node keys are UTF-8 paths: no key starts with 0xFF.
         batch.delete_range_cf(tree, Vec::new(), vec![0xFF]);
-        let sessions = self.cf(CF_SESSIONS)?;
+        let sessions = self.cf(self.generation.sessions())?;
         for item in self.db.iterator_cf(sessions, rocksdb::IteratorMode::Start) {
             let (key, _) =
                 item.map_err(|e| StorageError::rocks("reading the sessions to replace", e))?;
@@ -264,6 +272,19 @@ impl RocksStore {
         self.meta.applied_index = header.index;
         self.meta.applied_zxid = header.zxid;
         self.last_index = header.index;
+        Ok(())
+    }
+
+    /// Puts the removal of every log entry into `batch`.
+    fn empty_log(&self, batch: &mut WriteBatch) -> Result<(), StorageError> {
+        let first = self.bounds().first();
+        if self.last_index >= first {
+            batch.delete_range_cf(
+                self.cf(CF_LOG)?,
+                codec::log_key(first).to_vec(),
+                log_end_key(self.last_index),
+            );
+        }
         Ok(())
     }
 
@@ -292,9 +313,14 @@ impl RocksStore {
 
     /// Writes one batch to the WAL and the memtables, without syncing.
     fn write(&mut self, batch: WriteBatch, what: &str) -> Result<(), StorageError> {
+        self.write_opt(batch, what, false)
+    }
+
+    /// Writes one batch to the WAL and the memtables, synced if `sync`.
+    fn write_opt(&mut self, batch: WriteBatch, what: &str, sync: bool) -> Result<(), StorageError> {
         self.check_usable()?;
         let mut options = WriteOptions::default();
-        options.set_sync(false);
+        options.set_sync(sync);
         self.db.write_opt(batch, &options).map_err(|e| {
             let err = StorageError::rocks(format!("writing {what} to {}", self.dir.display()), e);
             self.failed = Some(err.to_string());
@@ -500,14 +526,14 @@ impl Store for RocksStore {
         self.check_usable()?;
         self.bounds().check_apply(apply)?;
         let mut batch = WriteBatch::default();
-        let tree = self.cf(CF_TREE)?;
+        let tree = self.cf(self.generation.tree())?;
         for (path, node) in &apply.nodes {
             match node {
                 Some(node) => batch.put_cf(tree, codec::node_key(path), codec::encode_node(node)),
                 None => batch.delete_cf(tree, codec::node_key(path)),
             }
         }
-        let sessions = self.cf(CF_SESSIONS)?;
+        let sessions = self.cf(self.generation.sessions())?;
         for (id, session) in &apply.sessions {
             match session {
                 Some(session) => batch.put_cf(
@@ -549,28 +575,14 @@ impl Store for RocksStore {
         })
     }
 
-    /// Writes the records into the batch as they are decoded: the decoded
-    /// image is never held, only the batch of its records.
-    /// The image's records are the store's own encodings, and a staged
-    /// image was decoded and checked whole before it is installed: they go
-    /// into the batch as they are, not decoded and encoded again (that
-    /// saved 0.4 of an install's 11.7 s at 5,000,000 znodes: the batch's
-    /// write and sync are most of it), while the stream's structure, order,
-    /// counts and checksum are checked again before the batch is written.
+    /// Into the next generation's column families (`rocks/generation.rs`):
+    /// the image's records go into table files as they are read, in the
+    /// encoding they arrived in (a staged image was decoded and checked
+    /// whole before it is installed; the stream's structure, order, counts
+    /// and checksum are checked again as it is read), never into memory or
+    /// one write batch.
     fn install_image_stream(&mut self, input: &mut dyn std::io::Read) -> Result<(), StorageError> {
-        self.install_with(|batch, tree, sessions| {
-            crate::image::read_raw_records(input, &mut |record| {
-                match record {
-                    crate::image::RawRecord::Node { path, record } => {
-                        batch.put_cf(tree, codec::node_key(path), record);
-                    }
-                    crate::image::RawRecord::Session { id, record } => {
-                        batch.put_cf(sessions, codec::session_key(id), record);
-                    }
-                }
-                Ok(())
-            })
-        })
+        self.install_next_generation(input)
     }
 
     /// A checkpoint beside the store (hard links to its table files, after
@@ -581,11 +593,15 @@ impl Store for RocksStore {
         let dir = view_dir(&self.dir);
         remove_view_dir(&dir)?;
         self.checkpoint(&dir)?;
-        let db = DB::open_cf_for_read_only(&Options::default(), &dir, COLUMN_FAMILIES, false)
-            .map_err(|e| StorageError::rocks(format!("opening the view {}", dir.display()), e))?;
+        let db =
+            DB::open_cf_for_read_only(&Options::default(), &dir, self.generation.names(), false)
+                .map_err(|e| {
+                    StorageError::rocks(format!("opening the view {}", dir.display()), e)
+                })?;
         Ok(Box::new(RocksView {
             db: Some(db),
             dir,
+            generation: self.generation.clone(),
             applied: (self.meta.applied_index, self.meta.applied_zxid),
         }))
     }
@@ -639,6 +655,7 @@ fn remove_view_dir(dir: &Path) -> Result<(), StorageError> {
 struct RocksView {
     db: Option<DB>,
     dir: PathBuf,
+    generation: Generation,
     applied: (u64, i64),
 }
 
@@ -672,7 +689,11 @@ impl crate::image::ImageView for RocksView {
             context: "writing an image".into(),
             source,
         };
-        for item in db.iterator_cf_opt(cf(CF_TREE)?, scan_options(), IteratorMode::Start) {
+        for item in db.iterator_cf_opt(
+            cf(self.generation.tree())?,
+            scan_options(),
+            IteratorMode::Start,
+        ) {
             let (key, value) =
                 item.map_err(|e| StorageError::rocks("reading the view's tree", e))?;
             let path = codec::decode_node_key(&key).map_err(|e| e.into_error("tree key"))?;
@@ -682,7 +703,11 @@ impl crate::image::ImageView for RocksView {
             })
             .map_err(io)?;
         }
-        for item in db.iterator_cf_opt(cf(CF_SESSIONS)?, scan_options(), IteratorMode::Start) {
+        for item in db.iterator_cf_opt(
+            cf(self.generation.sessions())?,
+            scan_options(),
+            IteratorMode::Start,
+        ) {
             let (key, value) =
                 item.map_err(|e| StorageError::rocks("reading the view's sessions", e))?;
             let id = codec::decode_session_key(&key).map_err(|e| e.into_error("session key"))?;
@@ -759,14 +784,18 @@ fn load_from(db: &DB, dir: &Path) -> Result<Loaded, StorageError> {
             .ok_or_else(|| StorageError::corrupt(format!("column family {name}"), "missing"))
     };
     let snapshot = db.snapshot();
-    let meta = read_meta(dir, |key| {
+    let get = |key: &[u8]| {
         snapshot
             .get_cf(cf(CF_META)?, key)
             .map_err(|e| StorageError::rocks("reading the metadata", e))
-    })?;
+    };
+    let meta = read_meta(dir, get)?;
+    let generation = read_generation(dir, get)?;
     let mut nodes = Vec::new();
     let mut acl = codec::SharedAcl::default();
-    for item in snapshot.iterator_cf_opt(cf(CF_TREE)?, scan_options(), IteratorMode::Start) {
+    for item in
+        snapshot.iterator_cf_opt(cf(generation.tree())?, scan_options(), IteratorMode::Start)
+    {
         let (key, value) = item.map_err(|e| StorageError::rocks("reading the tree", e))?;
         let path = codec::decode_node_key(&key).map_err(|e| e.into_error("tree key"))?;
         let node = codec::decode_node_sharing(&value, &mut acl)
@@ -774,7 +803,11 @@ fn load_from(db: &DB, dir: &Path) -> Result<Loaded, StorageError> {
         nodes.push((path, node));
     }
     let mut sessions = Vec::new();
-    for item in snapshot.iterator_cf_opt(cf(CF_SESSIONS)?, scan_options(), IteratorMode::Start) {
+    for item in snapshot.iterator_cf_opt(
+        cf(generation.sessions())?,
+        scan_options(),
+        IteratorMode::Start,
+    ) {
         let (key, value) = item.map_err(|e| StorageError::rocks("reading the sessions", e))?;
         let id = codec::decode_session_key(&key).map_err(|e| e.into_error("session key"))?;
         let session = codec::decode_session(&value)
@@ -824,7 +857,7 @@ fn validate_read_only(dir: &Path) -> Result<Option<(Loaded, u64)>, StorageError>
         let mut options = db_options()?;
         options.set_db_log_dir(&log_dir);
         let found = DB::list_cf(&options, dir).map_err(|e| open_error(dir, e))?;
-        check_column_families(dir, &found, false)?;
+        check_column_families(dir, &found, None)?;
         let db = DB::open_cf_descriptors_read_only(
             &options,
             dir,
@@ -837,7 +870,7 @@ fn validate_read_only(dir: &Path) -> Result<Option<(Loaded, u64)>, StorageError>
             // finish it (the only case that writes to an existing store).
             return Ok(None);
         };
-        check_column_families(dir, &found, true)?;
+        check_column_families(dir, &found, Some(&read_generation_from(&db, dir)?))?;
         let (meta, last_index) = check_meta_and_log(&db, dir)?;
         let loaded = load_from(&db, dir)?;
         debug_assert_eq!(loaded.meta, meta);
@@ -961,6 +994,7 @@ fn initialize(db: DB, dir: &Path) -> Result<RocksStore, StorageError> {
             format_version: FORMAT_VERSION,
             ..Meta::default()
         },
+        generation: Generation::new(0),
         last_index: 0,
         failed: None,
         _lock: None,
@@ -978,7 +1012,7 @@ fn open_existing(
 ) -> Result<RocksStore, StorageError> {
     let options = db_options()?;
     let found = DB::list_cf(&options, dir).map_err(|e| open_error(dir, e))?;
-    check_column_families(dir, &found, false)?;
+    check_column_families(dir, &found, None)?;
     let db = DB::open_cf_descriptors(
         &options,
         dir,
@@ -989,7 +1023,8 @@ fn open_existing(
     let Some(()) = check_format_version(&db, dir)? else {
         return finish_interrupted_creation(db, dir, &found);
     };
-    check_column_families(dir, &found, true)?;
+    let generation = read_generation_from(&db, dir)?;
+    let leftovers = check_column_families(dir, &found, Some(&generation))?;
     let (meta, last_index) = match validated_last_index {
         None => check_meta_and_log(&db, dir)?,
         Some(validated) => {
@@ -1013,20 +1048,40 @@ fn open_existing(
         applied_index = meta.applied_index,
         "opened the store"
     );
-    Ok(RocksStore {
+    let mut store = RocksStore {
         db,
         dir: dir.to_owned(),
         meta,
+        generation,
         last_index,
         failed: None,
         _lock: None,
         preloaded: std::sync::Mutex::new(None),
-    })
+    };
+    for name in leftovers {
+        // Of an install that stopped before its switch (the new
+        // generation, half filled) or after it (the replaced one).
+        tracing::info!(name, "dropping the column family of another generation");
+        store.db.drop_cf(&name).map_err(|e| {
+            StorageError::rocks(
+                format!("dropping column family {name} in {}", dir.display()),
+                e,
+            )
+        })?;
+    }
+    Ok(store)
 }
 
 /// The column families a store must have: Conclave's `meta` at least (else
-/// this is not a Conclave store); with `all`, exactly this format's set.
-fn check_column_families(dir: &Path, found: &[String], all: bool) -> Result<(), StorageError> {
+/// this is not a Conclave store); with the generation its metadata names,
+/// the log's, the metadata's and that generation's. Returns those of other
+/// generations, left by an interrupted install (a writable open drops
+/// them); any other is refused.
+fn check_column_families(
+    dir: &Path,
+    found: &[String],
+    generation: Option<&Generation>,
+) -> Result<Vec<String>, StorageError> {
     if !found.iter().any(|n| n == CF_META) {
         return Err(StorageError::NotAStore {
             path: dir.to_owned(),
@@ -1036,10 +1091,11 @@ fn check_column_families(dir: &Path, found: &[String], all: bool) -> Result<(), 
             ),
         });
     }
-    if !all {
-        return Ok(());
-    }
-    for name in COLUMN_FAMILIES {
+    let Some(generation) = generation else {
+        return Ok(Vec::new());
+    };
+    let required = [CF_LOG, CF_META, generation.tree(), generation.sessions()];
+    for name in required {
         if !found.iter().any(|n| n == name) {
             return Err(StorageError::corrupt(
                 format!("store in {}", dir.display()),
@@ -1047,16 +1103,20 @@ fn check_column_families(dir: &Path, found: &[String], all: bool) -> Result<(), 
             ));
         }
     }
-    if let Some(extra) = found
-        .iter()
-        .find(|n| n.as_str() != "default" && !COLUMN_FAMILIES.contains(&n.as_str()))
-    {
-        return Err(StorageError::corrupt(
-            format!("store in {}", dir.display()),
-            format!("column family `{extra}` is not part of format version {FORMAT_VERSION}"),
-        ));
+    let mut leftovers = Vec::new();
+    for name in found {
+        if name == "default" || required.contains(&name.as_str()) {
+            continue;
+        }
+        if !Generation::is_generation_name(name) {
+            return Err(StorageError::corrupt(
+                format!("store in {}", dir.display()),
+                format!("column family `{name}` is not part of format version {FORMAT_VERSION}"),
+            ));
+        }
+        leftovers.push(name.clone());
     }
-    Ok(())
+    Ok(leftovers)
 }
 
 /// `Some(())` when the store's format version is this build's, `None` when
@@ -1073,7 +1133,7 @@ fn check_format_version(db: &DB, dir: &Path) -> Result<Option<()>, StorageError>
     };
     let version = codec::decode_format_version(&version)
         .map_err(|e| e.into_error(format!("format version in {}", dir.display())))?;
-    if version != FORMAT_VERSION {
+    if !(1..=FORMAT_VERSION).contains(&version) {
         return Err(StorageError::UnknownFormatVersion {
             path: dir.to_owned(),
             found: version,
@@ -1187,6 +1247,16 @@ fn read_meta(
         hard_state,
         config,
         compacted,
+    })
+}
+
+fn read_generation_from(db: &DB, dir: &Path) -> Result<Generation, StorageError> {
+    let meta_cf = db
+        .cf_handle(CF_META)
+        .ok_or_else(|| StorageError::corrupt("column family meta", "missing"))?;
+    read_generation(dir, |key| {
+        db.get_cf(meta_cf, key)
+            .map_err(|e| StorageError::rocks("reading the metadata", e))
     })
 }
 

@@ -40,10 +40,15 @@ fn image(nodes: usize, size: usize, index: u64, term: u64) -> Image {
 /// written into `dir` (whose `Images` were opened before: opening drops
 /// the images made by a previous run).
 fn make(dir: &MemoryDir, image: &Image) -> SnapshotId {
+    make_keeping(dir, image, &[])
+}
+
+/// [`make`], while the images `keep` are still being sent.
+fn make_keeping(dir: &MemoryDir, image: &Image, keep: &[SnapshotId]) -> SnapshotId {
     let mut store = MemoryStore::new();
     store.install_image(image).expect("install");
     let view = store.image_view().expect("view");
-    Images::make(dir, view.as_ref(), image.index, image.term).expect("make")
+    Images::make(dir, view.as_ref(), image.index, image.term, keep).expect("make")
 }
 
 /// `tree` holds exactly `image`'s nodes and sessions.
@@ -189,6 +194,35 @@ fn a_new_image_replaces_a_partial_one() {
 }
 
 #[test]
+fn an_image_still_being_sent_outlives_a_newer_one() {
+    let leader = MemoryDir::new();
+    let sender = Images::open(leader.clone());
+    let sent = image(50, 64, 12, 1);
+    let old = make(&leader, &sent);
+    let mut receiver = Images::open(MemoryDir::new());
+    let first_chunk = sender.read(&old, 0, 100).expect("read");
+    assert_eq!(
+        receiver.receive(&old, 0, &first_chunk).expect("receive"),
+        Staged::At(100)
+    );
+    // A newer image is made (for a member added since) while `old` is on
+    // its way: `old` stays, and its transfer goes on where it was.
+    let new = make_keeping(&leader, &image(60, 64, 30, 2), &[old]);
+    assert_eq!(
+        send(&sender, &mut receiver, &old, 100, 4096),
+        Staged::Complete
+    );
+    let restored = receiver
+        .take(old.index, old.term, &old.encode())
+        .expect("take");
+    assert_same_tree(&restored.tree, &sent);
+    // Once no transfer needs it, the next image made removes it.
+    make_keeping(&leader, &image(70, 64, 40, 2), &[new]);
+    assert!(sender.read(&old, 0, 10).is_err());
+    assert!(sender.read(&new, 0, 10).is_ok());
+}
+
+#[test]
 fn the_rocksdb_view_holds_the_state_of_its_moment() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = storage::rocks::RocksStore::open(&dir.path().join("store")).expect("open");
@@ -198,7 +232,7 @@ fn the_rocksdb_view_holds_the_state_of_its_moment() {
     // The store moves on; the view does not.
     store.install_image(&image(10, 32, 90, 3)).expect("install");
     let images = MemoryDir::new();
-    let id = Images::make(&images, view.as_ref(), 50, 2).expect("make");
+    let id = Images::make(&images, view.as_ref(), 50, 2, &[]).expect("make");
     drop(view);
     assert!(
         !dir.path().join("store.image-view").exists(),

@@ -82,6 +82,16 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
                     format!("{} entries", m.entries.len()),
                 ));
             }
+            // raft-rs's follower-side `request_snapshot`, which Conclave
+            // never calls: a request for a snapshot newer than this
+            // leader's applied state would have an image made, found too
+            // old and made again, every tick while the request stands.
+            MsgAppendResponse if m.request_snapshot != 0 => {
+                return Err((
+                    "snapshot request",
+                    format!("for index {}", m.request_snapshot),
+                ));
+            }
             MsgHeartbeat => self.check_heartbeat(from, m)?,
             MsgAppend => self.check_append(m, sm)?,
             MsgSnapshot => self.check_snapshot(m, sm)?,

@@ -176,7 +176,10 @@ pub trait StateMachine<W> {
     /// behind (the last applied entry is `index` of `term`, zxid `zxid`):
     /// from a consistent point of the store, off the thread that serves
     /// clients. [`StateMachine::snapshot_made`] says when it is done.
-    fn make_snapshot(&mut self, index: u64, term: u64, zxid: i64);
+    /// The images in `in_use` are still being sent to other followers:
+    /// they must stay readable ([`StateMachine::read_snapshot`]); any other
+    /// image made before may go.
+    fn make_snapshot(&mut self, index: u64, term: u64, zxid: i64, in_use: &[SnapshotId]);
 
     /// The image [`StateMachine::make_snapshot`] started, once made (or
     /// why it could not be); `None` while it is being made. Asked every

@@ -101,8 +101,11 @@ pub struct DriverConfig {
     /// take: ZooKeeper's `initLimit`.
     pub reconfig_deadline_ticks: u64,
     /// Log entries kept behind the applied index for followers to catch up
-    /// from; those further behind get a snapshot.
+    /// from; those further behind get a snapshot...
     pub retained_entries: u64,
+    /// ...within this many bytes of memory (the log is in memory: a
+    /// count alone would let large values take gigabytes).
+    pub retained_bytes: u64,
     /// Seeds election timeouts, back-off jitter and restore nonces.
     pub seed: u64,
     pub max_size_per_msg: u64,
@@ -148,6 +151,7 @@ impl DriverConfig {
             status_every_ticks: 5,
             reconfig_deadline_ticks: 100,
             retained_entries: 20_000,
+            retained_bytes: 64 << 20,
             seed,
             max_size_per_msg: 1 << 20,
             max_inflight_msgs: 256,
@@ -640,7 +644,7 @@ fn log_core(stored: &StoredState, conf: ConfState) -> Result<LogCore, DriverErro
     point.mut_metadata().term = term;
     point.mut_metadata().set_conf_state(conf);
     core.snapshot = point;
-    core.entries = stored.entries.clone();
+    core.replace_entries(stored.entries.clone());
     // A commit index past the durable log would make raft-rs panic; it
     // cannot happen (the hard state is written after the entries it
     // covers), but a damaged store must stop the server with a reason.

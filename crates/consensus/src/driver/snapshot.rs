@@ -38,7 +38,11 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
             zxid = format_args!("0x{:x}", self.applied_zxid),
             "making a snapshot for a follower too far behind"
         );
-        sm.make_snapshot(index, term, self.applied_zxid);
+        // A follower being sent an older image (one that does not serve
+        // the follower this one is for, e.g. a member added since) goes on
+        // receiving it.
+        let in_use = self.images_in_use();
+        sm.make_snapshot(index, term, self.applied_zxid, &in_use);
         self.making = Some(Making { index, term, conf });
     }
 
@@ -84,22 +88,35 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
         self.node.resend_to_snapshot_waiters();
     }
 
-    /// Keeps `retained_entries` behind the applied index, dropping older
-    /// ones in steps (so a compaction is not one write per entry).
+    /// Keeps `retained_entries` behind the applied index within
+    /// `retained_bytes`, dropping older ones in steps (so a compaction is
+    /// not one write per entry): at twice the count, or a quarter over
+    /// the bytes.
     pub(super) fn compact_log(&mut self, applied_index: u64) {
         let retain = self.config.retained_entries.max(1);
-        if applied_index <= self.compacted_through + 2 * retain {
-            return;
-        }
-        let mut through = applied_index - retain;
-        // A follower being sent an image goes on from the log after it.
-        if let Some(oldest) = self.oldest_image_in_use() {
-            through = through.min(oldest);
-        }
-        if through <= self.compacted_through {
+        let budget = self.config.retained_bytes.max(1);
+        // Never past what is applied; and a follower being sent an image
+        // goes on from the log after it.
+        let limit = self
+            .oldest_image_in_use()
+            .map_or(applied_index, |oldest| oldest.min(applied_index));
+        if limit <= self.compacted_through {
             return;
         }
         let mut core = self.log.core();
+        let by_count =
+            (applied_index > self.compacted_through + 2 * retain).then(|| applied_index - retain);
+        let by_bytes = if core.bytes() > budget.saturating_add(budget / 4) {
+            core.compaction_for_bytes(budget, limit)
+        } else {
+            None
+        };
+        let Some(through) = by_count.max(by_bytes).map(|t| t.min(limit)) else {
+            return;
+        };
+        if through <= self.compacted_through {
+            return;
+        }
         let Some(term) = core.term(through) else {
             return;
         };

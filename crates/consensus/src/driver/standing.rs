@@ -617,7 +617,7 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
             point.mut_metadata().term = BOOTSTRAP_TERM;
             point.mut_metadata().set_conf_state(conf.clone());
             core.snapshot = point;
-            core.entries.clear();
+            core.replace_entries(Vec::new());
             core.conf_state = conf;
             core.hard_state = hard_state;
         }

@@ -39,6 +39,8 @@ impl Transport for Net {
 pub(crate) struct Disk {
     pub(crate) records: Vec<MembershipRecord>,
     pub(crate) entries: u64,
+    /// The last ready the driver asked to persist.
+    pub(crate) last_persist: u64,
 }
 
 impl LogWriter for Disk {
@@ -50,7 +52,9 @@ impl LogWriter for Disk {
         self.records.push(record.clone());
     }
     fn compact(&mut self, _through: u64) {}
-    fn persist(&mut self, _number: u64, _sync: bool) {}
+    fn persist(&mut self, number: u64, _sync: bool) {
+        self.last_persist = number;
+    }
     fn sync_now(&mut self) -> Result<(), DriverError> {
         Ok(())
     }
@@ -65,6 +69,8 @@ pub(crate) struct Machine {
     pub(crate) image_bytes: u64,
     /// The index of every image asked for.
     pub(crate) makes: Vec<u64>,
+    /// The images said to be in use at each of them.
+    pub(crate) in_use: Vec<Vec<SnapshotId>>,
     made: Option<SnapshotId>,
 }
 
@@ -80,8 +86,9 @@ impl StateMachine<Vec<u8>> for Machine {
         Ok(())
     }
     fn applied(&mut self, _index: u64, _zxid: i64) {}
-    fn make_snapshot(&mut self, index: u64, term: u64, _zxid: i64) {
+    fn make_snapshot(&mut self, index: u64, term: u64, _zxid: i64, in_use: &[SnapshotId]) {
         self.makes.push(index);
+        self.in_use.push(in_use.to_vec());
         if self.image_bytes > 0 {
             self.made = Some(SnapshotId {
                 index,

@@ -490,13 +490,14 @@ impl StateMachine<ZkWrite> for ZooKeeper {
     /// The image is made from a view of the store taken by the log writer
     /// (after the apply batch of `index`, so it holds exactly that state),
     /// on a thread of its own: clients are served meanwhile.
-    fn make_snapshot(&mut self, index: u64, term: u64, _zxid: i64) {
+    fn make_snapshot(&mut self, index: u64, term: u64, _zxid: i64, in_use: &[SnapshotId]) {
         let Some(ensemble) = self.ensemble.as_mut() else {
             return;
         };
         let made = ensemble.made.clone();
         let dir = ensemble.images.dir().clone();
         let asked = Instant::now();
+        let keep = in_use.to_vec();
         let sent = self.writer.send(WriteCommand::View(Box::new(move |view| {
             // How long the log writer took to get to the view and take it
             // (writes wait meanwhile).
@@ -514,7 +515,7 @@ impl StateMachine<ZkWrite> for ZooKeeper {
                     let made = made.clone();
                     move || {
                         let started = Instant::now();
-                        let outcome = Images::make(&dir, view.as_ref(), index, term)
+                        let outcome = Images::make(&dir, view.as_ref(), index, term, &keep)
                             .map_err(|e| e.to_string());
                         if let Ok(id) = &outcome {
                             tracing::info!(

@@ -470,6 +470,7 @@ fn driver_config(config: &Config, setup: &ReplicaSetup) -> DriverConfig {
     driver.reconfig_deadline_ticks =
         u64::from(setup.ensemble.init_limit.max(1)) * u64::from(RAFT_TICKS_PER_TICK);
     driver.retained_entries = config.log_retention_entries.clamp(1, MAX_RETAINED_ENTRIES);
+    driver.retained_bytes = RETAINED_LOG_BYTES;
     // A frame holds a batch of appends or a chunk of a snapshot's image
     // with room to spare.
     driver.max_size_per_msg = driver
@@ -484,10 +485,17 @@ fn driver_config(config: &Config, setup: &ReplicaSetup) -> DriverConfig {
 }
 
 /// Most log entries an ensemble member keeps behind its applied index
-/// (`snapCount × autopurge.snapRetainCount` when smaller): raft-rs reads the
-/// log from memory, so a follower further behind costs a snapshot, not
-/// memory on every server.
-const MAX_RETAINED_ENTRIES: u64 = 20_000;
+/// (`snapCount × autopurge.snapRetainCount` when smaller), within
+/// [`RETAINED_LOG_BYTES`]: raft-rs reads the log from memory, so a follower
+/// further behind costs a snapshot, not memory on every server. A
+/// follower that falls this far behind under a burst of writes (20,000
+/// entries were a quarter of a second of creates at 5,000,000 znodes on
+/// this host) would otherwise need a whole image of the tree.
+const MAX_RETAINED_ENTRIES: u64 = 300_000;
+
+/// What the log kept in memory may take: about 160,000 entries of 256-byte
+/// writes.
+const RETAINED_LOG_BYTES: u64 = 64 << 20;
 
 /// A follower reports its status to the leader every this many raft ticks
 /// (twice per ZooKeeper tick, with the heartbeats' rhythm).

@@ -234,16 +234,18 @@ fn unknown_format_version_is_refused() {
         &dir.store_dir(),
         "meta",
         b"format_version",
-        &2u32.to_be_bytes(),
+        &3u32.to_be_bytes(),
     );
     assert_refused_same_contents(
         &dir,
-        "a store of format version 2",
+        "a store of format version 3",
         &[
-            "storage format version 2",
-            "this build reads and writes only version 1",
+            "storage format version 3",
+            "this build reads versions 1 to 2",
         ],
     );
+    // Version 1 (an earlier release's store: the same layout, its tree in
+    // generation 0) is read as it is.
     put_value(
         &dir.store_dir(),
         "meta",
@@ -475,9 +477,9 @@ fn refused_stores_are_not_rewritten() {
         &dir.store_dir(),
         "meta",
         b"format_version",
-        &2u32.to_be_bytes(),
+        &3u32.to_be_bytes(),
     );
-    assert_refused_untouched(&dir, "a store of format version 2", &["format version 2"]);
+    assert_refused_untouched(&dir, "a store of format version 3", &["format version 3"]);
 
     let dir = populated("rewritten-log", Stop::Orderly);
     replace_value(&dir.store_dir(), "log", &5u64.to_be_bytes(), |v| v[30] ^= 1);

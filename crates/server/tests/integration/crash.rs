@@ -1148,7 +1148,9 @@ fn crash_run(seed: u64, rounds: u32) {
         inspected.stderr
     );
     assert!(
-        inspected.stdout.contains("format version:   1"),
+        inspected
+            .stdout
+            .contains(&format!("format version:   {}", storage::FORMAT_VERSION)),
         "{}",
         inspected.stdout
     );

@@ -125,14 +125,17 @@ impl<D: ImageDir> Images<D> {
         &self.dir
     }
 
-    /// Makes the image of `view` as of entry `index` of `term` into `dir`
-    /// (replacing the one made before). Takes as long as writing the
-    /// whole state: a server calls it from a thread of its own.
+    /// Makes the image of `view` as of entry `index` of `term` into `dir`,
+    /// removing the images made before except those in `keep` (still being
+    /// sent: removing one would break its transfer and start it over with
+    /// this image). Takes as long as writing the whole state: a server
+    /// calls it from a thread of its own.
     pub fn make(
         dir: &D,
         view: &dyn ImageView,
         index: u64,
         term: u64,
+        keep: &[SnapshotId],
     ) -> Result<SnapshotId, StorageError> {
         let io = |context: &str| {
             let context = context.to_owned();
@@ -142,8 +145,9 @@ impl<D: ImageDir> Images<D> {
         let id = write_view(view, index, term, out)?;
         let name = made_name(index, term);
         dir.rename(MAKING, &name).map_err(io("naming an image"))?;
+        let kept: Vec<String> = keep.iter().map(|k| made_name(k.index, k.term)).collect();
         for old in dir.names().map_err(io("listing images"))? {
-            if old.starts_with(MADE) && old != name {
+            if old.starts_with(MADE) && old != name && !kept.contains(&old) {
                 dir.remove(&old).map_err(io("removing an old image"))?;
             }
         }
