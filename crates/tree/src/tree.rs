@@ -71,11 +71,26 @@ struct AclTable {
     by_value: HashMap<Vec<Acl>, Arc<Vec<Acl>>, foldhash::fast::RandomState>,
     /// The table is purged of lists no node holds when it reaches this size.
     purge_at: usize,
+    /// The list returned last: a tree loaded from a store or an image
+    /// brings the same shared list node after node (`storage::codec`'s
+    /// `SharedAcl`), which is then found without hashing it.
+    last: Option<Arc<Vec<Acl>>>,
 }
 
 impl AclTable {
     /// The shared copy of `acl`.
     fn intern(&mut self, acl: Arc<Vec<Acl>>) -> Arc<Vec<Acl>> {
+        if let Some(last) = &self.last
+            && Arc::ptr_eq(last, &acl)
+        {
+            return acl;
+        }
+        let shared = self.lookup(acl);
+        self.last = Some(shared.clone());
+        shared
+    }
+
+    fn lookup(&mut self, acl: Arc<Vec<Acl>>) -> Arc<Vec<Acl>> {
         if let Some(shared) = self.by_value.get(acl.as_slice()) {
             return shared.clone();
         }
@@ -372,6 +387,34 @@ mod tests {
         assert_eq!(tree.all_children_number("/"), 3);
         assert_eq!(tree.all_children_number("/zookeeper"), 2);
         assert!(tree.stat("").is_some());
+    }
+
+    /// Nodes with equal lists share one, whether they bring the list
+    /// that was interned last (a load's shared list), another copy of it,
+    /// or a list seen before another.
+    #[test]
+    fn equal_acl_lists_are_shared() {
+        let open = Arc::new(Acl::open_unsafe());
+        let read = Arc::new(Acl::read_unsafe());
+        let mut builder = TreeBuilder::new();
+        let mut push = |path: &str, acl: &Arc<Vec<Acl>>| {
+            let node = Node::new(None, acl.clone(), StatPersisted::default());
+            builder.push(path.to_owned(), node).unwrap();
+        };
+        push("/", &open);
+        push("/a", &open);
+        push("/b", &Arc::new(Acl::open_unsafe()));
+        push("/c", &read);
+        push("/d", &Arc::new(Acl::open_unsafe()));
+        push("/e", &Arc::new(Acl::read_unsafe()));
+        let tree = builder.finish(Vec::new(), 0).unwrap();
+        let acl = |path: &str| tree.node(path).unwrap().acl.clone();
+        for path in ["/a", "/b", "/d"] {
+            assert!(Arc::ptr_eq(&acl("/"), &acl(path)), "{path}");
+        }
+        assert!(Arc::ptr_eq(&acl("/c"), &acl("/e")));
+        assert!(!Arc::ptr_eq(&acl("/"), &acl("/c")));
+        assert_eq!(tree.acls.by_value.len(), 2);
     }
 }
 
