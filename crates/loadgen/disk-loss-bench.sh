@@ -26,7 +26,9 @@
 # Usage: crates/loadgen/disk-loss-bench.sh [OUTDIR]
 # Environment: ZNODES (100000), VALUE_SIZE (100), ROUNDS (3), LOAD_SECONDS (10),
 # TICK_TIME (2000), SYNC_LIMIT (5), INIT_LIMIT (10), ZK_HEAP (1g),
-# SERVERS ("zookeeper conclave"), JOIN (1).
+# SERVERS ("zookeeper conclave"), JOIN (1), ZK_EXTRA_CFG (zoo.cfg lines for
+# ZooKeeper only, e.g. snapCount=2000000 so that 5,000,000 znodes fit the
+# disk).
 # Results: OUTDIR/results.md and OUTDIR/*.jsonl; logs stay in OUTDIR.
 set -euo pipefail
 
@@ -161,6 +163,10 @@ bench_disk_loss() {
     done
     [[ $JOIN == 1 ]] && join_new_member "$name"
     stop_ensemble
+    # The next server's ensemble gets the disk: ZooKeeper's data
+    # directories alone take tens of GB at millions of znodes (a snapshot
+    # every snapCount writes, never purged by default). The logs stay.
+    rm -rf "${OUT:?}/$name"/server*/data
 }
 
 # Step 4: a new, empty server 4 added with reconfig while clients run.
@@ -217,7 +223,7 @@ join_new_member() { # name
     echo "host: $(nproc) vCPU, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -r); all servers and the client on this one host"
     echo "java: $(java -version 2>&1 | head -n1); ZooKeeper: $(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null || echo '?')"
     echo "conclave: $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- crates || echo ' + local changes')"
-    echo "settings: tickTime=$TICK_TIME initLimit=$INIT_LIMIT syncLimit=$SYNC_LIMIT${EXTRA_CFG:+ ${EXTRA_CFG//$'\n'/ }}, defaults otherwise; ZooKeeper heap -Xmx$ZK_HEAP"
+    echo "settings: tickTime=$TICK_TIME initLimit=$INIT_LIMIT syncLimit=$SYNC_LIMIT${EXTRA_CFG:+ ${EXTRA_CFG//$'\n'/ }}, defaults otherwise; ZooKeeper heap -Xmx$ZK_HEAP${ZK_EXTRA_CFG:+, ZooKeeper only: ${ZK_EXTRA_CFG//$'\n'/ }}"
 } >"$OUT/bench.log"
 cat "$OUT/bench.log" >&2
 

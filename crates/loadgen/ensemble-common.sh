@@ -78,6 +78,7 @@ clientPort=${CLIENT_PORTS[$2]}
 admin.enableServer=false
 4lw.commands.whitelist=mntr,srvr,ruok
 ${EXTRA_CFG:-}
+$([[ $1 == zookeeper ]] && echo "${ZK_EXTRA_CFG:-}")
 $3
 EOF
 }

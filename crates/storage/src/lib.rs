@@ -39,6 +39,7 @@ pub mod recovery;
 #[cfg(feature = "rocks")]
 pub mod rocks;
 mod rules;
+mod writeback;
 pub mod writer;
 
 pub use codec::{Crc32c, decode_image, decode_txn, encode_image, encode_txn};

@@ -49,6 +49,10 @@
 //!   pin old WAL files; two background jobs (flush and compaction) for a
 //!   2-core machine; LZ4 on upper levels and Zstd on the bottommost level;
 //!   at most 4 info `LOG` files of 1 MiB in the data directory.
+//! - `bytes_per_sync` 1 MiB: flushes and compactions sync their table
+//!   files as they write them, so gigabytes of them are never dirty at
+//!   once in front of the WAL's syncs (`writeback.rs` does the same for
+//!   images and an install's table files).
 //! - One block cache of 8 MiB for every column family of every store in
 //!   the process (RocksDB's default is 32 MiB per column family): clients
 //!   are answered from the tree in memory, so the store is read only to
@@ -908,6 +912,10 @@ fn db_options() -> Result<Options, StorageError> {
     o.set_db_write_buffer_size(64 << 20);
     o.set_write_buffer_size(16 << 20);
     o.set_max_background_jobs(2);
+    // Flushes and compactions write table files synced a MiB at a time,
+    // not left dirty for the kernel to write in one burst in front of the
+    // WAL's syncs (`writeback.rs`).
+    o.set_bytes_per_sync(1 << 20);
     o.set_keep_log_file_num(4);
     o.set_max_log_file_size(1 << 20);
     o.set_compression_type(DBCompressionType::Lz4);

@@ -9,6 +9,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::writeback::{self, SyncingWriter};
+
 /// A flat directory of named byte files.
 pub trait ImageDir: Clone + Send + 'static {
     fn names(&self) -> std::io::Result<Vec<String>>;
@@ -72,19 +74,29 @@ impl ImageDir for FileDir {
         }
     }
 
+    /// Synced as it is written (`writeback.rs`): an image is gigabytes.
     fn create(&self, name: &str) -> std::io::Result<Box<dyn Write + Send>> {
         std::fs::create_dir_all(&self.dir)?;
         let file = File::create(self.at(name))?;
-        Ok(Box::new(std::io::BufWriter::with_capacity(1 << 20, file)))
+        Ok(Box::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            SyncingWriter::new(file),
+        )))
     }
 
+    /// Synced at each few MiB it grows by (`writeback.rs`).
     fn append(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.at(name))?;
-        file.write_all(bytes)
+        let before = file.metadata()?.len();
+        file.write_all(bytes)?;
+        if writeback::crossed(before, before + bytes.len() as u64) {
+            file.sync_data()?;
+        }
+        Ok(())
     }
 
     fn read_at(&self, name: &str, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {

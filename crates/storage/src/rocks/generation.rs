@@ -23,6 +23,7 @@ use rocksdb::{IngestExternalFileOptions, Options, SstFileWriter, WriteBatch};
 use super::{CF_META, CF_SESSIONS, CF_TREE, RocksStore, db_options};
 use crate::codec::{self, meta_key};
 use crate::image::{ImageHeader, RawRecord};
+use crate::writeback::SYNC_EVERY_BYTES;
 use crate::{FORMAT_VERSION, StorageError};
 
 /// The pair of column families of one generation.
@@ -123,11 +124,21 @@ pub(super) fn remove_tables_dir(store: &Path) -> Result<(), StorageError> {
 struct TableFile<'o> {
     path: PathBuf,
     writer: Option<SstFileWriter<'o>>,
+    /// The same file, to sync what the writer wrote every few MiB
+    /// (`writeback.rs`; RocksDB's table file writer has no such option).
+    synced: Option<std::fs::File>,
+    /// Record bytes put since the last sync.
+    unsynced: u64,
 }
 
 impl<'o> TableFile<'o> {
     fn new(path: PathBuf) -> TableFile<'o> {
-        TableFile { path, writer: None }
+        TableFile {
+            path,
+            writer: None,
+            synced: None,
+            unsynced: 0,
+        }
     }
 
     fn put(&mut self, options: &'o Options, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
@@ -144,7 +155,22 @@ impl<'o> TableFile<'o> {
         };
         writer
             .put(key, value)
-            .map_err(|e| StorageError::rocks(context(), e))
+            .map_err(|e| StorageError::rocks(context(), e))?;
+        self.unsynced += (key.len() + value.len()) as u64;
+        if self.unsynced >= SYNC_EVERY_BYTES {
+            self.unsynced = 0;
+            let io = |source| StorageError::Io {
+                context: format!("syncing table file {}", self.path.display()),
+                source,
+            };
+            if self.synced.is_none() {
+                self.synced = Some(std::fs::File::open(&self.path).map_err(io)?);
+            }
+            if let Some(file) = &self.synced {
+                file.sync_data().map_err(io)?;
+            }
+        }
+        Ok(())
     }
 
     /// The finished file, if it holds any record (a table file cannot be
