@@ -7,7 +7,8 @@
 //!     cargo run --release -p tree --example znode_memory -- [N] [VALUE_SIZE]
 //!
 //! Parts: a path as a `Box<str>` (the hash map's key); a child's name in its
-//! parent's sorted set (`BTreeSet<Box<str>>`); the rest of the tree without
+//! parent's sorted set (`BTreeSet<ChildName>`: inline up to 22 bytes); the
+//! rest of the tree without
 //! values (the hash map's slot — key header and node pointer, at the map's
 //! load factor — and the boxed `Node` with its Stat, ACL pointer, data
 //! pointer and children set); the values.
@@ -17,7 +18,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use proto::Acl;
-use tree::{DataTree, Node, StatPersisted, TreeBuilder};
+use tree::{ChildName, DataTree, Node, StatPersisted, TreeBuilder};
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -63,7 +64,9 @@ fn measure(part: &str, n: usize, value: usize) {
             grew - (n * std::mem::size_of::<Box<str>>()) as u64
         }
         "names" => {
-            let names: BTreeSet<Box<str>> = (0..n).map(|i| format!("n{i:010}").into()).collect();
+            let names: BTreeSet<ChildName> = (0..n)
+                .map(|i| ChildName::new(&format!("n{i:010}")))
+                .collect();
             let grew = rss_bytes() - before;
             std::hint::black_box(&names);
             grew
@@ -119,7 +122,7 @@ fn main() {
     println!("| part | bytes per znode |");
     println!("|---|---:|");
     println!("| the path (the map's key: its heap block) | {paths:.0} |");
-    println!("| the name in its parent's children (`BTreeSet<Box<str>>`) | {names:.0} |");
+    println!("| the name in its parent's children (`BTreeSet<ChildName>`) | {names:.0} |");
     println!(
         "| the map's slot (key header {} B, node pointer 8 B; half the slots empty after the map doubles) and the boxed `Node` ({} B: Stat, ACL and data pointers, children set) | {:.0} |",
         std::mem::size_of::<Box<str>>(),

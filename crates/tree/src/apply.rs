@@ -166,9 +166,9 @@ fn create_node(
     changes: &mut Vec<Change>,
 ) -> Result<Outcome, ErrorCode> {
     let parent_path = path::parent_of(&create.path).ok_or(ErrorCode::BadArguments)?;
-    let name = path::name_of(&create.path).to_owned();
+    let name = path::name_of(&create.path);
     let parent = tree.node_mut(parent_path).ok_or(ErrorCode::NoNode)?;
-    if parent.children.contains(name.as_str()) {
+    if parent.children.contains(name) {
         return Err(ErrorCode::NodeExists);
     }
     // ZooKeeper only moves cversion (and with it pzxid) forward.

@@ -16,6 +16,7 @@
 
 pub mod acl;
 mod apply;
+pub mod child_name;
 pub mod node;
 pub mod path;
 mod prepare;
@@ -24,6 +25,7 @@ mod txn;
 pub mod watch;
 
 pub use apply::{Applied, Change, Outcome, apply};
+pub use child_name::ChildName;
 pub use node::{Children, Node, StatPersisted};
 pub use prepare::{Context, Features, Pending, WriteRequest, prepare};
 pub use tree::{CONFIG, DataTree, QUOTA, RestoreError, SessionRecord, TreeBuilder, ZOOKEEPER};

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use proto::{Acl, Stat};
 
+use crate::child_name::ChildName;
+
 /// `EphemeralType`: the top byte of the stored `ephemeralOwner` marks
 /// container and TTL nodes; a plain ephemeral stores its session id.
 pub mod owner {
@@ -101,29 +103,37 @@ pub struct Node {
 
 /// A node's child names: a pointer for the many nodes without children
 /// (8 bytes in every node instead of a set's 24), the set once there is
-/// one. Reads go through `Deref` to the set. Names are `Box<str>`, not
-/// `String`: 16 bytes in the set's nodes instead of 24, as a name never
-/// grows.
+/// one. Reads go through `Deref` to the set. Names are [`ChildName`]s:
+/// short ones inline, with no heap block of their own.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 // The box is the point: 8 bytes in every node instead of the set's 24.
 #[allow(clippy::box_collection)]
-pub struct Children(Option<Box<BTreeSet<Box<str>>>>);
+pub struct Children(Option<Box<BTreeSet<ChildName>>>);
 
 /// What a node without children lists.
-static NO_CHILDREN: BTreeSet<Box<str>> = BTreeSet::new();
+static NO_CHILDREN: BTreeSet<ChildName> = BTreeSet::new();
 
 impl std::ops::Deref for Children {
-    type Target = BTreeSet<Box<str>>;
+    type Target = BTreeSet<ChildName>;
 
-    fn deref(&self) -> &BTreeSet<Box<str>> {
+    fn deref(&self) -> &BTreeSet<ChildName> {
         self.0.as_deref().unwrap_or(&NO_CHILDREN)
     }
 }
 
 impl Children {
     /// Adds `name`; true if it was not there.
-    pub fn insert(&mut self, name: impl Into<Box<str>>) -> bool {
-        self.0.get_or_insert_with(Box::default).insert(name.into())
+    pub fn insert(&mut self, name: &str) -> bool {
+        self.0
+            .get_or_insert_with(Box::default)
+            .insert(ChildName::new(name))
+    }
+
+    /// Whether `name` is a child.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|set| set.contains(name.as_bytes()))
     }
 
     /// Removes `name`; true if it was there. The set goes with the last.
@@ -131,7 +141,7 @@ impl Children {
         let Some(set) = self.0.as_mut() else {
             return false;
         };
-        let removed = set.remove(name);
+        let removed = set.remove(name.as_bytes());
         if set.is_empty() {
             self.0 = None;
         }

@@ -461,7 +461,7 @@ impl TreeBuilder {
         node.children.clear();
         if path != "/" {
             let parent = path::parent_of(&path).map(path::normalize).unwrap_or("");
-            let name = path::name_of(&path).to_owned();
+            let name = path::name_of(&path);
             match self.tree.nodes.get_mut(parent) {
                 Some(parent_node) => {
                     parent_node.children.insert(name);
