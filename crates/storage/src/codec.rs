@@ -860,7 +860,7 @@ pub(crate) fn decode_config(bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(config)
 }
 
-/// `compacted`: (index, term) of the last entry removed by compaction.
+/// `generation`: which pair of tree and sessions column families is live.
 pub(crate) fn encode_generation(generation: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(12);
     put_u64(&mut out, generation);
@@ -874,6 +874,7 @@ pub(crate) fn decode_generation(bytes: &[u8]) -> Result<u64> {
     Ok(v)
 }
 
+/// `compacted`: (index, term) of the last entry removed by compaction.
 pub(crate) fn encode_compacted(index: u64, term: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(20);
     put_u64(&mut out, index);

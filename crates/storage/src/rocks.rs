@@ -67,7 +67,7 @@ mod generation;
 
 use std::path::{Path, PathBuf};
 
-use generation::{Generation, read_generation, remove_tables_dir};
+use generation::{Generation, read_generation, tables_dir};
 use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
@@ -137,11 +137,11 @@ impl RocksStore {
         let lock = lock_store(dir)?;
         // A view left by a process that died while making an image holds
         // hard links to old table files: their space comes back now.
-        if let Err(e) = remove_view_dir(&view_dir(dir)) {
+        if let Err(e) = remove_dir_if_present(&view_dir(dir)) {
             tracing::warn!(error = %e, "could not remove an old image view");
         }
         // So do the table files of an install that was interrupted.
-        if let Err(e) = remove_tables_dir(dir) {
+        if let Err(e) = remove_dir_if_present(&tables_dir(dir)) {
             tracing::warn!(error = %e, "could not remove an old install's table files");
         }
         let mut store = match inspect_dir(dir)? {
@@ -249,7 +249,6 @@ impl RocksStore {
     ) -> Result<(), StorageError> {
         self.check_usable()?;
         let mut batch = WriteBatch::default();
-        self.empty_log(&mut batch)?;
         let tree = self.cf(self.generation.tree())?;
         // Node keys are UTF-8 paths: no key starts with 0xFF.
         batch.delete_range_cf(tree, Vec::new(), vec![0xFF]);
@@ -260,6 +259,28 @@ impl RocksStore {
             batch.delete_cf(sessions, key);
         }
         let header = fill(&mut batch, tree, sessions)?;
+        self.put_image_point(&mut batch, &header)?;
+        self.write(batch, "a snapshot image")?;
+        self.at_image_point(&header);
+        Ok(())
+    }
+
+    /// Puts into `batch` what makes an image's index the store's starting
+    /// point: every log entry removed, the compacted and applied markers
+    /// at that index.
+    fn put_image_point(
+        &self,
+        batch: &mut WriteBatch,
+        header: &crate::image::ImageHeader,
+    ) -> Result<(), StorageError> {
+        let first = self.bounds().first();
+        if self.last_index >= first {
+            batch.delete_range_cf(
+                self.cf(CF_LOG)?,
+                codec::log_key(first).to_vec(),
+                log_end_key(self.last_index),
+            );
+        }
         let meta = self.cf(CF_META)?;
         batch.put_cf(
             meta,
@@ -271,25 +292,16 @@ impl RocksStore {
             meta_key::APPLIED,
             codec::encode_applied(header.index, header.zxid),
         );
-        self.write(batch, "a snapshot image")?;
+        Ok(())
+    }
+
+    /// What the store knows of itself once [`RocksStore::put_image_point`]'s
+    /// batch is written.
+    fn at_image_point(&mut self, header: &crate::image::ImageHeader) {
         self.meta.compacted = (header.index, header.term);
         self.meta.applied_index = header.index;
         self.meta.applied_zxid = header.zxid;
         self.last_index = header.index;
-        Ok(())
-    }
-
-    /// Puts the removal of every log entry into `batch`.
-    fn empty_log(&self, batch: &mut WriteBatch) -> Result<(), StorageError> {
-        let first = self.bounds().first();
-        if self.last_index >= first {
-            batch.delete_range_cf(
-                self.cf(CF_LOG)?,
-                codec::log_key(first).to_vec(),
-                log_end_key(self.last_index),
-            );
-        }
-        Ok(())
     }
 
     fn cf(&self, name: &str) -> Result<&ColumnFamily, StorageError> {
@@ -595,7 +607,7 @@ impl Store for RocksStore {
     fn image_view(&self) -> Result<Box<dyn crate::image::ImageView>, StorageError> {
         self.check_usable()?;
         let dir = view_dir(&self.dir);
-        remove_view_dir(&dir)?;
+        remove_dir_if_present(&dir)?;
         self.checkpoint(&dir)?;
         let db =
             DB::open_cf_for_read_only(&Options::default(), &dir, self.generation.names(), false)
@@ -640,15 +652,22 @@ enum DirKind {
 /// Where a store's image view lives: beside it, on the same file system
 /// (its table files are hard links).
 fn view_dir(store: &Path) -> PathBuf {
+    beside(store, ".image-view")
+}
+
+/// The directory named as `store` with `suffix`, beside it (on the same
+/// file system: what is in it can be linked into the store or from it).
+fn beside(store: &Path, suffix: &str) -> PathBuf {
     let mut name = store.file_name().unwrap_or_default().to_os_string();
-    name.push(".image-view");
+    name.push(suffix);
     store.with_file_name(name)
 }
 
-fn remove_view_dir(dir: &Path) -> Result<(), StorageError> {
+/// Removes `dir` and what it holds; nothing if it does not exist.
+fn remove_dir_if_present(dir: &Path) -> Result<(), StorageError> {
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::Io {
-            context: format!("removing the old image view {}", dir.display()),
+            context: format!("removing {}", dir.display()),
             source: e,
         }),
         _ => Ok(()),
@@ -666,7 +685,7 @@ struct RocksView {
 impl Drop for RocksView {
     fn drop(&mut self) {
         drop(self.db.take());
-        if let Err(e) = remove_view_dir(&self.dir) {
+        if let Err(e) = remove_dir_if_present(&self.dir) {
             tracing::warn!(error = %e, "could not remove an image view");
         }
     }
@@ -1259,23 +1278,25 @@ fn read_meta(
 }
 
 fn read_generation_from(db: &DB, dir: &Path) -> Result<Generation, StorageError> {
-    let meta_cf = db
-        .cf_handle(CF_META)
-        .ok_or_else(|| StorageError::corrupt("column family meta", "missing"))?;
-    read_generation(dir, |key| {
-        db.get_cf(meta_cf, key)
-            .map_err(|e| StorageError::rocks("reading the metadata", e))
-    })
+    read_generation(dir, meta_field(db)?)
 }
 
 fn read_meta_from(db: &DB, dir: &Path) -> Result<Meta, StorageError> {
+    read_meta(dir, meta_field(db)?)
+}
+
+/// Reads a metadata field by its key.
+type MetaField<'a> = Box<dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, StorageError> + 'a>;
+
+/// [`MetaField`] of `db`.
+fn meta_field(db: &DB) -> Result<MetaField<'_>, StorageError> {
     let meta_cf = db
         .cf_handle(CF_META)
         .ok_or_else(|| StorageError::corrupt("column family meta", "missing"))?;
-    read_meta(dir, |key| {
+    Ok(Box::new(move |key: &[u8]| {
         db.get_cf(meta_cf, key)
             .map_err(|e| StorageError::rocks("reading the metadata", e))
-    })
+    }))
 }
 
 /// The index of the last log entry (its key and checksum checked), or the

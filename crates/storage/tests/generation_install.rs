@@ -46,6 +46,13 @@ fn stream(image: &Image) -> Vec<u8> {
     bytes
 }
 
+/// Installs `image` as a follower does: from its stream.
+fn install(store: &mut RocksStore, image: &Image) {
+    store
+        .install_image_stream(&mut stream(image).as_slice())
+        .expect("install");
+}
+
 fn column_families(dir: &Path) -> Vec<String> {
     let mut names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir).expect("list");
     names.sort();
@@ -96,9 +103,7 @@ fn each_install_is_a_new_generation_and_the_old_one_is_dropped() {
     store.sync().expect("sync");
 
     let first = image(300, 3, 1, 50, 2);
-    store
-        .install_image_stream(&mut stream(&first).as_slice())
-        .expect("install");
+    install(&mut store, &first);
     assert_holds(&store, &first);
     assert_eq!(column_families(&dir), expected_families(1));
     assert_eq!(store.meta().format_version, FORMAT_VERSION);
@@ -148,9 +153,7 @@ fn each_install_is_a_new_generation_and_the_old_one_is_dropped() {
     // A second install: generation 2, generation 1 dropped; an image
     // without sessions leaves the sessions empty.
     let second = image(10, 0, 3, 90, 3);
-    store
-        .install_image_stream(&mut stream(&second).as_slice())
-        .expect("install");
+    install(&mut store, &second);
     assert_holds(&store, &second);
     assert_eq!(column_families(&dir), expected_families(2));
     store.close().expect("close");
@@ -164,9 +167,7 @@ fn a_failed_install_changes_nothing_and_leaves_nothing() {
     let dir = tmp.path().join("store");
     let mut store = RocksStore::open(&dir).expect("open");
     let first = image(20, 1, 1, 10, 1);
-    store
-        .install_image_stream(&mut stream(&first).as_slice())
-        .expect("install");
+    install(&mut store, &first);
     let bytes = stream(&image(50, 2, 2, 20, 2));
     // Cut in the middle of the sessions: every node was written into a
     // table file before the stream failed.
@@ -179,9 +180,7 @@ fn a_failed_install_changes_nothing_and_leaves_nothing() {
     assert!(!tmp.path().join("store.image-install").exists());
     // And the store goes on: the next install works.
     let third = image(5, 1, 3, 30, 3);
-    store
-        .install_image_stream(&mut stream(&third).as_slice())
-        .expect("install");
+    install(&mut store, &third);
     assert_holds(&store, &third);
     assert_eq!(column_families(&dir), expected_families(2));
 }
@@ -194,28 +193,35 @@ fn with_raw_db(dir: &Path, change: impl FnOnce(&mut rocksdb::DB)) {
     change(&mut db);
 }
 
+/// A store in `dir` that installed `image`, closed.
+fn installed_and_closed(dir: &Path, image: &Image) {
+    let mut store = RocksStore::open(dir).expect("open");
+    install(&mut store, image);
+    store.close().expect("close");
+}
+
+/// Column families `names`, each holding a record, as an install killed
+/// before or after its switch leaves them.
+fn leave_column_families(dir: &Path, names: [&str; 2]) {
+    with_raw_db(dir, |db| {
+        for name in names {
+            db.create_cf(name, &rocksdb::Options::default())
+                .expect("create");
+            let cf = db.cf_handle(name).expect("cf");
+            db.put_cf(cf, b"/left", b"behind").expect("put");
+        }
+    });
+}
+
 #[test]
 fn an_install_interrupted_before_its_switch_leaves_the_old_store() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
     let first = image(20, 1, 1, 10, 1);
-    {
-        let mut store = RocksStore::open(&dir).expect("open");
-        store
-            .install_image_stream(&mut stream(&first).as_slice())
-            .expect("install");
-        store.close().expect("close");
-    }
+    installed_and_closed(&dir, &first);
     // Killed after generation 2's column families were created and filled,
     // before the switch: and its table files are still beside the store.
-    with_raw_db(&dir, |db| {
-        for name in ["tree.2", "sessions.2"] {
-            db.create_cf(name, &rocksdb::Options::default())
-                .expect("create");
-            let cf = db.cf_handle(name).expect("cf");
-            db.put_cf(cf, b"/half", b"filled").expect("put");
-        }
-    });
+    leave_column_families(&dir, ["tree.2", "sessions.2"]);
     let tables = tmp.path().join("store.image-install");
     std::fs::create_dir_all(&tables).expect("mkdir");
     std::fs::write(tables.join("tree.sst"), b"partial").expect("write");
@@ -224,9 +230,7 @@ fn an_install_interrupted_before_its_switch_leaves_the_old_store() {
     assert_eq!(column_families(&dir), expected_families(1));
     assert!(!tables.exists());
     let second = image(7, 2, 2, 20, 2);
-    store
-        .install_image_stream(&mut stream(&second).as_slice())
-        .expect("install");
+    install(&mut store, &second);
     assert_holds(&store, &second);
 }
 
@@ -235,22 +239,9 @@ fn an_install_interrupted_after_its_switch_leaves_the_new_store() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
     let second = image(20, 1, 2, 10, 1);
-    {
-        let mut store = RocksStore::open(&dir).expect("open");
-        store
-            .install_image_stream(&mut stream(&second).as_slice())
-            .expect("install");
-        store.close().expect("close");
-    }
+    installed_and_closed(&dir, &second);
     // Killed after the switch, before generation 0 was dropped.
-    with_raw_db(&dir, |db| {
-        for name in ["tree", "sessions"] {
-            db.create_cf(name, &rocksdb::Options::default())
-                .expect("create");
-            let cf = db.cf_handle(name).expect("cf");
-            db.put_cf(cf, b"/old", b"replaced").expect("put");
-        }
-    });
+    leave_column_families(&dir, ["tree", "sessions"]);
     let store = RocksStore::open(&dir).expect("open");
     assert_holds(&store, &second);
     assert_eq!(column_families(&dir), expected_families(1));
@@ -269,9 +260,7 @@ fn a_store_of_format_version_1_opens_and_becomes_version_2_at_its_first_install(
     let mut store = RocksStore::open(&dir).expect("a version 1 store opens");
     assert_eq!(store.meta().format_version, 1);
     let first = image(3, 1, 1, 10, 1);
-    store
-        .install_image_stream(&mut stream(&first).as_slice())
-        .expect("install");
+    install(&mut store, &first);
     drop(store);
     let store = RocksStore::open(&dir).expect("reopen");
     assert_eq!(store.meta().format_version, 2);

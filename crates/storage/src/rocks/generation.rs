@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use rocksdb::{IngestExternalFileOptions, Options, SstFileWriter, WriteBatch};
 
-use super::{CF_META, CF_SESSIONS, CF_TREE, RocksStore, db_options};
+use super::{CF_META, CF_SESSIONS, CF_TREE, RocksStore, beside, db_options, remove_dir_if_present};
 use crate::codec::{self, meta_key};
 use crate::image::{ImageHeader, RawRecord};
 use crate::writeback::SYNC_EVERY_BYTES;
@@ -75,16 +75,12 @@ impl Generation {
     /// Whether `name` is the tree's or the sessions' column family of some
     /// generation (this one's or a leftover of another).
     pub(super) fn is_generation_name(name: &str) -> bool {
-        [CF_TREE, CF_SESSIONS].iter().any(|base| {
-            name == *base
-                || name
-                    .strip_prefix(base)
-                    .and_then(|rest| rest.strip_prefix('.'))
-                    .and_then(|number| number.parse::<u64>().ok())
-                    .is_some_and(|number| {
-                        number > 0 && Generation::new(number).names().contains(&name)
-                    })
-        })
+        // The number it would have, then whether that generation's names
+        // are spelt so (`tree.01`, `tree.0` and `trees` are not).
+        let number = name
+            .rsplit_once('.')
+            .map_or(Some(0), |(_, number)| number.parse::<u64>().ok());
+        number.is_some_and(|number| Generation::new(number).names().contains(&name))
     }
 }
 
@@ -104,21 +100,7 @@ pub(super) fn read_generation(
 /// Where an install writes its table files: beside the store, on the same
 /// file system (ingesting them moves them into the store).
 pub(super) fn tables_dir(store: &Path) -> PathBuf {
-    let mut name = store.file_name().unwrap_or_default().to_os_string();
-    name.push(".image-install");
-    store.with_file_name(name)
-}
-
-/// Removes what an install left in [`tables_dir`].
-pub(super) fn remove_tables_dir(store: &Path) -> Result<(), StorageError> {
-    let dir = tables_dir(store);
-    match std::fs::remove_dir_all(&dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::Io {
-            context: format!("removing {}", dir.display()),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
+    beside(store, ".image-install")
 }
 
 /// One table file, opened at its first record.
@@ -198,8 +180,9 @@ impl RocksStore {
     ) -> Result<(), StorageError> {
         self.check_usable()?;
         let next = self.generation.next();
-        let filled = remove_tables_dir(&self.dir).and_then(|()| self.fill(&next, input));
-        if let Err(e) = remove_tables_dir(&self.dir) {
+        let tables = tables_dir(&self.dir);
+        let filled = remove_dir_if_present(&tables).and_then(|()| self.fill(&next, &tables, input));
+        if let Err(e) = remove_dir_if_present(&tables) {
             tracing::warn!(error = %e, "could not remove an install's table files");
         }
         match filled {
@@ -216,10 +199,10 @@ impl RocksStore {
     fn fill(
         &mut self,
         next: &Generation,
+        dir: &Path,
         input: &mut dyn Read,
     ) -> Result<ImageHeader, StorageError> {
-        let dir = tables_dir(&self.dir);
-        std::fs::create_dir_all(&dir).map_err(|source| StorageError::Io {
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::Io {
             context: format!("creating {}", dir.display()),
             source,
         })?;
@@ -237,17 +220,15 @@ impl RocksStore {
         let files = [tree.finish()?, sessions.finish()?];
         let mut ingest = IngestExternalFileOptions::default();
         ingest.set_move_files(true);
+        // Left by an install that failed in this process.
+        self.drop_generation(next, "an earlier install's");
         for (name, file) in next.names().into_iter().zip(files) {
-            let context = || format!("creating column family {name} in {}", self.dir.display());
-            if self.db.cf_handle(name).is_some() {
-                // Left by an install that failed in this process.
-                self.db
-                    .drop_cf(name)
-                    .map_err(|e| StorageError::rocks(context(), e))?;
-            }
-            self.db
-                .create_cf(name, &options)
-                .map_err(|e| StorageError::rocks(context(), e))?;
+            self.db.create_cf(name, &options).map_err(|e| {
+                StorageError::rocks(
+                    format!("creating column family {name} in {}", self.dir.display()),
+                    e,
+                )
+            })?;
             if let Some(file) = file {
                 self.db
                     .ingest_external_file_cf_opts(self.cf(name)?, &ingest, vec![file])
@@ -263,18 +244,8 @@ impl RocksStore {
     /// `next` named. Then the replaced generation is dropped.
     fn switch_to(&mut self, next: Generation, header: ImageHeader) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        self.empty_log(&mut batch)?;
+        self.put_image_point(&mut batch, &header)?;
         let meta = self.cf(CF_META)?;
-        batch.put_cf(
-            meta,
-            meta_key::COMPACTED,
-            codec::encode_compacted(header.index, header.term),
-        );
-        batch.put_cf(
-            meta,
-            meta_key::APPLIED,
-            codec::encode_applied(header.index, header.zxid),
-        );
         batch.put_cf(
             meta,
             meta_key::GENERATION,
@@ -287,10 +258,7 @@ impl RocksStore {
         );
         self.write_opt(batch, "the switch to an installed image", true)?;
         self.meta.format_version = FORMAT_VERSION;
-        self.meta.compacted = (header.index, header.term);
-        self.meta.applied_index = header.index;
-        self.meta.applied_zxid = header.zxid;
-        self.last_index = header.index;
+        self.at_image_point(&header);
         let replaced = std::mem::replace(&mut self.generation, next);
         tracing::info!(
             generation = self.generation.number(),
