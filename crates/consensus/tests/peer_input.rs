@@ -6,7 +6,7 @@
 
 mod support;
 
-use consensus::driver::Notice;
+use consensus::driver::{Notice, SnapshotId};
 use consensus::raft::eraftpb::{ConfState, Entry, EntryType, Message, MessageType};
 use consensus::wire::{self, Frame};
 use proptest::prelude::*;
@@ -201,43 +201,66 @@ fn elect(driver: &mut TestDriver, sm: &mut Machine) {
     assert!(driver.is_leader(), "{:?}", driver.node().role());
 }
 
+/// The index of the last append the leader sent to `to`.
+fn last_append_to(net: &support::Net, to: u64) -> u64 {
+    net.0
+        .borrow()
+        .raft
+        .iter()
+        .rev()
+        .find(|m| m.to == to && m.get_msg_type() == MessageType::MsgAppend)
+        .map(|m| m.index)
+        .unwrap_or_else(|| panic!("an append to server {to}"))
+}
+
+/// Server `from`'s rejection of the last append sent to it: its log ends
+/// at `hint`, of `log_term`.
+fn rejection(net: &support::Net, from: u64, term: u64, hint: u64, log_term: u64) -> Message {
+    let mut reject = message(MessageType::MsgAppendResponse, from, term);
+    reject.reject = true;
+    reject.index = last_append_to(net, from);
+    reject.reject_hint = hint;
+    reject.log_term = log_term;
+    reject
+}
+
+/// The image whose first chunk went to `to`.
+fn image_sent_to(net: &support::Net, to: u64) -> SnapshotId {
+    notices(net)
+        .into_iter()
+        .find_map(|(t, n)| match n {
+            Notice::SnapshotChunk { id, .. } if t == to => Some(id),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("an image on its way to server {to}"))
+}
+
+/// Server 1 leads and its log is compacted through 20; server 2's ends at
+/// index 1, behind it: server 2 rejects the probe, and an image is made
+/// (`sm.image_bytes` of it) and sent to it.
+fn leader_sending_an_image_to_server_2() -> (TestDriver, Machine, support::Net, SnapshotId) {
+    let (mut driver, mut sm, net) = member_compacted(20, 22, 22);
+    sm.image_bytes = 100;
+    elect(&mut driver, &mut sm);
+    let term = driver.node().term();
+    let reject = rejection(&net, 2, term, 1, 1);
+    driver.receive(2, reject, &mut sm).expect("no failure");
+    for _ in 0..3 {
+        driver.tick(0, &mut sm).expect("tick");
+    }
+    let id = image_sent_to(&net, 2);
+    (driver, sm, net, id)
+}
+
 /// A follower that refuses an image (its disk is full, the transfer was
 /// damaged) is not sent one made at once, again and again: raft-rs asks
 /// for a new image at its next contact with the follower, and the next is
 /// made an election timeout later.
 #[test]
 fn a_refused_image_is_made_again_only_after_an_election_timeout() {
-    let (mut driver, mut sm, net) = member_compacted(20, 22, 22);
-    sm.image_bytes = 100;
-    elect(&mut driver, &mut sm);
+    let (mut driver, mut sm, _net, id) = leader_sending_an_image_to_server_2();
     let term = driver.node().term();
-    // Server 2's log ends at index 1, behind the compacted log.
-    let probe = net
-        .0
-        .borrow()
-        .raft
-        .iter()
-        .rev()
-        .find(|m| m.to == 2 && m.get_msg_type() == MessageType::MsgAppend)
-        .map(|m| m.index)
-        .expect("an append to server 2");
-    let mut reject = message(MessageType::MsgAppendResponse, 2, term);
-    reject.reject = true;
-    reject.index = probe;
-    reject.reject_hint = 1;
-    reject.log_term = 1;
-    driver.receive(2, reject, &mut sm).expect("no failure");
-    for _ in 0..3 {
-        driver.tick(0, &mut sm).expect("tick");
-    }
     assert_eq!(sm.makes, vec![driver.applied_index()], "one image made");
-    let id = notices(&net)
-        .into_iter()
-        .find_map(|(to, n)| match n {
-            Notice::SnapshotChunk { id, .. } if to == 2 => Some(id),
-            _ => None,
-        })
-        .expect("the image is on its way to server 2");
     let refusal = Notice::SnapshotAck {
         id,
         received: 0,
@@ -270,37 +293,8 @@ fn a_refused_image_is_made_again_only_after_an_election_timeout() {
 fn an_image_being_sent_is_in_use_when_a_newer_one_is_made() {
     use consensus::driver::MembershipOp;
     use consensus::membership::{Member, MemberRole};
-    let (mut driver, mut sm, net) = member_compacted(20, 22, 22);
-    sm.image_bytes = 100;
-    elect(&mut driver, &mut sm);
+    let (mut driver, mut sm, net, sent) = leader_sending_an_image_to_server_2();
     let term = driver.node().term();
-    let last_append_to = |net: &support::Net, to: u64| {
-        net.0
-            .borrow()
-            .raft
-            .iter()
-            .rev()
-            .find(|m| m.to == to && m.get_msg_type() == MessageType::MsgAppend)
-            .map(|m| m.index)
-    };
-    // Server 2 is behind the compacted log: an image is made and sent.
-    let probe = last_append_to(&net, 2).expect("an append to server 2");
-    let mut reject = message(MessageType::MsgAppendResponse, 2, term);
-    reject.reject = true;
-    reject.index = probe;
-    reject.reject_hint = 1;
-    reject.log_term = 1;
-    driver.receive(2, reject, &mut sm).expect("no failure");
-    for _ in 0..3 {
-        driver.tick(0, &mut sm).expect("tick");
-    }
-    let sent = notices(&net)
-        .into_iter()
-        .find_map(|(to, n)| match n {
-            Notice::SnapshotChunk { id, .. } if to == 2 => Some(id),
-            _ => None,
-        })
-        .expect("the image is on its way to server 2");
     assert_eq!(sm.in_use, vec![Vec::new()]);
 
     // Server 4 is added (committed with server 3's acknowledgement), and
@@ -339,12 +333,7 @@ fn an_image_being_sent_is_in_use_when_a_newer_one_is_made() {
         }
     }
     assert!(driver.membership().contains(4), "server 4 added");
-    let probe = last_append_to(&net, 4).expect("an append to server 4");
-    let mut reject = message(MessageType::MsgAppendResponse, 4, term);
-    reject.reject = true;
-    reject.index = probe;
-    reject.reject_hint = 0;
-    reject.log_term = 0;
+    let reject = rejection(&net, 4, term, 0, 0);
     driver.receive(4, reject, &mut sm).expect("no failure");
     for _ in 0..3 {
         driver.tick(0, &mut sm).expect("tick");
@@ -367,19 +356,8 @@ fn a_peers_snapshot_request_is_refused() {
     sm.image_bytes = 100;
     elect(&mut driver, &mut sm);
     let term = driver.node().term();
-    let probe = net
-        .0
-        .borrow()
-        .raft
-        .iter()
-        .rev()
-        .find(|m| m.to == 3 && m.get_msg_type() == MessageType::MsgAppend)
-        .map(|m| m.index)
-        .expect("an append to server 3");
-    let mut request = message(MessageType::MsgAppendResponse, 3, term);
-    request.reject = true;
-    request.index = probe;
-    request.reject_hint = probe;
+    let probe = last_append_to(&net, 3);
+    let mut request = rejection(&net, 3, term, probe, 0);
     request.request_snapshot = driver.applied_index() + 5;
     driver.receive(3, request, &mut sm).expect("no failure");
     for _ in 0..30 {

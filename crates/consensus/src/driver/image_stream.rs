@@ -361,8 +361,6 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
         }
     }
 
-    /// The lowest index an image being made or sent reflects: the log is
-    /// kept from there, so the follower can go on from the log.
     /// The images being sent.
     pub(super) fn images_in_use(&self) -> Vec<SnapshotId> {
         let mut ids: Vec<SnapshotId> = self.images_out.values().map(|out| out.id).collect();
@@ -371,6 +369,8 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
         ids
     }
 
+    /// The lowest index an image being made or sent reflects: the log is
+    /// kept from there, so the follower can go on from the log.
     pub(super) fn oldest_image_in_use(&self) -> Option<u64> {
         self.images_out
             .values()
