@@ -82,6 +82,17 @@ pub struct Config {
     /// that speaks TLS, set up from the `ssl.*` keys in [`Config::ssl`].
     pub secure_client_addr: Option<SocketAddr>,
     pub ssl: crate::tls::SslSettings,
+    /// `sslQuorum`: connections between servers speak mutual TLS, set up
+    /// from the `ssl.quorum.*` keys in [`Config::ssl_quorum`].
+    pub ssl_quorum_enabled: bool,
+    pub ssl_quorum: crate::tls::SslSettings,
+    /// `portUnification`: the quorum port takes plain and TLS peers alike,
+    /// so that an ensemble turns `sslQuorum` on (or off) by a rolling
+    /// restart.
+    pub port_unification: bool,
+    /// `quorumListenOnAllIPs`: listen for peers on every interface rather
+    /// than on the address of this server's own `server.N` line.
+    pub quorum_listen_on_all_ips: bool,
     pub max_client_cnxns: u32,
     pub min_session_timeout_ms: i32,
     pub max_session_timeout_ms: i32,
@@ -165,6 +176,10 @@ impl Default for Config {
             client_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 2181),
             secure_client_addr: None,
             ssl: crate::tls::SslSettings::default(),
+            ssl_quorum_enabled: false,
+            ssl_quorum: crate::tls::SslSettings::new(crate::tls::SslScope::Quorum),
+            port_unification: false,
+            quorum_listen_on_all_ips: false,
             max_client_cnxns: 60,
             min_session_timeout_ms: 2 * tick as i32,
             max_session_timeout_ms: 20 * tick as i32,
@@ -208,7 +223,6 @@ impl Default for Config {
 /// not have; accepted, warned about, otherwise ignored.
 const IGNORED_KEYS: &[&str] = &[
     "electionAlg",
-    "quorumListenOnAllIPs",
     "syncEnabled",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
@@ -234,11 +248,84 @@ const IGNORED_KEYS: &[&str] = &[
     "maxResponseCacheSize",
     "maxGetChildrenResponseCacheSize",
     "clientPortListenBacklog",
-    "quorum.auth.enableSasl",
+    // Names the `sasl` ACL scheme; without SASL logins nobody
+    // authenticates as it, so its ids match nobody: ignoring it grants
+    // nothing (docs/security.md).
     "authProvider.1",
-    "sslQuorum",
-    "portUnification",
+    // ZooKeeper reloads quorum certificates only when this is true;
+    // Conclave reads them at start (docs/security.md).
+    "sslQuorumReloadCertFiles",
 ];
+
+/// Security settings Conclave cannot honour: set to anything but their
+/// off value, they stop the server with the reason, rather than leave it
+/// running with less protection than its configuration says.
+const REFUSED_UNLESS_OFF: &[(&str, &str)] = &[
+    (
+        "quorum.auth.enableSasl",
+        "quorum SASL is not supported; authenticate servers with sslQuorum=true and \
+         ssl.quorum.* certificates",
+    ),
+    (
+        "quorum.auth.learnerRequireSasl",
+        "quorum SASL is not supported; authenticate servers with sslQuorum=true",
+    ),
+    (
+        "quorum.auth.serverRequireSasl",
+        "quorum SASL is not supported; authenticate servers with sslQuorum=true",
+    ),
+    (
+        "sessionRequireClientSASLAuth",
+        "client SASL authentication is not supported yet",
+    ),
+    (
+        "enforce.auth.enabled",
+        "enforcing client authentication schemes is not supported yet",
+    ),
+    (
+        "admin.forceHttps",
+        "the admin server does not speak TLS yet",
+    ),
+    (
+        "admin.needClientAuth",
+        "the admin server does not speak TLS yet",
+    ),
+    (
+        "admin.portUnification",
+        "the admin server does not speak TLS yet",
+    ),
+];
+
+/// Keys whose mere presence asks for what Conclave cannot do.
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "requireClientAuthScheme",
+        "client SASL authentication is not supported yet",
+    ),
+    (
+        "enforce.auth.schemes",
+        "enforcing client authentication schemes is not supported yet",
+    ),
+    (
+        "DigestAuthenticationProvider.digestAlg",
+        "digest ids are SHA1, as ZooKeeper's default; another algorithm is not supported",
+    ),
+];
+
+fn refusal(table: &[(&str, &'static str)], key: &str) -> Option<&'static str> {
+    table.iter().find(|(k, _)| *k == key).map(|(_, why)| *why)
+}
+
+/// The error for a refused security key (`key` as written, perhaps with a
+/// `zookeeper.` prefix).
+fn refused(table: &[(&str, &'static str)], key: &str, value: &str) -> ConfigError {
+    let bare = key.strip_prefix("zookeeper.").unwrap_or(key);
+    ConfigError::BadValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: refusal(table, bare).unwrap_or("not supported").to_owned(),
+    }
+}
 
 /// Parses Java properties text into ordered key/value pairs. Supports the
 /// subset zoo.cfg files use: `key=value` or `key: value`, `#`/`!`
@@ -373,7 +460,23 @@ impl Config {
                 "clientPortAddress" => client_ip = Some(parse_ip(key, value)?),
                 "secureClientPort" => secure_port = Some(parse_num(key, value)?),
                 "secureClientPortAddress" => secure_ip = Some(parse_ip(key, value)?),
+                k if k.starts_with("ssl.quorum.") && c.ssl_quorum.set(k, value)? => {}
                 k if k.starts_with("ssl.") && c.ssl.set(k, value)? => {}
+                "sslQuorum" => c.ssl_quorum_enabled = parse_bool(key, value)?,
+                "portUnification" => c.port_unification = parse_bool(key, value)?,
+                "quorumListenOnAllIPs" => c.quorum_listen_on_all_ips = parse_bool(key, value)?,
+                k if refusal(REFUSED_UNLESS_OFF, k).is_some() => {
+                    if parse_bool(key, value)? {
+                        return Err(refused(REFUSED_UNLESS_OFF, key, value));
+                    }
+                }
+                k if refusal(REFUSED, k).is_some() => {
+                    let default_digest = k == "DigestAuthenticationProvider.digestAlg"
+                        && value.eq_ignore_ascii_case("SHA1");
+                    if !default_digest {
+                        return Err(refused(REFUSED, key, value));
+                    }
+                }
                 "maxClientCnxns" => c.max_client_cnxns = parse_num(key, value)?,
                 "maxCnxns" => c.max_cnxns = parse_num(key, value)?,
                 "minSessionTimeout" => {
@@ -591,6 +694,48 @@ mod tests {
         assert_eq!(c.max_session_timeout_ms, 40000);
         assert_eq!(c.client_addr.port(), 2182);
         assert_eq!(c.four_letter_whitelist, Some(vec!["srvr".to_owned()]));
+    }
+
+    #[test]
+    fn security_settings_that_cannot_be_honoured_stop_the_server() {
+        for line in [
+            "quorum.auth.enableSasl=true",
+            "quorum.auth.learnerRequireSasl=true",
+            "zookeeper.sessionRequireClientSASLAuth=true",
+            "enforce.auth.enabled=true",
+            "enforce.auth.schemes=sasl",
+            "requireClientAuthScheme=sasl",
+            "admin.forceHttps=true",
+            "ssl.crl=true",
+            "ssl.quorum.ocsp=true",
+            "ssl.quorum.enabledProtocols=TLSv1.1",
+            "ssl.quorum.clientAuth=none",
+            "DigestAuthenticationProvider.digestAlg=SHA-256",
+        ] {
+            let key = line.split('=').next().unwrap_or_default();
+            let err = Config::from_properties(&props(line))
+                .err()
+                .unwrap_or_else(|| panic!("{line} was taken"));
+            assert!(err.to_string().starts_with(key), "{line}: {err}");
+        }
+        for line in [
+            "quorum.auth.enableSasl=false",
+            "DigestAuthenticationProvider.digestAlg=SHA1",
+            "ssl.quorum.ocsp=false",
+            "sslQuorum=false",
+        ] {
+            let c = Config::from_properties(&props(line)).unwrap();
+            assert!(c.ignored_keys.is_empty(), "{line}: {:?}", c.ignored_keys);
+        }
+        let c = Config::from_properties(&props(
+            "sslQuorum=true\nportUnification=true\nquorumListenOnAllIPs=true\n\
+             ssl.quorum.keyStore.location=/tls/m.pem\nssl.quorum.hostnameVerification=false",
+        ))
+        .unwrap();
+        assert!(c.ssl_quorum_enabled && c.port_unification && c.quorum_listen_on_all_ips);
+        assert!(!c.ssl_quorum.hostname_verification);
+        assert_eq!(c.ssl.key_store.location, None);
+        assert!(c.ignored_keys.is_empty(), "{:?}", c.ignored_keys);
     }
 
     #[test]

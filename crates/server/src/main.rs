@@ -268,9 +268,8 @@ fn serve(mut config: Config) -> anyhow::Result<()> {
         let listeners = server::server::bind(&config).await?;
         let membership = match ensemble {
             Some(ensemble) => {
-                let quorum = server::server::bind_quorum(&ensemble)
-                    .await
-                    .context("binding the quorum port")?;
+                let security = server::server::peer_security(&config)?;
+                let quorum = server::server::bind_quorum(&config, &ensemble).await?;
                 tracing::info!(
                     id = ensemble.my_id,
                     members = ensemble.members.len(),
@@ -281,6 +280,7 @@ fn serve(mut config: Config) -> anyhow::Result<()> {
                     ensemble_name: config.ensemble_name.clone(),
                     ensemble,
                     quorum,
+                    security,
                     seed: rand::random(),
                 })
             }

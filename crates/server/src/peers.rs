@@ -22,6 +22,19 @@
 //! connecting back to it ends at once (a restarted member would otherwise
 //! wait up to the longest delay for the answers to its first questions).
 //!
+//! With `sslQuorum=true` every connection is mutual TLS (`crate::tls::
+//! QuorumTls`): the dialling side checks the other's certificate names the
+//! host it dialled; the accepting side, that the certificate of a
+//! connection whose Hello names a member names that member's host, then
+//! and whenever the membership changes, so one member's certificate cannot
+//! speak for another. A connection that fails its TLS handshake is closed
+//! before a byte of it is read as a frame. `portUnification` takes plain
+//! and TLS connections on the one port (for turning TLS on or off by a
+//! rolling restart); a plain connection has no identity to check. At most
+//! [`HANDSHAKES`] connections may be between their accept and a checked
+//! Hello at once, each for at most the handshake timeout, so a flood of
+//! connections that never finish cannot starve the members' own.
+//!
 //! Messages for a peer wait in a bounded queue. Raft tolerates loss, so
 //! when the queue is full (the peer is slow or away) new messages are
 //! dropped and raft is told the peer is unreachable; a snapshot that could
@@ -39,23 +52,77 @@ use consensus::driver::backoff::Backoff;
 use consensus::membership::Member;
 use consensus::raft::eraftpb::{Message, MessageType};
 use consensus::wire::{self, Frame, Hello};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::processor::Command;
+use crate::tls::{PeerCertificate, QuorumTls};
 
 /// Messages waiting for one peer, at most.
 const QUEUE: usize = 4096;
 /// Answers waiting for a server that contacted this one, at most.
 const REPLY_QUEUE: usize = 64;
-/// How long connecting or a Hello may take.
+/// How long connecting or a Hello may take (a TLS handshake has its own,
+/// `ssl.quorum.handshakeDetectionTimeoutMillis`, on top).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Inbound connections between their accept and a checked Hello, at most;
+/// more are closed at once.
+const HANDSHAKES: usize = 64;
 const FIRST_BACKOFF_MS: u64 = 50;
 const MAX_BACKOFF_MS: u64 = 5_000;
 /// A connection that stayed up this long was a success: the next failure
 /// starts the back-off from the beginning.
 const HEALTHY: Duration = Duration::from_secs(2);
+
+/// How peer connections are protected (`sslQuorum`, `portUnification`).
+#[derive(Debug, Clone, Default)]
+pub struct PeerSecurity {
+    /// The quorum TLS stores, when either key is on.
+    pub tls: Option<QuorumTls>,
+    /// Dial peers over TLS (`sslQuorum=true`).
+    pub dial_tls: bool,
+    /// Take plain connections too (`sslQuorum=false`, or `portUnification`).
+    pub accept_plain: bool,
+}
+
+impl PeerSecurity {
+    /// Plain peers both ways: no `sslQuorum`, no `portUnification`.
+    pub fn plain() -> PeerSecurity {
+        PeerSecurity {
+            tls: None,
+            dial_tls: false,
+            accept_plain: true,
+        }
+    }
+}
+
+/// A peer connection, plain or TLS.
+trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerIo for T {}
+type PeerStream = Box<dyn PeerIo>;
+
+/// Each member's host as this server knows the membership: what an inbound
+/// connection's certificate must name to speak for that member.
+type MemberHosts = Arc<HashMap<u64, String>>;
+
+fn member_hosts(members: &[Member]) -> MemberHosts {
+    Arc::new(members.iter().map(|m| (m.id, m.host.clone())).collect())
+}
+
+/// Why a connection whose Hello says it is `from` may not speak for it:
+/// `from` is a member whose host its certificate does not name. A server
+/// that is not a member (a joiner) speaks only as a non-member, which the
+/// ensemble driver's guard judges.
+fn identity_refusal(
+    hosts: &HashMap<u64, String>,
+    from: u64,
+    certificate: &PeerCertificate,
+) -> Option<String> {
+    let host = hosts.get(&from)?;
+    (!certificate.names(host))
+        .then(|| format!("the certificate presented does not name {host}, server {from}'s host"))
+}
 
 /// What the transport reports to the processor.
 #[derive(Debug)]
@@ -107,6 +174,9 @@ pub struct Peers {
     max_frame: usize,
     commands: mpsc::Sender<Command>,
     runtime: tokio::runtime::Handle,
+    /// Each member's host, for the inbound side's certificate checks.
+    hosts: watch::Sender<MemberHosts>,
+    security: PeerSecurity,
 }
 
 impl Peers {
@@ -142,6 +212,7 @@ impl Peers {
     /// for members that left (or moved: they start again at the new
     /// address).
     pub fn follow_members(&mut self, members: &[Member]) {
+        self.hosts.send_replace(member_hosts(members));
         let wanted: HashMap<u64, (String, u16)> = members
             .iter()
             .filter(|m| m.id != self.my_id)
@@ -205,6 +276,7 @@ impl Peers {
             backoff,
             wake,
             max_frame: self.max_frame,
+            tls: self.security.tls.clone().filter(|_| self.security.dial_tls),
         };
         self.runtime.spawn(send_loop(link, rx));
     }
@@ -251,6 +323,8 @@ struct Link {
     /// Ends a back-off delay early: the peer connected to this server.
     wake: Arc<tokio::sync::Notify>,
     max_frame: usize,
+    /// Dial over TLS.
+    tls: Option<QuorumTls>,
 }
 
 impl Link {
@@ -264,20 +338,39 @@ impl Link {
     }
 }
 
+/// What a server's peer transport is started with.
+#[derive(Debug)]
+pub struct PeerSetup {
+    pub my_id: u64,
+    pub ensemble_name: String,
+    pub listener: TcpListener,
+    /// The membership as the server starts with it (zoo.cfg's, or the
+    /// stored one), until the driver sets the committed one: whose
+    /// certificate may speak for whom from the first connection on.
+    pub members: Vec<Member>,
+    /// Jitters the reconnection delays.
+    pub seed: u64,
+    pub max_frame: usize,
+    pub security: PeerSecurity,
+}
+
 /// Starts the listener for inbound connections and returns the handle the
 /// driver sends through (its members are set when the driver starts);
-/// events go to the processor through `commands`. `seed` jitters the
-/// reconnection delays.
-pub fn start(
-    my_id: u64,
-    ensemble_name: &str,
-    listener: TcpListener,
-    commands: mpsc::Sender<Command>,
-    seed: u64,
-    max_frame: usize,
-) -> Peers {
+/// events go to the processor through `commands`.
+pub fn start(setup: PeerSetup, commands: mpsc::Sender<Command>) -> Peers {
+    let PeerSetup {
+        my_id,
+        ensemble_name,
+        listener,
+        members,
+        seed,
+        max_frame,
+        security,
+    } = setup;
+    let ensemble_name = ensemble_name.as_str();
     let replies: Replies = Arc::new(Mutex::new(HashMap::new()));
     let wakers: Wakers = Arc::new(Mutex::new(HashMap::new()));
+    let (hosts, hosts_rx) = watch::channel(member_hosts(&members));
     tokio::spawn(accept_loop(
         listener,
         ensemble_name.to_owned(),
@@ -287,6 +380,8 @@ pub fn start(
             wakers: wakers.clone(),
             newest: Newest::default(),
             max_frame,
+            hosts: hosts_rx,
+            security: security.clone(),
         },
         commands.clone(),
     ));
@@ -302,6 +397,8 @@ pub fn start(
         max_frame,
         commands,
         runtime: tokio::runtime::Handle::current(),
+        hosts,
+        security,
     }
 }
 
@@ -335,7 +432,7 @@ async fn send_loop(mut link: Link, mut queue: mpsc::Receiver<Outbound>) {
         if link.stop.load(Ordering::Relaxed) {
             return;
         }
-        let stream = match connect(&link.peer, &link.hello).await {
+        let stream = match connect(&link.peer, &link.hello, link.tls.as_ref()).await {
             Ok(stream) => stream,
             Err(failure) => {
                 if closed_by_peer && matches!(failure, Failure::NotListening(_)) {
@@ -404,12 +501,12 @@ async fn send_loop(mut link: Link, mut queue: mpsc::Receiver<Outbound>) {
 /// is read alongside.
 async fn write_while_up(
     link: &mut Link,
-    stream: TcpStream,
+    stream: PeerStream,
     queue: &mut mpsc::Receiver<Outbound>,
 ) -> Option<Failure> {
     let id = link.peer.id;
     let my_id = link.hello.from;
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let commands = link.commands.clone();
     let max_frame = link.max_frame;
     let mut read_back = tokio::spawn(async move {
@@ -462,7 +559,7 @@ async fn write_while_up(
                 None
             };
         }
-        let written = writer.write_all(&buf).await;
+        let written = write_flushed(&mut writer, &buf).await;
         for _ in 0..snapshots {
             let event = PeerEvent::SnapshotSent {
                 peer: id,
@@ -508,8 +605,20 @@ fn discard_queued(
     }
 }
 
-/// Resolves the peer's name now, connects, and says Hello.
-async fn connect(peer: &PeerAddress, hello: &Hello) -> Result<TcpStream, Failure> {
+/// Writes `bytes` and flushes them: a TLS stream may hold written bytes
+/// back until flushed.
+async fn write_flushed<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
+}
+
+/// Resolves the peer's name now, connects (over TLS when `tls` is given:
+/// the peer's certificate must name `peer.host`), and says Hello.
+async fn connect(
+    peer: &PeerAddress,
+    hello: &Hello,
+    tls: Option<&QuorumTls>,
+) -> Result<PeerStream, Failure> {
     let attempt = async {
         let addresses: Vec<SocketAddr> = tokio::net::lookup_host((peer.host.as_str(), peer.port))
             .await
@@ -518,12 +627,19 @@ async fn connect(peer: &PeerAddress, hello: &Hello) -> Result<TcpStream, Failure
         let mut last = Failure::Other(format!("{} resolves to no address", peer.host));
         for address in addresses {
             match TcpStream::connect(address).await {
-                Ok(mut stream) => {
+                Ok(stream) => {
                     let _ = stream.set_nodelay(true);
+                    let mut stream: PeerStream = match tls {
+                        None => Box::new(stream),
+                        Some(tls) => {
+                            Box::new(tls.connect(&peer.host, stream).await.map_err(|e| {
+                                Failure::Refused(format!("TLS with {address}: {e}"))
+                            })?)
+                        }
+                    };
                     let mut out = Vec::new();
                     wire::encode_frame(&Frame::Hello(hello.clone()), &mut out);
-                    stream
-                        .write_all(&out)
+                    write_flushed(&mut stream, &out)
                         .await
                         .map_err(|e| Failure::Other(format!("sending hello to {address}: {e}")))?;
                     return Ok(stream);
@@ -536,7 +652,8 @@ async fn connect(peer: &PeerAddress, hello: &Hello) -> Result<TcpStream, Failure
         }
         Err(last)
     };
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt).await {
+    let limit = HANDSHAKE_TIMEOUT + tls.map_or(Duration::ZERO, |t| t.handshake_timeout);
+    match tokio::time::timeout(limit, attempt).await {
         Ok(result) => result,
         Err(_) => Err(Failure::Other(format!(
             "connecting to {}:{} timed out",
@@ -558,6 +675,8 @@ struct Inbound {
     /// that: an acknowledgement of entries it no longer holds.
     newest: Newest,
     max_frame: usize,
+    hosts: watch::Receiver<MemberHosts>,
+    security: PeerSecurity,
 }
 
 /// Per peer, the number of its newest connection, behind a lock that a
@@ -593,6 +712,8 @@ async fn accept_loop(
     inbound: Inbound,
     commands: mpsc::Sender<Command>,
 ) {
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
+    let mut crowded_since: Option<Instant> = None;
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -602,13 +723,57 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+            // Closed unread; said once per crowded spell, not per connection.
+            if crowded_since.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                tracing::warn!(%remote, limit = HANDSHAKES, "too many peer connections in their handshake: closing new ones");
+                crowded_since = Some(Instant::now());
+            }
+            continue;
+        };
         let (ensemble, inbound, commands) = (ensemble.clone(), inbound.clone(), commands.clone());
         tokio::spawn(async move {
-            if let Err(e) = receive(stream, &ensemble, my_id, inbound, &commands).await {
+            let _ = stream.set_nodelay(true);
+            if let Err(e) = receive(stream, permit, &ensemble, my_id, inbound, &commands).await {
                 tracing::debug!(%remote, error = %e, "peer connection closed");
             }
         });
     }
+}
+
+/// The first byte of a TLS connection (a handshake record).
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// The connection as this server takes it: TLS (with the certificate to
+/// check, when names are checked) or plain, as the settings allow.
+async fn secure(
+    stream: TcpStream,
+    security: &PeerSecurity,
+) -> Result<(PeerStream, Option<PeerCertificate>), String> {
+    let Some(tls) = &security.tls else {
+        return Ok((Box::new(stream), None));
+    };
+    let is_tls = if security.accept_plain {
+        // portUnification: a plain peer's first frame starts with its
+        // length, whose first byte is 0 for any Hello.
+        let mut first = [0u8; 1];
+        let peeked = tokio::time::timeout(tls.handshake_timeout, stream.peek(&mut first))
+            .await
+            .map_err(|_| "nothing sent in time".to_owned())?
+            .map_err(|e| format!("reading: {e}"))?;
+        peeked == 1 && first[0] == TLS_HANDSHAKE
+    } else {
+        true
+    };
+    if !is_tls {
+        return Ok((Box::new(stream), None));
+    }
+    let (stream, certificate) = tokio::time::timeout(tls.handshake_timeout, tls.accept(stream))
+        .await
+        .map_err(|_| "the TLS handshake took too long".to_owned())?
+        .map_err(|e| format!("TLS handshake refused: {e}"))?;
+    let certificate = tls.checks_names().then_some(certificate);
+    Ok((Box::new(stream), certificate))
 }
 
 /// Reads one peer connection: the Hello, then frames for the processor;
@@ -616,6 +781,7 @@ async fn accept_loop(
 /// connection of its own to the peer.
 async fn receive(
     stream: TcpStream,
+    handshake: tokio::sync::OwnedSemaphorePermit,
     ensemble: &str,
     my_id: u64,
     inbound: Inbound,
@@ -626,14 +792,26 @@ async fn receive(
         wakers,
         newest,
         max_frame,
+        mut hosts,
+        security,
     } = inbound;
-    let (mut reader, mut writer) = stream.into_split();
+    let (stream, certificate) = match secure(stream, &security).await {
+        Ok(secured) => secured,
+        Err(e) => {
+            tracing::warn!(error = %e, "a peer connection was refused before its first frame");
+            return Err(e);
+        }
+    };
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut reader, max_frame))
         .await
         .map_err(|_| "no hello in time".to_owned())??;
     let Frame::Hello(hello) = first else {
         return Err("the first frame is not a hello".into());
     };
+    let identity = certificate
+        .as_ref()
+        .and_then(|c| identity_refusal(&hosts.borrow_and_update(), hello.from, c));
     let refusal = if hello.ensemble != ensemble {
         Some(format!(
             "this is ensemble {ensemble:?}, not {:?}",
@@ -644,14 +822,18 @@ async fn receive(
     } else if hello.from == my_id {
         Some(format!("this is server {my_id} itself"))
     } else {
-        None
+        identity
     };
     if let Some(reason) = refusal {
         let mut out = Vec::new();
         wire::encode_frame(&Frame::Refused(reason.clone()), &mut out);
-        let _ = writer.write_all(&out).await;
+        let _ = write_flushed(&mut writer, &out).await;
+        if certificate.is_some() {
+            tracing::warn!(claimed = hello.from, %reason, "refused a peer connection");
+        }
         return Err(format!("refused: {reason}"));
     }
+    drop(handshake);
     let from = hello.from;
     let Some((generation, current)) = newest.register(from).await else {
         return Err("the connection table is poisoned".into());
@@ -670,7 +852,7 @@ async fn receive(
         while let Some(item) = reply_rx.recv().await {
             out.clear();
             encode(item, &mut out);
-            if writer.write_all(&out).await.is_err() {
+            if write_flushed(&mut writer, &out).await.is_err() {
                 return;
             }
         }
@@ -678,6 +860,17 @@ async fn receive(
     let result = async {
         loop {
             let frame = read_frame(&mut reader, max_frame).await?;
+            // The membership changed since this connection's certificate
+            // was checked: its Hello's server may have become a member, or
+            // moved.
+            if let Some(certificate) = &certificate
+                && hosts.has_changed().unwrap_or(false)
+                && let Some(reason) =
+                    identity_refusal(&hosts.borrow_and_update(), from, certificate)
+            {
+                tracing::warn!(peer = from, %reason, "closed a peer connection");
+                return Err(reason);
+            }
             let held = current.lock().await;
             if *held != generation {
                 return Err(format!(
@@ -772,7 +965,16 @@ mod tests {
         let (commands, mut rx) = mpsc::channel(1024);
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let mut peers = start(1, "b", listener, commands, 7, wire::DEFAULT_MAX_FRAME);
+        let setup = PeerSetup {
+            my_id: 1,
+            ensemble_name: "b".into(),
+            listener,
+            members: Vec::new(),
+            seed: 7,
+            max_frame: wire::DEFAULT_MAX_FRAME,
+            security: PeerSecurity::plain(),
+        };
+        let mut peers = start(setup, commands);
         peers.follow_members(&[Member {
             id: 2,
             host: "127.0.0.1".into(),

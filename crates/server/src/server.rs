@@ -190,16 +190,109 @@ pub struct Membership {
     pub ensemble_name: String,
     /// Bound on this server's quorum port.
     pub quorum: TcpListener,
+    /// Plain or TLS peers (`sslQuorum`, `portUnification`).
+    pub security: crate::peers::PeerSecurity,
     /// Seeds the election timeouts.
     pub seed: u64,
 }
 
-/// Binds this server's quorum port (on every interface, as ZooKeeper's
-/// `quorumListenOnAllIPs=true`: in Kubernetes a pod's own DNS name may not
-/// resolve yet when it starts).
-pub async fn bind_quorum(ensemble: &Ensemble) -> std::io::Result<TcpListener> {
-    let port = ensemble.me().map_or(0, |m| m.quorum_port);
-    TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).await
+/// Why the quorum port could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumBindError {
+    #[error(
+        "this server's own server.N host {host:?} does not resolve ({reason}); \
+         set quorumListenOnAllIPs=true to listen for peers on every interface"
+    )]
+    Unresolved { host: String, reason: String },
+    #[error("binding the quorum port {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("quorum TLS (sslQuorum, portUnification): {0}")]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// How long a server waits for its own host name to resolve: in
+/// Kubernetes a pod's own DNS name may resolve only a little after it
+/// starts.
+const OWN_NAME_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Binds this server's quorum port, as ZooKeeper does: on the address of
+/// its own `server.N` line (the first it resolves to), or on every
+/// interface with `quorumListenOnAllIPs=true` (or a line naming 0.0.0.0).
+pub async fn bind_quorum(
+    config: &Config,
+    ensemble: &Ensemble,
+) -> Result<TcpListener, QuorumBindError> {
+    let (host, port) = ensemble
+        .me()
+        .map_or(("0.0.0.0", 0), |m| (m.host.as_str(), m.quorum_port));
+    let ip = if config.quorum_listen_on_all_ips {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    } else {
+        resolve_own(host, port).await?
+    };
+    let addr = std::net::SocketAddr::new(ip, port);
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| QuorumBindError::Bind { addr, source })
+}
+
+async fn resolve_own(host: &str, port: u16) -> Result<std::net::IpAddr, QuorumBindError> {
+    if let Ok(ip) = host.parse() {
+        return Ok(ip);
+    }
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        let reason = match tokio::net::lookup_host((host, port)).await {
+            Ok(mut addresses) => match addresses.next() {
+                Some(address) => return Ok(address.ip()),
+                None => "no address".to_owned(),
+            },
+            Err(e) => e.to_string(),
+        };
+        if started.elapsed() >= OWN_NAME_PATIENCE {
+            return Err(QuorumBindError::Unresolved {
+                host: host.to_owned(),
+                reason,
+            });
+        }
+        if !said {
+            tracing::warn!(host, %reason, "this server's own host name does not resolve yet; waiting");
+            said = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// The peer transport's security from `sslQuorum` and `portUnification`:
+/// the stores are read now, so a bad one stops the server before it
+/// speaks to any peer.
+pub fn peer_security(config: &Config) -> Result<crate::peers::PeerSecurity, QuorumBindError> {
+    if !config.ssl_quorum_enabled && !config.port_unification {
+        return Ok(crate::peers::PeerSecurity::plain());
+    }
+    let tls = crate::tls::QuorumTls::new(&config.ssl_quorum)?;
+    if !tls.checks_names() {
+        tracing::warn!(
+            "ssl.quorum.hostnameVerification=false: any certificate the quorum trust store \
+             signed may speak for any member"
+        );
+    }
+    if config.port_unification {
+        tracing::warn!(
+            dial_tls = config.ssl_quorum_enabled,
+            "portUnification=true: peers may connect without TLS (for a rolling change only)"
+        );
+    }
+    Ok(crate::peers::PeerSecurity {
+        tls: Some(tls),
+        dial_tls: config.ssl_quorum_enabled,
+        accept_plain: !config.ssl_quorum_enabled || config.port_unification,
+    })
 }
 
 /// Serves the recovered state until `shutdown` completes or the store
@@ -223,14 +316,16 @@ pub async fn run_member(
 ) -> Result<(), ServerError> {
     let (commands, command_rx) = mpsc::channel(4096);
     let replica = membership.map(|m| {
-        let peers = crate::peers::start(
-            m.ensemble.my_id,
-            &m.ensemble_name,
-            m.quorum,
-            commands.clone(),
-            m.seed,
-            config.peer_max_frame,
-        );
+        let setup = crate::peers::PeerSetup {
+            my_id: m.ensemble.my_id,
+            ensemble_name: m.ensemble_name.clone(),
+            listener: m.quorum,
+            members: m.ensemble.members.clone(),
+            seed: m.seed,
+            max_frame: config.peer_max_frame,
+            security: m.security,
+        };
+        let peers = crate::peers::start(setup, commands.clone());
         ReplicaSetup {
             ensemble: m.ensemble,
             join: config.join,

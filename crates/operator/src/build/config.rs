@@ -47,6 +47,7 @@ pub const OWNED: &[&str] = &[
     "secureClientPort",
     "secureClientPortAddress",
     "serverCnxnFactory",
+    "quorumListenOnAllIPs",
 ];
 
 /// Keys the server knows that a user may set (zoo.cfg settings that do
@@ -142,6 +143,10 @@ pub fn zoo_cfg(
     let _ = writeln!(out, "admin.serverPort={}", ports.admin);
     let _ = writeln!(out, "reconfigEnabled=true");
     let _ = writeln!(out, "standaloneEnabled=false");
+    // A pod's own DNS name resolves only once the headless Service has
+    // its address, which may be after the server starts; in a pod every
+    // interface is the pod's own.
+    let _ = writeln!(out, "quorumListenOnAllIPs=true");
     let _ = writeln!(out, "4lw.commands.whitelist=*");
     let _ = writeln!(
         out,
@@ -227,6 +232,7 @@ mod tests {
         assert!(text.contains("conclave.join=false\n"));
         assert!(text.contains("reconfigEnabled=true\n"));
         assert!(text.contains("standaloneEnabled=false\n"));
+        assert!(text.contains("quorumListenOnAllIPs=true\n"));
         assert!(text.contains("tickTime=2000\n"));
         assert!(text.contains("conclave.ensembleName=apps.zk\n"));
     }

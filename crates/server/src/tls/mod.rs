@@ -1,9 +1,10 @@
-//! TLS for the secure client port (`secureClientPort`): ZooKeeper's
-//! `ssl.*` key and trust stores, read into a rustls server configuration.
-//! Only the client port speaks TLS; quorum traffic between servers does
-//! not (`sslQuorum` is not supported).
+//! TLS: ZooKeeper's key and trust stores read into rustls
+//! configurations, for the secure client port (`secureClientPort`, the
+//! `ssl.*` keys) and for connections between servers (`sslQuorum`, the
+//! `ssl.quorum.*` keys; `quorum.rs`).
 
 mod jks;
+mod quorum;
 mod settings;
 
 use std::path::Path;
@@ -17,7 +18,8 @@ use tokio_rustls::rustls::sign::{CertifiedKey, SingleCertAndKey};
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 
 pub use jks::JksError;
-pub use settings::{ClientAuth, SslSettings, StoreSettings, StoreType};
+pub use quorum::{PeerCertificate, QuorumTls};
+pub use settings::{ClientAuth, SslScope, SslSettings, StoreSettings, StoreType, TlsVersion};
 
 use crate::config::ConfigError;
 
@@ -27,17 +29,19 @@ use crate::config::ConfigError;
 pub enum TlsError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("secureClientPort is set but ssl.keyStore.location is not")]
-    NoKeyStore,
+    #[error("{0} is not set")]
+    NoKeyStore(String),
     #[error("{key} is a {kind} store, which Conclave cannot read: use PEM or JKS")]
     Unsupported { key: String, kind: &'static str },
     #[error("{path}: {reason}")]
     Store { path: String, reason: String },
     #[error(
-        "ssl.clientAuth={0} needs ssl.trustStore.location (the certificates that sign \
-         clients' certificates); or set ssl.clientAuth=none"
+        "{0} needs a trust store location (the certificates that sign the other side's \
+         certificates)"
     )]
-    NoTrustStore(&'static str),
+    NoTrustStore(String),
+    #[error("{key}: none of the named cipher suites is implemented by rustls: {names}")]
+    NoCipherSuite { key: String, names: String },
     #[error("the TLS configuration was refused: {0}")]
     Rustls(#[from] rustls::Error),
     #[error("{path}: the certificate and key cannot be used: {source}")]
@@ -46,7 +50,7 @@ pub enum TlsError {
         #[source]
         source: rustls::Error,
     },
-    #[error("the client certificate verifier was refused: {0}")]
+    #[error("the certificate verifier was refused: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
@@ -61,14 +65,14 @@ struct Identity {
 
 /// Builds the acceptor for the secure client port from the `ssl.*` keys.
 pub fn acceptor(settings: &SslSettings) -> Result<TlsAcceptor, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = provider(settings)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let identity = load_identity(&settings.key_store)?;
+        .with_protocol_versions(versions(settings))?;
+    let identity = load_identity(settings)?;
     let builder = match settings.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
-            let roots = load_roots(&settings.trust_store, auth)?;
+            let roots = load_roots(settings, auth)?;
             let verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             let verifier = if auth == ClientAuth::Want {
@@ -117,11 +121,68 @@ fn certified_key(
     Ok(certified)
 }
 
-fn load_identity(store: &StoreSettings) -> Result<Identity, TlsError> {
-    const KEY: &str = "ssl.keyStore";
-    let path = store.location.as_deref().ok_or(TlsError::NoKeyStore)?;
+/// rustls's ring provider with only the cipher suites `*.ciphersuites`
+/// names (all of them when it is not set). Java's names are IANA's; rustls
+/// calls its TLS 1.3 suites `TLS13_*`. Names rustls does not implement
+/// (CBC suites, say) are left out with a warning, as long as one named
+/// suite remains: the list only ever narrows what is offered.
+fn provider(settings: &SslSettings) -> Result<Arc<rustls::crypto::CryptoProvider>, TlsError> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(names) = &settings.cipher_suites {
+        let implemented = |name: &str| {
+            let iana = |suite: &rustls::SupportedCipherSuite| {
+                format!("{:?}", suite.suite()).replacen("TLS13_", "TLS_", 1)
+            };
+            provider
+                .cipher_suites
+                .iter()
+                .find(|s| iana(s) == name || format!("{:?}", s.suite()) == name)
+                .copied()
+        };
+        let mut chosen = Vec::new();
+        for name in names {
+            match implemented(name) {
+                Some(suite) => chosen.push(suite),
+                None => tracing::warn!(
+                    key = %settings.key("ciphersuites"),
+                    suite = %name,
+                    "a cipher suite rustls does not implement is left out"
+                ),
+            }
+        }
+        if chosen.is_empty() {
+            return Err(TlsError::NoCipherSuite {
+                key: settings.key("ciphersuites"),
+                names: names.join(","),
+            });
+        }
+        provider.cipher_suites = chosen;
+    }
+    Ok(Arc::new(provider))
+}
+
+/// The protocol versions `*.enabledProtocols` allows.
+fn versions(settings: &SslSettings) -> &'static [&'static rustls::SupportedProtocolVersion] {
+    const BOTH: &[&rustls::SupportedProtocolVersion] =
+        &[&rustls::version::TLS13, &rustls::version::TLS12];
+    const TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    const TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    match settings.versions.as_deref() {
+        Some([TlsVersion::Tls12]) => TLS12,
+        Some([TlsVersion::Tls13]) => TLS13,
+        _ => BOTH,
+    }
+}
+
+fn load_identity(settings: &SslSettings) -> Result<Identity, TlsError> {
+    let key = settings.key("keyStore");
+    let store = &settings.key_store;
+    let path = store
+        .location
+        .as_deref()
+        .ok_or_else(|| TlsError::NoKeyStore(format!("{key}.location")))?;
     let bytes = read(path)?;
-    match store.resolved_type(KEY)? {
+    match store.resolved_type(&key)? {
         StoreType::Pem => {
             let bad = |reason: String| TlsError::Store {
                 path: path.display().to_string(),
@@ -165,23 +226,24 @@ fn load_identity(store: &StoreSettings) -> Result<Identity, TlsError> {
                 path: path.display().to_string(),
             })
         }
-        StoreType::Pkcs12 => unsupported(KEY, "PKCS12"),
-        StoreType::Bcfks => unsupported(KEY, "BCFKS"),
+        StoreType::Pkcs12 => unsupported(&key, "PKCS12"),
+        StoreType::Bcfks => unsupported(&key, "BCFKS"),
     }
 }
 
-fn load_roots(store: &StoreSettings, auth: ClientAuth) -> Result<RootCertStore, TlsError> {
-    const KEY: &str = "ssl.trustStore";
+fn load_roots(settings: &SslSettings, auth: ClientAuth) -> Result<RootCertStore, TlsError> {
+    let key = settings.key("trustStore");
+    let store = &settings.trust_store;
     let Some(path) = store.location.as_deref() else {
-        let name = if auth == ClientAuth::Want {
-            "want"
-        } else {
-            "need"
+        let what = match (settings.scope, auth) {
+            (SslScope::Quorum, _) => "sslQuorum=true".to_owned(),
+            (SslScope::Client, ClientAuth::Want) => "ssl.clientAuth=want".to_owned(),
+            (SslScope::Client, _) => "ssl.clientAuth=need (the default; or set none)".to_owned(),
         };
-        return Err(TlsError::NoTrustStore(name));
+        return Err(TlsError::NoTrustStore(what));
     };
     let bytes = read(path)?;
-    let certificates = match store.resolved_type(KEY)? {
+    let certificates = match store.resolved_type(&key)? {
         StoreType::Pem => pem_certificates(&bytes, path)?,
         StoreType::Jks => {
             let password = store.resolved_password()?;
@@ -189,8 +251,8 @@ fn load_roots(store: &StoreSettings, auth: ClientAuth) -> Result<RootCertStore, 
                 .map_err(|e| jks_error(path, e))?
                 .trusted
         }
-        StoreType::Pkcs12 => return unsupported(KEY, "PKCS12"),
-        StoreType::Bcfks => return unsupported(KEY, "BCFKS"),
+        StoreType::Pkcs12 => return unsupported(&key, "PKCS12"),
+        StoreType::Bcfks => return unsupported(&key, "BCFKS"),
     };
     let mut roots = RootCertStore::empty();
     let (added, ignored) = roots.add_parsable_certificates(certificates);
@@ -274,7 +336,7 @@ mod tests {
     fn client_authentication_needs_a_trust_store() {
         let mut s = settings("server.pem");
         s.trust_store = StoreSettings::default();
-        assert!(matches!(acceptor(&s), Err(TlsError::NoTrustStore("need"))));
+        assert!(matches!(acceptor(&s), Err(TlsError::NoTrustStore(_))));
         s.client_auth = ClientAuth::None;
         assert!(acceptor(&s).is_ok());
     }

@@ -352,22 +352,48 @@ fn a_server_cut_off_from_the_others_stops_serving_and_rejoins() {
     assert_eq!(exists.error(), ErrorCode::Ok);
 }
 
+/// As in Kubernetes, where the operator sets `quorumListenOnAllIPs=true`:
+/// servers listen at once and keep trying to reach their peers.
 #[test]
 fn servers_started_before_their_peers_names_resolve_join_once_they_do() {
+    names_resolve_late(true);
+}
+
+/// Without `quorumListenOnAllIPs`, a server listens on its own line's
+/// address: it waits for its own name to resolve, and says so.
+#[test]
+fn a_server_waits_for_its_own_name_to_resolve_before_listening() {
+    names_resolve_late(false);
+}
+
+fn names_resolve_late(listen_on_all_ips: bool) {
     if !running_as_root() {
         eprintln!("skipped: needs root for a private /etc/hosts (unshare --mount)");
         return;
     }
-    let hosts = std::env::temp_dir().join(format!("conclave-hosts-{}", std::process::id()));
+    let hosts = std::env::temp_dir().join(format!(
+        "conclave-hosts-{}-{listen_on_all_ips}",
+        std::process::id()
+    ));
     std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
     let name = |id: u64| format!("conclave-peer-{id}.test");
-    let ensemble = LocalEnsemble::spawn_all(3, 0, &[], name, Some(hosts.clone()));
+    let extra: &[&str] = if listen_on_all_ips {
+        &["quorumListenOnAllIPs=true"]
+    } else {
+        &[]
+    };
+    let ensemble = LocalEnsemble::spawn_all(3, 0, extra, name, Some(hosts.clone()));
     // Nobody can resolve anybody: every server keeps trying and says so.
     let deadline = Instant::now() + Duration::from_secs(20);
     for i in 0..3 {
         loop {
             let log = ensemble.members[i].process.as_ref().unwrap().log();
-            if log.contains("peer not reachable") && log.contains("cannot resolve") {
+            let said = if listen_on_all_ips {
+                log.contains("peer not reachable") && log.contains("cannot resolve")
+            } else {
+                log.contains("own host name does not resolve yet")
+            };
+            if said {
                 break;
             }
             assert!(

@@ -71,6 +71,45 @@ impl LocalEnsemble {
         LocalEnsemble::spawn_configs(n, configs, hosts_file)
     }
 
+    /// Starts `n` servers known to each other as `127.0.0.N` (N their id,
+    /// so each has an address of its own for its certificate to name),
+    /// each with the zoo.cfg lines `member_cfg(id)` too; does not wait.
+    pub fn spawn_distinct_hosts(
+        n: usize,
+        member_cfg: impl Fn(u64) -> Vec<String>,
+    ) -> LocalEnsemble {
+        let quorum: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let configs = (0..n)
+            .map(|me| {
+                let mut config =
+                    config_for(n, 0, &[], |i| (format!("127.0.0.{}", i + 1), quorum[i]));
+                config.extend(member_cfg(me as u64 + 1));
+                config
+            })
+            .collect();
+        LocalEnsemble::spawn_configs(n, configs, None)
+    }
+
+    /// Member `i`'s quorum address, from its `server.N` line.
+    pub fn quorum_addr(&self, i: usize) -> SocketAddr {
+        let prefix = format!("server.{}=", i + 1);
+        let line = self.configs[i]
+            .iter()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .expect("a server line");
+        let mut parts = line.split(':');
+        let host = parts.next().expect("host");
+        let port = parts.next().expect("port");
+        format!("{host}:{port}").parse().expect("an address")
+    }
+
+    /// Stops member `i` with SIGTERM and waits for it to exit.
+    pub fn terminate(&mut self, i: usize) {
+        if let Some(p) = self.members[i].process.take() {
+            p.terminate();
+        }
+    }
+
     /// Starts `n` servers whose peer traffic all passes through a proxy
     /// that can partition them; waits until they agree on a leader.
     pub fn start_proxied(

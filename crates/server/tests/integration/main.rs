@@ -15,6 +15,7 @@ mod ensemble_support;
 mod full_disk;
 mod membership;
 mod partition_proxy;
+mod quorum_tls;
 mod raw_client;
 mod raw_protocol;
 mod restarts;

@@ -36,6 +36,9 @@ const COMMON_CONFIG: &[&str] = &[
     "snapCount=500",
     "admin.enableServer=true",
     "admin.serverAddress=127.0.0.1",
+    // The server.N lines name the proxy on [::1]; each server listens on
+    // 0.0.0.0 (IPv4 only), where the proxy forwards to.
+    "quorumListenOnAllIPs=true",
 ];
 
 const SETPRIV: &str = "/usr/bin/setpriv";

@@ -2,9 +2,9 @@
 //! knows who talks to whom.
 //!
 //! Every member's zoo.cfg names server N as `[::1]:<quorum port N>`. The
-//! server itself listens on `0.0.0.0:<port>` (IPv4 only: it binds its
-//! quorum port on every IPv4 interface, as ZooKeeper's
-//! `quorumListenOnAllIPs`), so the same port on the IPv6 loopback is free,
+//! server itself listens on `0.0.0.0:<port>` (IPv4 only: its zoo.cfg says
+//! `quorumListenOnAllIPs=true`, which binds the quorum port on every IPv4
+//! interface), so the same port on the IPv6 loopback is free,
 //! and this proxy listens there: every peer connection of the ensemble
 //! passes through it, and nothing else (clients, four-letter words and the
 //! admin API go to 127.0.0.1 directly). A peer connection starts with the
