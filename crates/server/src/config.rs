@@ -253,7 +253,7 @@ const IGNORED_KEYS: &[&str] = &[
     // nothing (docs/security.md).
     "authProvider.1",
     // ZooKeeper reloads quorum certificates only when this is true;
-    // Conclave reads them at start (docs/security.md).
+    // Conclave always does (tls/reload.rs).
     "sslQuorumReloadCertFiles",
 ];
 

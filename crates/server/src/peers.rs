@@ -371,6 +371,9 @@ pub fn start(setup: PeerSetup, commands: mpsc::Sender<Command>) -> Peers {
     let replies: Replies = Arc::new(Mutex::new(HashMap::new()));
     let wakers: Wakers = Arc::new(Mutex::new(HashMap::new()));
     let (hosts, hosts_rx) = watch::channel(member_hosts(&members));
+    if let Some(tls) = &security.tls {
+        tls.watch_files();
+    }
     tokio::spawn(accept_loop(
         listener,
         ensemble_name.to_owned(),

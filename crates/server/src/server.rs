@@ -13,6 +13,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
+/// The secure client port's TLS, read again when its files change.
+pub type ClientTls = Arc<crate::tls::Reloadable<TlsAcceptor>>;
+
 use crate::config::Config;
 use crate::ensemble_config::Ensemble;
 use crate::processor::{Command, Processor, ProcessorError, ReplicaSetup};
@@ -110,7 +113,7 @@ pub struct Bound {
 pub struct Listeners {
     pub client: TcpListener,
     /// `secureClientPort`, with its TLS configuration.
-    pub secure_client: Option<(TcpListener, TlsAcceptor)>,
+    pub secure_client: Option<(TcpListener, ClientTls)>,
     pub admin: Option<TcpListener>,
 }
 
@@ -147,7 +150,7 @@ pub enum BindError {
 /// before it serves anyone).
 pub async fn bind(config: &Config) -> Result<Listeners, BindError> {
     let secure = match config.secure_client_addr {
-        Some(addr) => Some((addr, crate::tls::acceptor(&config.ssl)?)),
+        Some(addr) => Some((addr, Arc::new(crate::tls::reloading_acceptor(&config.ssl)?))),
         None => None,
     };
     let listen = |what, addr| async move {
@@ -344,6 +347,7 @@ pub async fn run_member(
     let admin_task =
         admin.map(|listener| tokio::spawn(admin_http::serve(listener, shared.clone())));
     let secure_task = secure_client.map(|(listener, acceptor)| {
+        acceptor.clone().watch();
         tokio::spawn(accept_loop(listener, Some(acceptor), shared.clone()))
     });
 
@@ -376,7 +380,7 @@ pub async fn run_member(
 
 /// Accepts clients on one port; with `tls`, each connection's handshake
 /// runs in its own task, so a slow or silent client holds up no one.
-async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, tls: Option<ClientTls>, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(5);
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -404,7 +408,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
         };
         let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
-        let tls = tls.clone();
+        let tls = tls.as_ref().map(|t| t.current());
         tokio::spawn(async move {
             match tls {
                 None => connection::serve(stream, remote, conn, shared).await,

@@ -5,6 +5,7 @@
 
 mod jks;
 mod quorum;
+mod reload;
 mod settings;
 
 use std::path::Path;
@@ -19,6 +20,7 @@ use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 
 pub use jks::JksError;
 pub use quorum::{PeerCertificate, QuorumTls};
+pub use reload::{Reload, Reloadable};
 pub use settings::{ClientAuth, SslScope, SslSettings, StoreSettings, StoreType, TlsVersion};
 
 use crate::config::ConfigError;
@@ -119,6 +121,16 @@ fn certified_key(
         ),
     }
     Ok(certified)
+}
+
+/// [`acceptor`], built again when its store files change.
+pub fn reloading_acceptor(settings: &SslSettings) -> Result<Reloadable<TlsAcceptor>, TlsError> {
+    let owned = settings.clone();
+    Reloadable::new(
+        "the secure client port",
+        reload::store_files(settings),
+        move || acceptor(&owned),
+    )
 }
 
 /// rustls's ring provider with only the cipher suites `*.ciphersuites`

@@ -28,13 +28,20 @@ use tokio_rustls::rustls::{
 };
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use super::reload::{Reload, Reloadable, store_files};
 use super::{ClientAuth, SslSettings, TlsError};
 
-/// The quorum port's TLS, both ways.
-#[derive(Clone)]
-pub struct QuorumTls {
+/// Both directions' configurations, built from the same stores.
+struct Configs {
     connector: TlsConnector,
     acceptor: TlsAcceptor,
+}
+
+/// The quorum port's TLS, both ways; read again when the stores change
+/// (`super::reload`), so certificates rotate without a restart.
+#[derive(Clone)]
+pub struct QuorumTls {
+    configs: Arc<Reloadable<Configs>>,
     hostname_verification: bool,
     /// `ssl.quorum.handshakeDetectionTimeoutMillis`.
     pub handshake_timeout: Duration,
@@ -71,6 +78,68 @@ impl QuorumTls {
     /// Reads the `ssl.quorum.*` stores. Any failure stops the server:
     /// `sslQuorum=true` that cannot be honoured is never plain text.
     pub fn new(settings: &SslSettings) -> Result<QuorumTls, TlsError> {
+        let owned = settings.clone();
+        let configs = Reloadable::new("the quorum port", store_files(settings), move || {
+            Configs::new(&owned)
+        })?;
+        Ok(QuorumTls {
+            configs: Arc::new(configs),
+            hostname_verification: settings.hostname_verification,
+            handshake_timeout: settings.handshake_timeout,
+        })
+    }
+
+    /// Looks at the store files every few seconds for as long as the
+    /// server runs (`super::reload`).
+    pub fn watch_files(&self) {
+        self.configs.clone().watch();
+    }
+
+    /// Rebuilds from the store files now if they changed.
+    pub fn reload(&self) -> Reload {
+        self.configs.check()
+    }
+
+    /// Whether a member's certificate must name its `server.N` host.
+    pub fn checks_names(&self) -> bool {
+        self.hostname_verification
+    }
+
+    /// The TLS handshake with a peer this server dialled as `host`.
+    pub async fn connect(
+        &self,
+        host: &str,
+        stream: TcpStream,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let name = ServerName::try_from(host.to_owned()).map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}: {e}"))
+        })?;
+        let configs = self.configs.current();
+        configs.connector.connect(name, stream).await
+    }
+
+    /// The TLS handshake with a peer that dialled this server, and the
+    /// certificate it presented (the verifier has checked it against the
+    /// trust store).
+    pub async fn accept(
+        &self,
+        stream: TcpStream,
+    ) -> std::io::Result<(tokio_rustls::server::TlsStream<TcpStream>, PeerCertificate)> {
+        let configs = self.configs.current();
+        let stream = configs.acceptor.accept(stream).await?;
+        let certificate = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .cloned()
+            .ok_or_else(|| std::io::Error::other("the peer presented no certificate"))?;
+        Ok((stream, PeerCertificate(certificate)))
+    }
+}
+
+impl Configs {
+    fn new(settings: &SslSettings) -> Result<Configs, TlsError> {
         let provider = super::provider(settings)?;
         let versions = super::versions(settings);
         let roots = Arc::new(super::load_roots(settings, ClientAuth::Need)?);
@@ -97,47 +166,10 @@ impl QuorumTls {
             .with_custom_certificate_verifier(server_verifier)
             .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
 
-        Ok(QuorumTls {
+        Ok(Configs {
             connector: TlsConnector::from(Arc::new(client_config)),
             acceptor: TlsAcceptor::from(Arc::new(server_config)),
-            hostname_verification: settings.hostname_verification,
-            handshake_timeout: settings.handshake_timeout,
         })
-    }
-
-    /// Whether a member's certificate must name its `server.N` host.
-    pub fn checks_names(&self) -> bool {
-        self.hostname_verification
-    }
-
-    /// The TLS handshake with a peer this server dialled as `host`.
-    pub async fn connect(
-        &self,
-        host: &str,
-        stream: TcpStream,
-    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-        let name = ServerName::try_from(host.to_owned()).map_err(|e| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}: {e}"))
-        })?;
-        self.connector.connect(name, stream).await
-    }
-
-    /// The TLS handshake with a peer that dialled this server, and the
-    /// certificate it presented (the verifier has checked it against the
-    /// trust store).
-    pub async fn accept(
-        &self,
-        stream: TcpStream,
-    ) -> std::io::Result<(tokio_rustls::server::TlsStream<TcpStream>, PeerCertificate)> {
-        let stream = self.acceptor.accept(stream).await?;
-        let certificate = stream
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|chain| chain.first())
-            .cloned()
-            .ok_or_else(|| std::io::Error::other("the peer presented no certificate"))?;
-        Ok((stream, PeerCertificate(certificate)))
     }
 }
 
@@ -250,8 +282,17 @@ mod tests {
         dial_settings.hostname_verification = names_checked;
         let dial = QuorumTls::new(&dial_settings).map_err(|e| e.to_string())?;
         let listen = QuorumTls::new(&settings(listener_store)).map_err(|e| e.to_string())?;
+        handshake_with(&dial, &listen, dialled_as).await
+    }
+
+    async fn handshake_with(
+        dial: &QuorumTls,
+        listen: &QuorumTls,
+        dialled_as: &str,
+    ) -> Result<PeerCertificate, String> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        let listen = listen.clone();
         let accepted = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
             listen.accept(stream).await.map(|(_, c)| c)
@@ -261,6 +302,41 @@ mod tests {
         let accepted = accepted.await.unwrap();
         dialled.map_err(|e| format!("dialling: {e}"))?;
         accepted.map_err(|e| format!("accepting: {e}"))
+    }
+
+    /// Certificates rotate without a restart: the next connection after a
+    /// store file changes presents the new certificate.
+    #[tokio::test]
+    async fn a_rotated_certificate_is_presented_by_the_next_connection() {
+        let dir = std::env::temp_dir().join(format!("conclave-rotate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = dir.join("member.pem");
+        std::fs::copy(format!("{FIXTURES}/member-1.pem"), &store).unwrap();
+        let mut listen_settings = settings("member-1.pem");
+        listen_settings.key_store.location = Some(store.clone());
+        let listen = QuorumTls::new(&listen_settings).unwrap();
+        let dial = QuorumTls::new(&settings("member-2.pem")).unwrap();
+        handshake_with(&dial, &listen, "127.0.0.1").await.unwrap();
+        assert!(matches!(listen.reload(), Reload::Unchanged));
+
+        // The member's new certificate (here: the one for 127.0.0.9).
+        std::fs::write(
+            &store,
+            std::fs::read(format!("{FIXTURES}/member-9.pem")).unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(listen.reload(), Reload::Reloaded));
+        handshake_with(&dial, &listen, "127.0.0.9").await.unwrap();
+        let err = handshake_with(&dial, &listen, "127.0.0.1")
+            .await
+            .unwrap_err();
+        assert!(err.contains("dialling"), "{err}");
+
+        // A store that cannot be read keeps the certificate in use.
+        std::fs::write(&store, "not a store").unwrap();
+        assert!(matches!(listen.reload(), Reload::Failed(_)));
+        handshake_with(&dial, &listen, "127.0.0.9").await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
