@@ -102,6 +102,14 @@ pub struct Config {
     pub admin_enabled: bool,
     pub admin_addr: SocketAddr,
     pub admin_command_url: String,
+    /// `admin.forceHttps`: the admin port speaks HTTPS only, with the
+    /// `ssl.quorum.*` key store (as ZooKeeper's AdminServer).
+    pub admin_force_https: bool,
+    /// `admin.portUnification`: HTTP and HTTPS on the admin port.
+    pub admin_port_unification: bool,
+    /// `admin.needClientAuth`: HTTPS clients must present a certificate
+    /// signed by the `ssl.quorum.*` trust store.
+    pub admin_need_client_auth: bool,
     pub extended_types_enabled: bool,
     pub super_digest: Option<String>,
     pub skip_acl: bool,
@@ -177,6 +185,9 @@ impl Default for Config {
             secure_client_addr: None,
             ssl: crate::tls::SslSettings::default(),
             ssl_quorum_enabled: false,
+            admin_force_https: false,
+            admin_port_unification: false,
+            admin_need_client_auth: false,
             ssl_quorum: crate::tls::SslSettings::new(crate::tls::SslScope::Quorum),
             port_unification: false,
             quorum_listen_on_all_ips: false,
@@ -281,18 +292,6 @@ const REFUSED_UNLESS_OFF: &[(&str, &str)] = &[
     (
         "enforce.auth.enabled",
         "enforcing client authentication schemes is not supported yet",
-    ),
-    (
-        "admin.forceHttps",
-        "the admin server does not speak TLS yet",
-    ),
-    (
-        "admin.needClientAuth",
-        "the admin server does not speak TLS yet",
-    ),
-    (
-        "admin.portUnification",
-        "the admin server does not speak TLS yet",
     ),
 ];
 
@@ -493,6 +492,9 @@ impl Config {
                 "admin.serverPort" => admin_port = parse_num(key, value)?,
                 "admin.serverAddress" => admin_ip = parse_ip(key, value)?,
                 "admin.commandURL" => c.admin_command_url = value.to_owned(),
+                "admin.forceHttps" => c.admin_force_https = parse_bool(key, value)?,
+                "admin.portUnification" => c.admin_port_unification = parse_bool(key, value)?,
+                "admin.needClientAuth" => c.admin_need_client_auth = parse_bool(key, value)?,
                 "extendedTypesEnabled" => c.extended_types_enabled = parse_bool(key, value)?,
                 "DigestAuthenticationProvider.superDigest" => {
                     c.super_digest = Some(value.to_owned())
@@ -624,6 +626,13 @@ impl Config {
                 self.min_session_timeout_ms, self.max_session_timeout_ms
             )));
         }
+        if self.admin_need_client_auth && !self.admin_force_https && !self.admin_port_unification {
+            return Err(ConfigError::Invalid(
+                "admin.needClientAuth=true asks for client certificates on HTTPS, which the \
+                 admin port speaks only with admin.forceHttps=true or admin.portUnification=true"
+                    .to_owned(),
+            ));
+        }
         if self.max_buffer < 1024 {
             return Err(ConfigError::BadValue {
                 key: "jute.maxbuffer".into(),
@@ -705,7 +714,6 @@ mod tests {
             "enforce.auth.enabled=true",
             "enforce.auth.schemes=sasl",
             "requireClientAuthScheme=sasl",
-            "admin.forceHttps=true",
             "ssl.crl=true",
             "ssl.quorum.ocsp=true",
             "ssl.quorum.enabledProtocols=TLSv1.1",

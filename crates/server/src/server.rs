@@ -115,6 +115,8 @@ pub struct Listeners {
     /// `secureClientPort`, with its TLS configuration.
     pub secure_client: Option<(TcpListener, ClientTls)>,
     pub admin: Option<TcpListener>,
+    /// The admin port's TLS (`admin.forceHttps`, `admin.portUnification`).
+    pub admin_tls: Option<admin_http::AdminTls>,
 }
 
 impl std::fmt::Debug for Listeners {
@@ -143,6 +145,8 @@ pub enum BindError {
     },
     #[error("secure client port: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("admin port TLS (admin.forceHttps, admin.portUnification): {0}")]
+    AdminTls(#[source] crate::tls::TlsError),
 }
 
 /// Binds the client, secure client and admin ports from `config`, after
@@ -163,6 +167,11 @@ pub async fn bind(config: &Config) -> Result<Listeners, BindError> {
         Some((addr, acceptor)) => Some((listen("the secure client port", addr).await?, acceptor)),
         None => None,
     };
+    let admin_tls = if config.admin_enabled {
+        admin_tls(config).map_err(BindError::AdminTls)?
+    } else {
+        None
+    };
     let admin = if config.admin_enabled {
         Some(listen("the admin port", config.admin_addr).await?)
     } else {
@@ -172,7 +181,28 @@ pub async fn bind(config: &Config) -> Result<Listeners, BindError> {
         client,
         secure_client,
         admin,
+        admin_tls,
     })
+}
+
+/// The admin port's TLS from `admin.forceHttps`, `admin.portUnification`
+/// and `admin.needClientAuth`, with the `ssl.quorum.*` stores as
+/// ZooKeeper's AdminServer takes them.
+fn admin_tls(config: &Config) -> Result<Option<admin_http::AdminTls>, crate::tls::TlsError> {
+    if !config.admin_force_https && !config.admin_port_unification {
+        return Ok(None);
+    }
+    let mut settings = config.ssl_quorum.clone();
+    settings.client_auth = if config.admin_need_client_auth {
+        crate::tls::ClientAuth::Need
+    } else {
+        crate::tls::ClientAuth::None
+    };
+    Ok(Some(admin_http::AdminTls {
+        acceptor: Arc::new(crate::tls::reloading_acceptor(&settings)?),
+        accept_plain: !config.admin_force_https,
+        handshake_timeout: settings.handshake_timeout,
+    }))
 }
 
 /// Why the server stopped serving.
@@ -343,9 +373,10 @@ pub async fn run_member(
         client,
         secure_client,
         admin,
+        admin_tls,
     } = listeners;
     let admin_task =
-        admin.map(|listener| tokio::spawn(admin_http::serve(listener, shared.clone())));
+        admin.map(|listener| tokio::spawn(admin_http::serve(listener, admin_tls, shared.clone())));
     let secure_task = secure_client.map(|(listener, acceptor)| {
         acceptor.clone().watch();
         tokio::spawn(accept_loop(listener, Some(acceptor), shared.clone()))

@@ -19,6 +19,7 @@ mod json;
 mod membership;
 mod prometheus;
 mod system_properties;
+mod tls_listener;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -39,9 +40,17 @@ pub use fields::snapshot_fields;
 pub use json::Json;
 pub use prometheus::prometheus_text;
 pub use system_properties::system_properties;
+pub use tls_listener::AdminTls;
 
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    if let Err(e) = axum::serve(listener, router(shared)).await {
+pub async fn serve(listener: TcpListener, tls: Option<AdminTls>, shared: Arc<Shared>) {
+    let served = match tls {
+        None => axum::serve(listener, router(shared)).await,
+        Some(tls) => match tls_listener::TlsListener::start(listener, tls) {
+            Ok(listener) => axum::serve(listener, router(shared)).await,
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = served {
         tracing::error!(error = %e, "admin server stopped");
     }
 }

@@ -248,7 +248,7 @@ fn load_roots(settings: &SslSettings, auth: ClientAuth) -> Result<RootCertStore,
     let store = &settings.trust_store;
     let Some(path) = store.location.as_deref() else {
         let what = match (settings.scope, auth) {
-            (SslScope::Quorum, _) => "sslQuorum=true".to_owned(),
+            (SslScope::Quorum, _) => "sslQuorum=true (or admin.needClientAuth=true)".to_owned(),
             (SslScope::Client, ClientAuth::Want) => "ssl.clientAuth=want".to_owned(),
             (SslScope::Client, _) => "ssl.clientAuth=need (the default; or set none)".to_owned(),
         };

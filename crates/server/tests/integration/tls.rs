@@ -208,3 +208,82 @@ fn a_store_that_cannot_be_read_stops_the_server_with_its_reason() {
         );
     }
 }
+
+/// `GET path` on the admin port, over TLS (with the test client
+/// certificate, or none) or plain; the response's status line.
+fn admin_get(port: u16, path: &str, tls: Option<bool>) -> std::io::Result<String> {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let mut out = Vec::new();
+    let read = match tls {
+        Some(with_certificate) => {
+            let mut stream = tls_connect(addr, with_certificate)?;
+            stream.write_all(request.as_bytes())?;
+            stream.read_to_end(&mut out)
+        }
+        None => {
+            let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+            stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            stream.write_all(request.as_bytes())?;
+            stream.read_to_end(&mut out)
+        }
+    };
+    match read {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    let text = String::from_utf8_lossy(&out).into_owned();
+    match text.lines().next() {
+        Some(status) if status.starts_with("HTTP/") => Ok(status.to_owned()),
+        _ => Err(std::io::Error::other(format!(
+            "not an HTTP response: {text:?}"
+        ))),
+    }
+}
+
+fn admin_server(port: u16, lines: &[&str]) -> TestServer {
+    let mut cfg = vec![
+        format!("admin.serverPort={port}"),
+        format!("ssl.quorum.keyStore.location={}", fixture("server.pem")),
+        format!("ssl.quorum.trustStore.location={}", fixture("ca.pem")),
+    ];
+    cfg.extend(lines.iter().map(|l| (*l).to_owned()));
+    let cfg: Vec<&str> = cfg.iter().map(String::as_str).collect();
+    TestServer::start(Kind::Conclave, &cfg)
+}
+
+/// The admin port speaks HTTPS with the `ssl.quorum.*` key store, as
+/// ZooKeeper's AdminServer does: only HTTPS with `admin.forceHttps`, both
+/// with `admin.portUnification`, and only clients with a certificate from
+/// the quorum trust store with `admin.needClientAuth`.
+#[test]
+fn the_admin_port_speaks_https_when_told() {
+    const OK: &str = "HTTP/1.1 200 OK";
+    let port = free_port();
+    let server = admin_server(port, &["admin.forceHttps=true"]);
+    assert_eq!(admin_get(port, "/commands/ruok", Some(false)).unwrap(), OK);
+    assert!(
+        admin_get(port, "/commands/ruok", None).is_err(),
+        "plain HTTP was answered on an HTTPS-only admin port"
+    );
+    drop(server);
+
+    let port = free_port();
+    let server = admin_server(port, &["admin.portUnification=true"]);
+    assert_eq!(admin_get(port, "/readyz", Some(false)).unwrap(), OK);
+    assert_eq!(admin_get(port, "/readyz", None).unwrap(), OK);
+    drop(server);
+
+    let port = free_port();
+    let server = admin_server(
+        port,
+        &["admin.forceHttps=true", "admin.needClientAuth=true"],
+    );
+    assert_eq!(admin_get(port, "/metrics", Some(true)).unwrap(), OK);
+    assert!(
+        admin_get(port, "/metrics", Some(false)).is_err(),
+        "a client without a certificate was answered"
+    );
+    drop(server);
+}
