@@ -111,6 +111,19 @@ pub struct Config {
     /// signed by the `ssl.quorum.*` trust store.
     pub admin_need_client_auth: bool,
     pub extended_types_enabled: bool,
+    /// `authProvider.N=...SASLAuthenticationProvider`: `sasl` ACL entries.
+    pub sasl_acls: bool,
+    /// `enforce.auth.enabled` with `enforce.auth.schemes` (or
+    /// `sessionRequireClientSASLAuth=true`, `requireClientAuthScheme=sasl`:
+    /// `sasl`): a connection must have authenticated with one of these
+    /// schemes before any request but auth and SASL, or it is answered
+    /// SessionClosedRequireSaslAuth and closed.
+    pub enforce_auth: Option<Vec<String>>,
+    /// The SASL DIGEST-MD5 users: the `Server` section (or the one
+    /// `sasl.serverconfig` names) of the JAAS file that
+    /// `java.security.auth.login.config` names (ZooKeeper's JVM flag,
+    /// read from zoo.cfg here). `None`: SASL logins fail.
+    pub sasl_users: Option<std::sync::Arc<crate::sasl::SaslUsers>>,
     pub super_digest: Option<String>,
     pub skip_acl: bool,
     pub reconfig_enabled: bool,
@@ -200,6 +213,9 @@ impl Default for Config {
             admin_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080),
             admin_command_url: "/commands".to_owned(),
             extended_types_enabled: false,
+            sasl_acls: false,
+            enforce_auth: None,
+            sasl_users: None,
             super_digest: None,
             skip_acl: false,
             reconfig_enabled: false,
@@ -259,10 +275,6 @@ const IGNORED_KEYS: &[&str] = &[
     "maxResponseCacheSize",
     "maxGetChildrenResponseCacheSize",
     "clientPortListenBacklog",
-    // Names the `sasl` ACL scheme; without SASL logins nobody
-    // authenticates as it, so its ids match nobody: ignoring it grants
-    // nothing (docs/security.md).
-    "authProvider.1",
     // ZooKeeper reloads quorum certificates only when this is true;
     // Conclave always does (tls/reload.rs).
     "sslQuorumReloadCertFiles",
@@ -285,31 +297,13 @@ const REFUSED_UNLESS_OFF: &[(&str, &str)] = &[
         "quorum.auth.serverRequireSasl",
         "quorum SASL is not supported; authenticate servers with sslQuorum=true",
     ),
-    (
-        "sessionRequireClientSASLAuth",
-        "client SASL authentication is not supported yet",
-    ),
-    (
-        "enforce.auth.enabled",
-        "enforcing client authentication schemes is not supported yet",
-    ),
 ];
 
 /// Keys whose mere presence asks for what Conclave cannot do.
-const REFUSED: &[(&str, &str)] = &[
-    (
-        "requireClientAuthScheme",
-        "client SASL authentication is not supported yet",
-    ),
-    (
-        "enforce.auth.schemes",
-        "enforcing client authentication schemes is not supported yet",
-    ),
-    (
-        "DigestAuthenticationProvider.digestAlg",
-        "digest ids are SHA1, as ZooKeeper's default; another algorithm is not supported",
-    ),
-];
+const REFUSED: &[(&str, &str)] = &[(
+    "DigestAuthenticationProvider.digestAlg",
+    "digest ids are SHA1, as ZooKeeper's default; another algorithm is not supported",
+)];
 
 fn refusal(table: &[(&str, &'static str)], key: &str) -> Option<&'static str> {
     table.iter().find(|(k, _)| *k == key).map(|(_, why)| *why)
@@ -444,6 +438,11 @@ impl Config {
         let mut admin_ip = c.admin_addr.ip();
         let mut data_log_dir = None;
         let mut snap_count: u64 = 100_000;
+        let mut jaas: Option<PathBuf> = None;
+        let mut jaas_section = "Server".to_owned();
+        let mut enforce = false;
+        let mut enforce_schemes: Vec<String> = Vec::new();
+        let mut require_sasl = false;
         let mut snap_retain: u64 = 3;
 
         for (key, value) in props {
@@ -496,6 +495,37 @@ impl Config {
                 "admin.portUnification" => c.admin_port_unification = parse_bool(key, value)?,
                 "admin.needClientAuth" => c.admin_need_client_auth = parse_bool(key, value)?,
                 "extendedTypesEnabled" => c.extended_types_enabled = parse_bool(key, value)?,
+                "java.security.auth.login.config" => jaas = Some(PathBuf::from(value)),
+                "sasl.serverconfig" => jaas_section = value.to_owned(),
+                "enforce.auth.enabled" => enforce = parse_bool(key, value)?,
+                "enforce.auth.schemes" => {
+                    enforce_schemes = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                }
+                "sessionRequireClientSASLAuth" => require_sasl |= parse_bool(key, value)?,
+                "requireClientAuthScheme" => {
+                    if value != "sasl" {
+                        return Err(ConfigError::BadValue {
+                            key: key.to_owned(),
+                            value: value.to_owned(),
+                            reason: "the one scheme ZooKeeper requires this way is sasl".into(),
+                        });
+                    }
+                    require_sasl = true;
+                }
+                k if k.starts_with("authProvider.")
+                    && value.ends_with("SASLAuthenticationProvider") =>
+                {
+                    c.sasl_acls = true;
+                }
+                // The providers every server has.
+                k if k.starts_with("authProvider.")
+                    && (value.ends_with(".DigestAuthenticationProvider")
+                        || value.ends_with(".IPAuthenticationProvider")) => {}
                 "DigestAuthenticationProvider.superDigest" => {
                     c.super_digest = Some(value.to_owned())
                 }
@@ -614,8 +644,39 @@ impl Config {
         c.client_port_set = client_port;
         c.data_log_dir = data_log_dir.unwrap_or_else(|| c.data_dir.clone());
         c.log_retention_entries = snap_count.saturating_mul(snap_retain).max(1);
+        if enforce {
+            if enforce_schemes.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "enforce.auth.enabled=true needs enforce.auth.schemes (e.g. sasl, digest)"
+                        .to_owned(),
+                ));
+            }
+            c.enforce_auth = Some(enforce_schemes);
+        }
+        if require_sasl {
+            let schemes = c.enforce_auth.get_or_insert_with(Vec::new);
+            if !schemes.iter().any(|s| s == "sasl") {
+                schemes.push("sasl".to_owned());
+            }
+        }
+        if let Some(path) = jaas {
+            c.sasl_users = crate::sasl::SaslUsers::read(&path, &jaas_section)
+                .map_err(|e| ConfigError::BadValue {
+                    key: "java.security.auth.login.config".to_owned(),
+                    value: path.display().to_string(),
+                    reason: e.to_string(),
+                })?
+                .map(std::sync::Arc::new);
+        }
         c.validate()?;
         Ok(c)
+    }
+
+    /// The optional ACL schemes this server has providers for.
+    pub fn acl_providers(&self) -> tree::acl::Providers {
+        tree::acl::Providers {
+            sasl: self.sasl_acls,
+        }
     }
 
     /// Cross-key checks, run after flags are applied too.
@@ -710,10 +771,8 @@ mod tests {
         for line in [
             "quorum.auth.enableSasl=true",
             "quorum.auth.learnerRequireSasl=true",
-            "zookeeper.sessionRequireClientSASLAuth=true",
-            "enforce.auth.enabled=true",
-            "enforce.auth.schemes=sasl",
-            "requireClientAuthScheme=sasl",
+            "requireClientAuthScheme=digest",
+            "java.security.auth.login.config=/nonexistent/jaas.conf",
             "ssl.crl=true",
             "ssl.quorum.ocsp=true",
             "ssl.quorum.enabledProtocols=TLSv1.1",
@@ -744,6 +803,24 @@ mod tests {
         assert!(!c.ssl_quorum.hostname_verification);
         assert_eq!(c.ssl.key_store.location, None);
         assert!(c.ignored_keys.is_empty(), "{:?}", c.ignored_keys);
+    }
+
+    #[test]
+    fn enforced_authentication_schemes() {
+        let c = Config::from_properties(&props(
+            "enforce.auth.enabled=true\nenforce.auth.schemes=sasl, digest",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.enforce_auth,
+            Some(vec!["sasl".to_owned(), "digest".to_owned()])
+        );
+        let c =
+            Config::from_properties(&props("zookeeper.sessionRequireClientSASLAuth=true")).unwrap();
+        assert_eq!(c.enforce_auth, Some(vec!["sasl".to_owned()]));
+        assert!(Config::from_properties(&props("enforce.auth.enabled=true")).is_err());
+        let c = Config::from_properties(&props("enforce.auth.enabled=false")).unwrap();
+        assert_eq!(c.enforce_auth, None);
     }
 
     #[test]

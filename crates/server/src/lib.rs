@@ -19,6 +19,7 @@ pub mod peers;
 pub mod processor;
 pub mod recover_alone;
 pub mod report;
+pub mod sasl;
 pub mod server;
 pub mod service_message;
 pub mod sessions;

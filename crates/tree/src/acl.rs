@@ -7,27 +7,40 @@ use base64::Engine as _;
 use proto::{Acl, ErrorCode, Id};
 use sha1::{Digest as _, Sha1};
 
+/// The optional schemes a server has providers for (ZooKeeper's
+/// `authProvider.N`); `digest` and `ip` are always there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Providers {
+    /// `SASLAuthenticationProvider`: `sasl:<user>` ACL entries, matched by
+    /// the identity a SASL login gives a connection.
+    pub sasl: bool,
+}
+
 /// The schemes this server has providers for. `world` and `auth` are
 /// handled specially; `super` is an identity, never a valid ACL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     Digest,
     Ip,
+    Sasl,
 }
 
 impl Scheme {
-    pub fn parse(scheme: &str) -> Option<Scheme> {
+    /// The scheme, if a provider for it is configured.
+    pub fn parse(scheme: &str, providers: Providers) -> Option<Scheme> {
         match scheme {
             "digest" => Some(Scheme::Digest),
             "ip" => Some(Scheme::Ip),
+            "sasl" if providers.sasl => Some(Scheme::Sasl),
             _ => None,
         }
     }
 
     /// Whether an id of this scheme counts as "authenticated" when an `auth`
-    /// ACL entry is expanded (`isAuthenticated`): digest yes, ip no.
+    /// ACL entry is expanded (`isAuthenticated`): digest and sasl yes, ip
+    /// no.
     fn is_authenticated(self) -> bool {
-        matches!(self, Scheme::Digest)
+        matches!(self, Scheme::Digest | Scheme::Sasl)
     }
 
     /// `isValid`: is `id` well formed for this scheme?
@@ -35,16 +48,28 @@ impl Scheme {
         match self {
             Scheme::Digest => java_split(id, ':').len() == 2,
             Scheme::Ip => parse_ip_acl(id).is_some(),
+            Scheme::Sasl => is_kerberos_name(id),
         }
     }
 
     /// `matches`: does the caller's id satisfy the ACL's id?
     fn matches(self, caller_id: &str, acl_id: &str) -> bool {
         match self {
-            Scheme::Digest => caller_id == acl_id,
+            Scheme::Digest | Scheme::Sasl => caller_id == acl_id,
             Scheme::Ip => ip_matches(caller_id, acl_id),
         }
     }
+}
+
+/// `SASLAuthenticationProvider.isValid`: ZooKeeper's `KerberosName` takes
+/// a name without `@`, or one of the form `service[/host]@REALM` (no
+/// further `/` or `@`).
+fn is_kerberos_name(id: &str) -> bool {
+    let Some((principal, realm)) = id.split_once('@') else {
+        return true;
+    };
+    let parts: Vec<&str> = principal.split('/').collect();
+    !realm.contains(['@', '/']) && parts.len() <= 2
 }
 
 /// Java's `String.split(regex)` for a single literal character: trailing
@@ -140,7 +165,8 @@ pub fn authenticate(
     remote_ip: &str,
     super_digest: Option<&str>,
 ) -> Result<Vec<Id>, ErrorCode> {
-    match Scheme::parse(scheme) {
+    // SASL identities come from a SASL login, never from an auth packet.
+    match Scheme::parse(scheme, Providers::default()) {
         Some(Scheme::Digest) => {
             // Java decodes with the platform charset (UTF-8 here).
             let id = digest(&String::from_utf8_lossy(auth));
@@ -152,13 +178,19 @@ pub fn authenticate(
             Ok(ids)
         }
         Some(Scheme::Ip) => Ok(vec![Id::new("ip", remote_ip)]),
-        None => Err(ErrorCode::AuthFailed),
+        Some(Scheme::Sasl) | None => Err(ErrorCode::AuthFailed),
     }
 }
 
 /// `checkACL`: may a caller holding `ids` perform an operation needing
 /// `perm` on a node with `acl`?
-pub fn check(acl: &[Acl], perm: i32, ids: &[Id], skip_acl: bool) -> Result<(), ErrorCode> {
+pub fn check(
+    acl: &[Acl],
+    perm: i32,
+    ids: &[Id],
+    skip_acl: bool,
+    providers: Providers,
+) -> Result<(), ErrorCode> {
     if skip_acl || acl.is_empty() || ids.iter().any(|id| id.scheme == "super") {
         return Ok(());
     }
@@ -169,7 +201,7 @@ pub fn check(acl: &[Acl], perm: i32, ids: &[Id], skip_acl: bool) -> Result<(), E
         if entry.id.scheme == "world" && entry.id.id == "anyone" {
             return Ok(());
         }
-        if let Some(scheme) = Scheme::parse(&entry.id.scheme) {
+        if let Some(scheme) = Scheme::parse(&entry.id.scheme, providers) {
             let matched = ids.iter().any(|caller| {
                 caller.scheme == entry.id.scheme && scheme.matches(&caller.id, &entry.id.id)
             });
@@ -183,7 +215,7 @@ pub fn check(acl: &[Acl], perm: i32, ids: &[Id], skip_acl: bool) -> Result<(), E
 
 /// `fixupACL`: validates an ACL list for create/setACL, removes duplicates
 /// and expands `auth` entries into the caller's authenticated ids.
-pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
+pub fn fixup(acl: &[Acl], ids: &[Id], providers: Providers) -> Result<Vec<Acl>, ErrorCode> {
     let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
     for entry in acl {
         if !unique.contains(&entry) {
@@ -200,7 +232,7 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
         } else if entry.id.scheme == "auth" {
             let mut any = false;
             for caller in ids {
-                if Scheme::parse(&caller.scheme).is_some_and(Scheme::is_authenticated) {
+                if Scheme::parse(&caller.scheme, providers).is_some_and(Scheme::is_authenticated) {
                     any = true;
                     out.push(Acl {
                         perms: entry.perms,
@@ -212,7 +244,7 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
                 return Err(ErrorCode::InvalidAcl);
             }
         } else {
-            match Scheme::parse(&entry.id.scheme) {
+            match Scheme::parse(&entry.id.scheme, providers) {
                 Some(scheme) if scheme.is_valid(&entry.id.id) => out.push(entry.clone()),
                 _ => return Err(ErrorCode::InvalidAcl),
             }
@@ -289,6 +321,8 @@ mod tests {
         assert!(!Scheme::Digest.is_valid("user:"));
     }
 
+    const NONE: Providers = Providers { sasl: false };
+
     #[test]
     fn check_table() {
         let open = Acl::open_unsafe();
@@ -296,47 +330,93 @@ mod tests {
         let me = [Id::new("ip", "127.0.0.1"), Id::new("digest", "u:h")];
         let anon = [Id::new("ip", "127.0.0.1")];
         let superuser = [Id::new("super", "")];
-        assert_eq!(check(&open, perms::ADMIN, &anon, false), Ok(()));
-        assert_eq!(check(&digest_acl, perms::READ, &me, false), Ok(()));
+        assert_eq!(check(&open, perms::ADMIN, &anon, false, NONE), Ok(()));
+        assert_eq!(check(&digest_acl, perms::READ, &me, false, NONE), Ok(()));
         assert_eq!(
-            check(&digest_acl, perms::WRITE, &me, false),
+            check(&digest_acl, perms::WRITE, &me, false, NONE),
             Err(ErrorCode::NoAuth)
         );
         assert_eq!(
-            check(&digest_acl, perms::READ, &anon, false),
+            check(&digest_acl, perms::READ, &anon, false, NONE),
             Err(ErrorCode::NoAuth)
         );
-        assert_eq!(check(&digest_acl, perms::WRITE, &superuser, false), Ok(()));
-        assert_eq!(check(&digest_acl, perms::WRITE, &anon, true), Ok(()));
-        assert_eq!(check(&[], perms::WRITE, &anon, false), Ok(()));
+        assert_eq!(
+            check(&digest_acl, perms::WRITE, &superuser, false, NONE),
+            Ok(())
+        );
+        assert_eq!(check(&digest_acl, perms::WRITE, &anon, true, NONE), Ok(()));
+        assert_eq!(check(&[], perms::WRITE, &anon, false, NONE), Ok(()));
     }
 
     #[test]
     fn fixup_table() {
         let me = [Id::new("ip", "127.0.0.1"), Id::new("digest", "u:h")];
         let anon = [Id::new("ip", "127.0.0.1")];
-        assert_eq!(fixup(&[], &me), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&[], &me, NONE), Err(ErrorCode::InvalidAcl));
         assert_eq!(
-            fixup(&[Acl::new(31, "auth", ""), Acl::new(31, "auth", "")], &me),
+            fixup(
+                &[Acl::new(31, "auth", ""), Acl::new(31, "auth", "")],
+                &me,
+                NONE
+            ),
             Ok(vec![Acl::new(31, "digest", "u:h")])
         );
         assert_eq!(
-            fixup(&[Acl::new(31, "auth", "")], &anon),
+            fixup(&[Acl::new(31, "auth", "")], &anon, NONE),
             Err(ErrorCode::InvalidAcl)
         );
         assert_eq!(
-            fixup(&[Acl::new(31, "world", "someone")], &anon),
+            fixup(&[Acl::new(31, "world", "someone")], &anon, NONE),
             Err(ErrorCode::InvalidAcl)
         );
         assert_eq!(
-            fixup(&[Acl::new(31, "super", "")], &anon),
+            fixup(&[Acl::new(31, "super", "")], &anon, NONE),
             Err(ErrorCode::InvalidAcl)
         );
         assert_eq!(
-            fixup(&[Acl::new(31, "sasl", "x")], &anon),
+            fixup(&[Acl::new(31, "sasl", "x")], &anon, NONE),
             Err(ErrorCode::InvalidAcl)
         );
-        assert!(fixup(&[Acl::new(31, "ip", "10.0.0.0/8")], &anon).is_ok());
+        assert!(fixup(&[Acl::new(31, "ip", "10.0.0.0/8")], &anon, NONE).is_ok());
+    }
+
+    #[test]
+    fn sasl_acls_with_the_sasl_provider() {
+        let sasl = Providers { sasl: true };
+        let bob = [Id::new("ip", "127.0.0.1"), Id::new("sasl", "bob")];
+        let acl = [Acl::new(perms::ALL, "sasl", "bob")];
+        assert_eq!(fixup(&acl, &bob, sasl), Ok(acl.to_vec()));
+        assert_eq!(
+            fixup(&[Acl::new(31, "auth", "")], &bob, sasl),
+            Ok(vec![Acl::new(31, "sasl", "bob")])
+        );
+        assert_eq!(check(&acl, perms::READ, &bob, false, sasl), Ok(()));
+        let alice = [Id::new("sasl", "alice")];
+        assert_eq!(
+            check(&acl, perms::READ, &alice, false, sasl),
+            Err(ErrorCode::NoAuth)
+        );
+        // Without the provider, no sasl entry is valid or ever matches.
+        assert_eq!(fixup(&acl, &bob, NONE), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            check(&acl, perms::READ, &bob, false, NONE),
+            Err(ErrorCode::NoAuth)
+        );
+        // ZooKeeper's KerberosName rules.
+        for (id, valid) in [
+            ("bob", true),
+            ("zookeeper/host@REALM", true),
+            ("bob@REALM", true),
+            ("a/b/c@REALM", false),
+            ("a@b@c", false),
+        ] {
+            assert_eq!(Scheme::Sasl.is_valid(id), valid, "{id}");
+        }
+        // An auth packet never gives a sasl identity.
+        assert_eq!(
+            authenticate("sasl", b"bob", "127.0.0.1", None),
+            Err(ErrorCode::AuthFailed)
+        );
     }
 
     #[test]

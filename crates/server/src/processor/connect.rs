@@ -73,6 +73,7 @@ impl ZooKeeper {
                 closing: false,
                 establishing: false,
                 read_only,
+                sasl: None,
                 pending_writes: 0,
                 queue: std::collections::VecDeque::new(),
             },

@@ -363,8 +363,14 @@ impl ZooKeeper {
             .node(CONFIG)
             .map(|n| n.acl.as_ref().clone())
             .unwrap_or_default();
-        tree::acl::check(&acl, perms::WRITE, auth, self.features.skip_acl)
-            .map_err(|_| ReconfigError::NoAuth)?;
+        tree::acl::check(
+            &acl,
+            perms::WRITE,
+            auth,
+            self.features.skip_acl,
+            self.features.acl_providers,
+        )
+        .map_err(|_| ReconfigError::NoAuth)?;
         Ok(target)
     }
 

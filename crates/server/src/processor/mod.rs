@@ -121,6 +121,8 @@ pub(crate) struct Conn {
     /// A read-only session (an ensemble member without a quorum, with
     /// `readonlymode.enabled`): reads are served, writes refused.
     read_only: bool,
+    /// Its SASL exchange, once begun.
+    sasl: Option<crate::sasl::DigestMd5>,
     /// Its writes prepared and not yet applied.
     pending_writes: usize,
     /// Requests waiting for earlier ones (see `pipeline`).
@@ -237,6 +239,7 @@ impl Processor {
             extended_types: config.extended_types_enabled,
             skip_acl: config.skip_acl,
             reconfig_enabled: config.reconfig_enabled,
+            acl_providers: config.acl_providers(),
         };
         // Standalone ZooKeeper uses server id 1 for session ids.
         let server_id = u8::try_from(config.server_id.unwrap_or(1)).unwrap_or(1);
@@ -564,6 +567,26 @@ impl ZooKeeper {
         received: Instant,
     ) {
         let op = request.op();
+        if !matches!(request, Request::Auth(_) | Request::Sasl(_))
+            && !self.authenticated_enough(conn_id)
+        {
+            // `AuthenticationHelper.enforceAuthentication`.
+            tracing::warn!(
+                conn = conn_id,
+                "a request before the authentication this server enforces; closing"
+            );
+            self.reply(
+                conn_id,
+                header.xid,
+                0,
+                ErrorCode::SessionClosedRequireSaslAuth,
+                &Response::Empty,
+                op,
+                received,
+            );
+            self.close(conn_id);
+            return;
+        }
         match request {
             // A ping is answered with the ping xid whatever xid it carried.
             Request::Ping => {
@@ -591,20 +614,7 @@ impl ZooKeeper {
                 self.send_reply(conn_id, frame, header.xid, zxid, op, received);
             }
             Request::Auth(packet) => self.auth(conn_id, header.xid, &packet, received),
-            Request::Sasl(_) => {
-                // No SASL provider is configured: refuse like an unknown
-                // auth scheme.
-                self.reply(
-                    conn_id,
-                    header.xid,
-                    0,
-                    ErrorCode::AuthFailed,
-                    &Response::Empty,
-                    op,
-                    received,
-                );
-                self.close(conn_id);
-            }
+            Request::Sasl(packet) => self.sasl(conn_id, header.xid, &packet, received),
             request
                 if self.conns.get(&conn_id).is_some_and(|c| c.read_only)
                     && (writes::is_write(&request) || matches!(request, Request::Sync(_))) =>
@@ -773,6 +783,76 @@ impl ZooKeeper {
                 self.close(conn_id);
             }
         }
+    }
+
+    /// Whether the connection has authenticated as `enforce.auth.schemes`
+    /// asks (always, when nothing is enforced).
+    fn authenticated_enough(&self, conn_id: ConnId) -> bool {
+        let Some(schemes) = &self.config.enforce_auth else {
+            return true;
+        };
+        self.conns
+            .get(&conn_id)
+            .is_some_and(|c| c.auth.iter().any(|id| schemes.contains(&id.scheme)))
+    }
+
+    /// One token of a SASL exchange (`ZooKeeperServer.processSasl`): the
+    /// answer token, or AuthFailed and the connection closed. Without SASL
+    /// users configured every exchange fails, as ZooKeeper's does without
+    /// a JAAS `Server` section.
+    fn sasl(&mut self, conn_id: ConnId, xid: i32, packet: &proto::SaslRequest, received: Instant) {
+        let users = self.config.sasl_users.clone();
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
+        let step = match users.as_deref() {
+            None => {
+                crate::sasl::Step::Failure("SASL is not configured (no JAAS Server section)".into())
+            }
+            Some(users) => {
+                let exchange = conn.sasl.get_or_insert_with(|| {
+                    let nonce: [u8; 24] = rand::random();
+                    crate::sasl::DigestMd5::new(nonce.iter().map(|b| format!("{b:02x}")).collect())
+                });
+                exchange.step(packet.token.as_deref().unwrap_or_default(), users)
+            }
+        };
+        let token = match step {
+            crate::sasl::Step::Challenge(token) => token,
+            crate::sasl::Step::Success { token, user } => {
+                tracing::info!(conn = conn_id, %user, "SASL client authenticated");
+                let id = Id::new("sasl", user);
+                if !conn.auth.contains(&id) {
+                    conn.auth.push(id);
+                }
+                token
+            }
+            crate::sasl::Step::Failure(reason) => {
+                tracing::warn!(conn = conn_id, %reason, "SASL authentication failed");
+                self.stats.auth_failed += 1;
+                self.reply(
+                    conn_id,
+                    xid,
+                    0,
+                    ErrorCode::AuthFailed,
+                    &Response::Empty,
+                    OpCode::Sasl,
+                    received,
+                );
+                self.close(conn_id);
+                return;
+            }
+        };
+        let response = Response::Sasl(proto::SaslResponse { token: Some(token) });
+        self.reply(
+            conn_id,
+            xid,
+            0,
+            ErrorCode::Ok,
+            &response,
+            OpCode::Sasl,
+            received,
+        );
     }
 
     /// Queues a reply frame and accounts for it.

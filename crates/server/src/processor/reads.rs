@@ -38,7 +38,13 @@ impl ZooKeeper {
             .get(&conn_id)
             .map(|c| c.auth.as_slice())
             .unwrap_or_default();
-        tree::acl::check(&node.acl, perm, auth, self.config.skip_acl)
+        tree::acl::check(
+            &node.acl,
+            perm,
+            auth,
+            self.config.skip_acl,
+            self.config.acl_providers(),
+        )
     }
 
     fn read_inner(&mut self, conn_id: ConnId, request: &Request) -> Result<Response, ErrorCode> {

@@ -24,7 +24,15 @@ impl ZooKeeper {
                 let Some(conn) = self.conns.get(&n.watcher) else {
                     continue;
                 };
-                if tree::acl::check(&n.acl, perms::READ, &conn.auth, self.config.skip_acl).is_err()
+                let providers = self.config.acl_providers();
+                if tree::acl::check(
+                    &n.acl,
+                    perms::READ,
+                    &conn.auth,
+                    self.config.skip_acl,
+                    providers,
+                )
+                .is_err()
                 {
                     continue;
                 }

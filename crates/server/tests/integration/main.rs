@@ -20,6 +20,7 @@ mod raw_client;
 mod raw_protocol;
 mod restarts;
 mod rust_client;
+mod sasl;
 mod snapshot_stream;
 mod support;
 mod tls;

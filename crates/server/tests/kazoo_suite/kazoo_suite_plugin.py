@@ -27,8 +27,8 @@ here ``readonlymode.enabled``) are passed to the JVM as ``-D`` flags and are
 written into ``zoo.cfg`` as well (where ZooKeeper's parser would otherwise
 turn them into ``zookeeper.<key>`` properties, so they are left out of
 ZooKeeper's copy).  The JAAS file that kazoo's SASL tests ask for
-(``ZOOKEEPER_JAAS_AUTH=digest``) is written for both, but only a JVM can
-read it.
+(``ZOOKEEPER_JAAS_AUTH=digest``) is written for both: ZooKeeper gets it as
+``-Djava.security.auth.login.config``, Conclave as the same key in zoo.cfg.
 
 Every server keeps its ports for the life of the cluster object so that
 ``stop()``/``run()`` inside a test brings it back on the same address, as
@@ -177,6 +177,9 @@ class ManagedServer(zkservers.ServerProcess):
             ]
             + list(self.config.items())
             + self.quorum
+            # ZooKeeper reads the JAAS file from a JVM flag; Conclave has no
+            # JVM and reads the same flag from zoo.cfg.
+            + ([("java.security.auth.login.config", self.jaas_path)] if self.kind == "conclave" else [])
         )
         self.spawn(note=f"{time.strftime('%H:%M:%S')}, test {_CURRENT_TEST['nodeid']}")
         self._running = True

@@ -34,7 +34,7 @@ pub(super) fn prepare(
         return Err(ErrorCode::BadArguments);
     }
     let parent_path = &path[..last_slash];
-    let acl = crate::acl::fixup(&request.acl, ctx.auth)?;
+    let acl = crate::acl::fixup(&request.acl, ctx.auth, ctx.features.acl_providers)?;
     let parent = view.get(parent_path)?;
     check_acl(&parent, perms::CREATE, ctx)?;
     let parent_cversion = parent.stat.cversion;

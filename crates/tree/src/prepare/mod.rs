@@ -36,6 +36,8 @@ pub struct Features {
     pub skip_acl: bool,
     /// `reconfigEnabled`.
     pub reconfig_enabled: bool,
+    /// The optional ACL schemes (`authProvider.N`).
+    pub acl_providers: crate::acl::Providers,
 }
 
 /// Who is writing, and the values the leader fixes for this write.
@@ -284,5 +286,11 @@ pub(crate) fn check_and_inc_version(current: i32, expected: i32) -> Result<i32, 
 
 /// `checkACL` with the server's skipACL setting.
 pub(crate) fn check_acl(record: &Record, perm: i32, ctx: &Context<'_>) -> Result<(), ErrorCode> {
-    crate::acl::check(&record.acl, perm, ctx.auth, ctx.features.skip_acl)
+    crate::acl::check(
+        &record.acl,
+        perm,
+        ctx.auth,
+        ctx.features.skip_acl,
+        ctx.features.acl_providers,
+    )
 }

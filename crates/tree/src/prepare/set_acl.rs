@@ -15,7 +15,7 @@ pub(super) fn prepare(
 ) -> Result<TxnOp, ErrorCode> {
     check_session(view, ctx)?;
     validate(&request.path)?;
-    let acl = crate::acl::fixup(&request.acl, ctx.auth)?;
+    let acl = crate::acl::fixup(&request.acl, ctx.auth, ctx.features.acl_providers)?;
     let mut node = view.get(&request.path)?;
     check_acl(&node, perms::ADMIN, ctx)?;
     let aversion = check_and_inc_version(node.stat.aversion, request.version)?;
