@@ -113,6 +113,11 @@ pub struct Config {
     pub extended_types_enabled: bool,
     /// `authProvider.N=...SASLAuthenticationProvider`: `sasl` ACL entries.
     pub sasl_acls: bool,
+    /// `authProvider.N=...X509AuthenticationProvider`: a TLS client's
+    /// certificate subject is `x509:<DN>`, and `x509` ACL entries are valid.
+    pub x509_acls: bool,
+    /// `X509AuthenticationProvider.superUser`: the subject that is super.
+    pub x509_super_user: Option<String>,
     /// `enforce.auth.enabled` with `enforce.auth.schemes` (or
     /// `sessionRequireClientSASLAuth=true`, `requireClientAuthScheme=sasl`:
     /// `sasl`): a connection must have authenticated with one of these
@@ -214,6 +219,8 @@ impl Default for Config {
             admin_command_url: "/commands".to_owned(),
             extended_types_enabled: false,
             sasl_acls: false,
+            x509_acls: false,
+            x509_super_user: None,
             enforce_auth: None,
             sasl_users: None,
             super_digest: None,
@@ -522,6 +529,14 @@ impl Config {
                 {
                     c.sasl_acls = true;
                 }
+                k if k.starts_with("authProvider.")
+                    && value.ends_with("X509AuthenticationProvider") =>
+                {
+                    c.x509_acls = true;
+                }
+                "X509AuthenticationProvider.superUser" => {
+                    c.x509_super_user = Some(value.to_owned());
+                }
                 // The providers every server has.
                 k if k.starts_with("authProvider.")
                     && (value.ends_with(".DigestAuthenticationProvider")
@@ -676,6 +691,7 @@ impl Config {
     pub fn acl_providers(&self) -> tree::acl::Providers {
         tree::acl::Providers {
             sasl: self.sasl_acls,
+            x509: self.x509_acls,
         }
     }
 

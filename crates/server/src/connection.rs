@@ -45,7 +45,7 @@ pub async fn serve(stream: TcpStream, remote: SocketAddr, conn: ConnId, shared: 
     let _ = stream.set_nodelay(true);
     // Owned halves: no lock between the reader and the writer task.
     let (reader, writer) = stream.into_split();
-    serve_halves(reader, writer, remote, conn, shared).await;
+    serve_halves(reader, writer, remote, conn, Vec::new(), shared).await;
 }
 
 /// Serves one connection whose TLS handshake has completed.
@@ -55,8 +55,41 @@ pub async fn serve_tls(
     conn: ConnId,
     shared: Arc<Shared>,
 ) {
+    let identities = certificate_identities(&stream, &shared.config);
     let (reader, writer) = tokio::io::split(stream);
-    serve_halves(reader, writer, remote, conn, shared).await;
+    serve_halves(reader, writer, remote, conn, identities, shared).await;
+}
+
+/// What a client's TLS certificate makes it, with ZooKeeper's
+/// `X509AuthenticationProvider` configured: `x509:<subject>` (RFC 2253,
+/// as Java's `X500Principal.getName()`), and `super` too when the subject
+/// is `X509AuthenticationProvider.superUser`. The certificate was checked
+/// against the trust store in the handshake.
+fn certificate_identities(
+    stream: &tokio_rustls::server::TlsStream<TcpStream>,
+    config: &crate::config::Config,
+) -> Vec<proto::Id> {
+    if !config.acl_providers().x509 {
+        return Vec::new();
+    }
+    let Some(certificate) = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+    else {
+        return Vec::new();
+    };
+    let Some(subject) = crate::tls::subject_rfc2253(certificate) else {
+        tracing::warn!("a client certificate's subject cannot be read; no x509 identity");
+        return Vec::new();
+    };
+    let mut ids = Vec::with_capacity(2);
+    if config.x509_super_user.as_deref() == Some(subject.as_str()) {
+        ids.push(proto::Id::new("super", subject.clone()));
+    }
+    ids.push(proto::Id::new("x509", subject));
+    ids
 }
 
 async fn serve_halves<R, W>(
@@ -64,12 +97,13 @@ async fn serve_halves<R, W>(
     writer: W,
     remote: SocketAddr,
     conn: ConnId,
+    identities: Vec<proto::Id>,
     shared: Arc<Shared>,
 ) where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    match serve_inner(reader, writer, remote, conn, &shared).await {
+    match serve_inner(reader, writer, remote, conn, identities, &shared).await {
         Ok(()) => tracing::debug!(conn, %remote, "connection closed"),
         Err(e) => tracing::info!(conn, %remote, error = %e, "closing connection"),
     }
@@ -81,6 +115,7 @@ async fn serve_inner<R, W>(
     mut writer: W,
     remote: SocketAddr,
     conn: ConnId,
+    identities: Vec<proto::Id>,
     shared: &Arc<Shared>,
 ) -> Result<(), ConnectionError>
 where
@@ -123,6 +158,7 @@ where
             remote,
             request: connect,
             outbound,
+            identities,
         })
         .await
         .map_err(|_| ConnectionError::ShuttingDown)?;

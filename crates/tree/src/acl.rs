@@ -14,6 +14,9 @@ pub struct Providers {
     /// `SASLAuthenticationProvider`: `sasl:<user>` ACL entries, matched by
     /// the identity a SASL login gives a connection.
     pub sasl: bool,
+    /// `X509AuthenticationProvider`: `x509:<subject DN>` entries, matched
+    /// by the identity a TLS client certificate gives a connection.
+    pub x509: bool,
 }
 
 /// The schemes this server has providers for. `world` and `auth` are
@@ -23,6 +26,7 @@ pub enum Scheme {
     Digest,
     Ip,
     Sasl,
+    X509,
 }
 
 impl Scheme {
@@ -32,6 +36,7 @@ impl Scheme {
             "digest" => Some(Scheme::Digest),
             "ip" => Some(Scheme::Ip),
             "sasl" if providers.sasl => Some(Scheme::Sasl),
+            "x509" if providers.x509 => Some(Scheme::X509),
             _ => None,
         }
     }
@@ -40,7 +45,7 @@ impl Scheme {
     /// ACL entry is expanded (`isAuthenticated`): digest and sasl yes, ip
     /// no.
     fn is_authenticated(self) -> bool {
-        matches!(self, Scheme::Digest | Scheme::Sasl)
+        matches!(self, Scheme::Digest | Scheme::Sasl | Scheme::X509)
     }
 
     /// `isValid`: is `id` well formed for this scheme?
@@ -49,16 +54,50 @@ impl Scheme {
             Scheme::Digest => java_split(id, ':').len() == 2,
             Scheme::Ip => parse_ip_acl(id).is_some(),
             Scheme::Sasl => is_kerberos_name(id),
+            Scheme::X509 => is_distinguished_name(id),
         }
     }
 
     /// `matches`: does the caller's id satisfy the ACL's id?
     fn matches(self, caller_id: &str, acl_id: &str) -> bool {
         match self {
-            Scheme::Digest | Scheme::Sasl => caller_id == acl_id,
+            Scheme::Digest | Scheme::Sasl | Scheme::X509 => caller_id == acl_id,
             Scheme::Ip => ip_matches(caller_id, acl_id),
         }
     }
+}
+
+/// `X509AuthenticationProvider.isValid` (Java's `X500Principal` parse),
+/// as far as its grammar goes: `type=value` parts, separated by unescaped
+/// `,`, `+` or `;`, each type a keyword or a dotted OID.
+fn is_distinguished_name(id: &str) -> bool {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut chars = id.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                current.push(c);
+                match chars.next() {
+                    Some(escaped) => current.push(escaped),
+                    None => return false,
+                }
+            }
+            ',' | '+' | ';' => parts.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    parts.push(current);
+    parts.iter().all(|part| {
+        let Some((kind, _)) = part.split_once('=') else {
+            return false;
+        };
+        let kind = kind.trim();
+        !kind.is_empty()
+            && kind
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    })
 }
 
 /// `SASLAuthenticationProvider.isValid`: ZooKeeper's `KerberosName` takes
@@ -165,7 +204,8 @@ pub fn authenticate(
     remote_ip: &str,
     super_digest: Option<&str>,
 ) -> Result<Vec<Id>, ErrorCode> {
-    // SASL identities come from a SASL login, never from an auth packet.
+    // SASL and x509 identities come from a SASL login and a TLS
+    // certificate, never from an auth packet.
     match Scheme::parse(scheme, Providers::default()) {
         Some(Scheme::Digest) => {
             // Java decodes with the platform charset (UTF-8 here).
@@ -178,7 +218,7 @@ pub fn authenticate(
             Ok(ids)
         }
         Some(Scheme::Ip) => Ok(vec![Id::new("ip", remote_ip)]),
-        Some(Scheme::Sasl) | None => Err(ErrorCode::AuthFailed),
+        Some(Scheme::Sasl | Scheme::X509) | None => Err(ErrorCode::AuthFailed),
     }
 }
 
@@ -321,7 +361,10 @@ mod tests {
         assert!(!Scheme::Digest.is_valid("user:"));
     }
 
-    const NONE: Providers = Providers { sasl: false };
+    const NONE: Providers = Providers {
+        sasl: false,
+        x509: false,
+    };
 
     #[test]
     fn check_table() {
@@ -381,8 +424,44 @@ mod tests {
     }
 
     #[test]
+    fn x509_acls_with_the_x509_provider() {
+        let x509 = Providers {
+            sasl: false,
+            x509: true,
+        };
+        let me = [Id::new("x509", "CN=test client,O=Org")];
+        let acl = [Acl::new(perms::ALL, "x509", "CN=test client,O=Org")];
+        assert_eq!(fixup(&acl, &me, x509), Ok(acl.to_vec()));
+        assert_eq!(check(&acl, perms::READ, &me, false, x509), Ok(()));
+        assert_eq!(
+            check(
+                &acl,
+                perms::READ,
+                &[Id::new("x509", "CN=other")],
+                false,
+                x509
+            ),
+            Err(ErrorCode::NoAuth)
+        );
+        assert_eq!(fixup(&acl, &me, NONE), Err(ErrorCode::InvalidAcl));
+        for (id, valid) in [
+            ("CN=a", true),
+            ("CN=a\\,b,O=c+OU=d", true),
+            ("1.2.840.113549.1.9.1=#1603614062", true),
+            ("no equals", false),
+            ("CN=a,", false),
+            ("=a", false),
+        ] {
+            assert_eq!(Scheme::X509.is_valid(id), valid, "{id}");
+        }
+    }
+
+    #[test]
     fn sasl_acls_with_the_sasl_provider() {
-        let sasl = Providers { sasl: true };
+        let sasl = Providers {
+            sasl: true,
+            x509: false,
+        };
         let bob = [Id::new("ip", "127.0.0.1"), Id::new("sasl", "bob")];
         let acl = [Acl::new(perms::ALL, "sasl", "bob")];
         assert_eq!(fixup(&acl, &bob, sasl), Ok(acl.to_vec()));

@@ -32,6 +32,7 @@ impl ZooKeeper {
         remote: SocketAddr,
         request: ConnectRequest,
         outbound: OutboundTx,
+        identities: Vec<Id>,
     ) {
         self.stats.packets_received += 1;
         self.stats.connection_requests += 1;
@@ -68,7 +69,9 @@ impl ZooKeeper {
                 remote,
                 session_id: 0,
                 timeout_ms,
-                auth: vec![Id::new("ip", remote.ip().to_string())],
+                auth: std::iter::once(Id::new("ip", remote.ip().to_string()))
+                    .chain(identities)
+                    .collect(),
                 stats,
                 closing: false,
                 establishing: false,

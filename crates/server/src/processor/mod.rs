@@ -77,6 +77,8 @@ pub enum Command {
         remote: SocketAddr,
         request: ConnectRequest,
         outbound: OutboundTx,
+        /// What the connection's TLS certificate authenticates it as.
+        identities: Vec<Id>,
     },
     Request {
         conn: ConnId,
@@ -391,7 +393,8 @@ impl Processor {
                 remote,
                 request,
                 outbound,
-            } => zk.connect(conn, remote, request, outbound),
+                identities,
+            } => zk.connect(conn, remote, request, outbound, identities),
             Command::Request {
                 conn,
                 header,

@@ -7,6 +7,7 @@ mod jks;
 mod quorum;
 mod reload;
 mod settings;
+mod subject;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub use jks::JksError;
 pub use quorum::{PeerCertificate, QuorumTls};
 pub use reload::{Reload, Reloadable};
 pub use settings::{ClientAuth, SslScope, SslSettings, StoreSettings, StoreType, TlsVersion};
+pub use subject::subject_rfc2253;
 
 use crate::config::ConfigError;
 

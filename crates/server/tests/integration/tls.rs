@@ -287,3 +287,75 @@ fn the_admin_port_speaks_https_when_told() {
     );
     drop(server);
 }
+
+/// One request over an open TLS session; its reply.
+fn tls_call(tls: &mut Tls, xid: i32, request: &Request) -> crate::raw_client::Reply {
+    let mut body = Vec::new();
+    request.encode(xid, &mut body);
+    tls.write_all(&frame(&body)).unwrap();
+    parse_reply(&read_frame(tls).unwrap()).unwrap()
+}
+
+/// ZooKeeper's `x509` scheme, side by side: with its
+/// `X509AuthenticationProvider` configured, a TLS client's certificate
+/// subject (RFC 2253, as Java names it) is the identity `x509:<DN>`; an
+/// `x509` ACL lets that client in and keeps a plaintext client out.
+#[test]
+fn a_client_certificate_is_an_x509_identity_like_zookeeper() {
+    let mut seen = Vec::new();
+    for kind in [Kind::ZooKeeper, Kind::Conclave] {
+        let port = free_port();
+        let mut cfg = secure_cfg(port, "server.pem", "ca.pem");
+        cfg.push(
+            "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider"
+                .to_owned(),
+        );
+        let server = TestServer::start(kind, &lines(&cfg));
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut tls = tls_connect(addr, true).unwrap();
+        tls.write_all(&new_session()).unwrap();
+        ConnectResponse::decode(&read_frame(&mut tls).unwrap()).unwrap();
+
+        let who = tls_call(&mut tls, 1, &Request::WhoAmI);
+        let Response::WhoAmI(who) = who.response(OpCode::WhoAmI) else {
+            panic!("{kind:?}: whoAmI answered {who:?}");
+        };
+        let mut ids: Vec<(String, String)> = who
+            .client_info
+            .into_iter()
+            .map(|i| (i.auth_scheme, i.user))
+            .collect();
+        ids.sort();
+
+        let mut create = create_request("/mine", Some(b"x".to_vec()), 0);
+        if let Request::Create2(c) = &mut create {
+            c.acl = vec![proto::Acl::new(proto::perms::ALL, "x509", "CN=test client")];
+        }
+        let created = tls_call(&mut tls, 2, &create).err;
+        let read_by_owner = tls_call(
+            &mut tls,
+            3,
+            &Request::GetData(PathWatchRequest {
+                path: "/mine".into(),
+                watch: false,
+            }),
+        )
+        .err;
+        let mut plain = crate::raw_client::RawClient::connect(server.addr, 10_000).unwrap();
+        let read_by_other = plain.get_data("/mine").unwrap().err();
+        seen.push((kind, ids, created, read_by_owner, read_by_other));
+    }
+    let (_, zk_ids, zk_created, zk_owner, zk_other) = &seen[0];
+    let (_, cc_ids, cc_created, cc_owner, cc_other) = &seen[1];
+    assert!(
+        zk_ids.contains(&("x509".to_owned(), "CN=test client".to_owned())),
+        "ZooKeeper: {zk_ids:?}"
+    );
+    assert_eq!(
+        (cc_ids, cc_created, cc_owner, cc_other),
+        (zk_ids, zk_created, zk_owner, zk_other),
+        "Conclave differs from ZooKeeper"
+    );
+    assert_eq!((*cc_created, *cc_owner), (0, 0));
+    assert_eq!(*cc_other, Some(proto::ErrorCode::NoAuth));
+}
