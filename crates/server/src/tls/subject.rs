@@ -230,6 +230,21 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any bytes, and any one-byte change to a real certificate, are
+        /// read or refused without a panic.
+        #[test]
+        fn any_bytes_are_read_or_refused(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+                                         at in 0usize..2048, to in proptest::num::u8::ANY) {
+            let _ = subject_rfc2253(&bytes);
+            let der = CertificateDer::from_pem_file(format!("{FIXTURES}/client.crt")).unwrap();
+            let mut changed = der.to_vec();
+            let at = at % changed.len();
+            changed[at] = to;
+            let _ = subject_rfc2253(&changed);
+        }
+    }
+
     #[test]
     fn garbage_is_no_subject() {
         for bytes in [
