@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -72,6 +73,9 @@ pub struct CoordinationClusterSpec {
     pub pod_disruption_budget: PdbSpec,
     #[serde(default)]
     pub metrics: MetricsSpec,
+    /// The NetworkPolicy that limits who reaches each server port.
+    #[serde(default)]
+    pub network_policy: NetworkPolicySpec,
     /// Stop every change; status keeps being refreshed.
     #[serde(default)]
     pub paused: bool,
@@ -257,6 +261,39 @@ fn enabled() -> bool {
 }
 fn one() -> i32 {
     1
+}
+
+/// A NetworkPolicy `<name>` over the cluster's pods (on by default): the
+/// quorum and election ports take only the cluster's own pods, the admin
+/// port only the operator's pods and `adminFrom`, the client ports only
+/// `clientFrom` (the cluster's namespace when unset). It takes effect
+/// where the network plugin enforces NetworkPolicies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Create the NetworkPolicy. Turned off, one the operator created is
+    /// deleted.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Who may reach the client ports (plain and TLS): NetworkPolicy
+    /// peers. Unset: every pod of the cluster's namespace. `[{}]`-style
+    /// openness is spelt `[{"namespaceSelector": {}}]` (every namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_from: Option<Vec<NetworkPolicyPeer>>,
+    /// Who else may reach the admin port besides the operator (a
+    /// Prometheus scraping `/metrics`, say).
+    #[serde(default)]
+    pub admin_from: Vec<NetworkPolicyPeer>,
+}
+
+impl Default for NetworkPolicySpec {
+    fn default() -> Self {
+        NetworkPolicySpec {
+            enabled: true,
+            client_from: None,
+            admin_from: Vec::new(),
+        }
+    }
 }
 
 /// How the servers' metrics are collected. Every server serves

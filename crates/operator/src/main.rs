@@ -37,7 +37,8 @@ struct Args {
     /// exactly one).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_election: bool,
-    /// Namespace of the Lease.
+    /// Namespace of the Lease, and the operator's own (the clusters'
+    /// NetworkPolicies let the operator's pods there reach the admin port).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     lease_namespace: String,
     /// Name of the Lease.
@@ -104,12 +105,10 @@ async fn main() -> anyhow::Result<()> {
         controller: "conclave-operator".to_owned(),
         instance: Some(args.identity.clone()),
     };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        HttpEnsemble::default(),
-        metrics,
-        reporter,
-    ));
+    let ctx = Arc::new(
+        Context::new(client.clone(), HttpEnsemble::default(), metrics, reporter)
+            .with_operator_namespace(&args.lease_namespace),
+    );
 
     if !args.leader_election {
         leading.store(true, Ordering::Relaxed);

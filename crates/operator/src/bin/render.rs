@@ -3,11 +3,13 @@
 //! formed: for reading them, and for `kubectl apply --dry-run=server`.
 //! The ServiceMonitor is printed when `spec.metrics.serviceMonitor` is
 //! enabled, as if its CRD were served.
-//! The resource needs a namespace and a uid (any value).
+//! The resource needs a namespace and a uid (any value). The
+//! NetworkPolicy lets the operator's pods in `$POD_NAMESPACE` (`default`
+//! when unset) reach the admin port.
 
 use std::io::Read as _;
 
-use operator::build::{config, pdb, service_monitor, services, statefulset};
+use operator::build::{config, network_policy, pdb, service_monitor, services, statefulset};
 use operator::crd::CoordinationCluster;
 
 fn main() {
@@ -35,6 +37,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     ];
     if let Some(budget) = pdb::pdb(&cc)? {
         items.push(serde_json::to_value(budget)?);
+    }
+    let operator_namespace =
+        std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".to_owned());
+    if let Some(policy) = network_policy::network_policy(&cc, &operator_namespace)? {
+        items.push(serde_json::to_value(policy)?);
     }
     if cc.spec.metrics.service_monitor.enabled {
         items.push(serde_json::to_value(service_monitor::service_monitor(

@@ -5,6 +5,7 @@
 //! for, the Prometheus Operator ServiceMonitor (`service_monitor.rs`).
 
 pub mod config;
+pub mod network_policy;
 pub mod pdb;
 pub mod service_monitor;
 pub mod services;

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -16,7 +17,7 @@ use serde::de::DeserializeOwned;
 use super::{Context, Error, FIELD_MANAGER};
 use crate::build::config::{self, Server};
 use crate::build::statefulset::{self, token_secret_name};
-use crate::build::{Names, owned_meta, pdb, services};
+use crate::build::{Names, network_policy, owned_meta, pdb, services};
 use crate::crd::{CoordinationCluster, RecoveryStatus};
 
 /// The key of the admin token in its Secret.
@@ -73,7 +74,38 @@ pub(super) async fn children<E>(
         &statefulset::statefulset(cc, replicas, tls_secret)?,
     )
     .await?;
-    budget(ctx, cc, &names).await
+    budget(ctx, cc, &names).await?;
+    network(ctx, cc, &names).await
+}
+
+/// The NetworkPolicy, or, turned off, the deletion of the one the
+/// operator made (one of the same name that the cluster does not own is
+/// left alone).
+async fn network<E>(
+    ctx: &Context<E>,
+    cc: &CoordinationCluster,
+    names: &Names,
+) -> Result<(), Error> {
+    let ns = &names.namespace;
+    if let Some(policy) = network_policy::network_policy(cc, &ctx.operator_namespace)? {
+        return apply::<NetworkPolicy>(&ctx.client, ns, &names.cluster, &policy).await;
+    }
+    let api = Api::<NetworkPolicy>::namespaced(ctx.client.clone(), ns);
+    let Some(existing) = api.get_opt(&names.cluster).await? else {
+        return Ok(());
+    };
+    let uid = kube::Resource::meta(cc).uid.as_deref();
+    let ours = existing
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| Some(o.uid.as_str()) == uid);
+    if ours {
+        super::act::delete(&api, &names.cluster).await?;
+        tracing::info!(cluster = %names.cluster, "NetworkPolicy deleted: spec.networkPolicy.enabled is false");
+    }
+    Ok(())
 }
 
 /// policy/v1, or policy/v1beta1 where the API server has no policy/v1.

@@ -46,6 +46,9 @@ pub struct Context<E> {
     /// Set once the API server said it serves no policy/v1
     /// PodDisruptionBudget (Kubernetes before 1.21).
     pub pdb_v1beta1: AtomicBool,
+    /// The namespace the operator runs in: the clusters' NetworkPolicies
+    /// let its pods reach the admin port.
+    pub operator_namespace: String,
 }
 
 impl<E> std::fmt::Debug for Context<E> {
@@ -62,7 +65,14 @@ impl<E> Context<E> {
             ensemble,
             metrics,
             pdb_v1beta1: AtomicBool::new(false),
+            operator_namespace: "default".to_owned(),
         }
+    }
+
+    /// Where the operator runs (`POD_NAMESPACE`).
+    pub fn with_operator_namespace(mut self, namespace: &str) -> Self {
+        namespace.clone_into(&mut self.operator_namespace);
+        self
     }
 }
 

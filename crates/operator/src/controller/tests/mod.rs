@@ -230,6 +230,42 @@ impl World {
     }
 }
 
+const NETPOL: &str = "/apis/networking.k8s.io/v1/namespaces/apps/networkpolicies/zk";
+
+/// The NetworkPolicy is on by default (the quorum port takes only the
+/// cluster's pods); turned off, the one the operator made is deleted, and
+/// one it did not make is left alone.
+#[tokio::test]
+async fn the_network_policy_is_on_by_default_and_removed_when_turned_off() {
+    let world = World::new(cluster(json!({})));
+    world.reconcile().await.unwrap();
+    let policy = world.api.get(NETPOL).expect("a NetworkPolicy");
+    assert_eq!(policy["metadata"]["ownerReferences"][0]["uid"], "u-1");
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    let quorum = &policy["spec"]["ingress"][0];
+    assert_eq!(quorum["ports"][0]["port"], json!(2888));
+    assert_eq!(
+        quorum["from"][0]["podSelector"]["matchLabels"],
+        policy["spec"]["podSelector"]["matchLabels"]
+    );
+
+    let off = World::new(cluster(json!({"networkPolicy": {"enabled": false}})));
+    off.api.put(NETPOL, policy.clone());
+    off.reconcile().await.unwrap();
+    assert!(
+        off.api.get(NETPOL).is_none(),
+        "the operator's policy is deleted"
+    );
+    assert!(off.api.calls_to(Method::PATCH, NETPOL).is_empty());
+
+    let theirs = World::new(cluster(json!({"networkPolicy": {"enabled": false}})));
+    let mut foreign = policy;
+    foreign["metadata"]["ownerReferences"] = json!([]);
+    theirs.api.put(NETPOL, foreign);
+    theirs.reconcile().await.unwrap();
+    assert!(theirs.api.get(NETPOL).is_some(), "someone else's is kept");
+}
+
 #[tokio::test]
 async fn a_new_resource_gets_its_finalizer_first() {
     let mut cr = cluster(json!({}));
@@ -258,6 +294,7 @@ async fn a_new_cluster_is_created_forming_and_reports_it() {
         "/api/v1/namespaces/apps/services/zk-client",
         STS,
         "/apis/policy/v1/namespaces/apps/poddisruptionbudgets/zk",
+        NETPOL,
     ] {
         let calls = world.api.calls_to(Method::PATCH, path);
         assert_eq!(calls.len(), 1, "{path}");
