@@ -580,6 +580,27 @@ def check_scale_during_a_roll():
     return cluster()["status"]
 
 
+def check_network_policy():
+    """The NetworkPolicy the operator made by default: the quorum and
+    election ports take the cluster's pods only, the admin port the
+    operator's pods only. (This single-node cluster's network plugin may not
+    enforce it: the objects are checked here, their logic in unit tests.)"""
+    policy = get_json("-n", NS, "networkpolicy", NAME)
+    spec = policy["spec"]
+    own = {"podSelector": {"matchLabels": spec["podSelector"]["matchLabels"]}}
+
+    def sources(port):
+        return [peer for rule in spec["ingress"] if any(p["port"] == port for p in rule["ports"])
+                for peer in rule["from"]]
+    assert sources(2888) == [own] and sources(3888) == [own], spec
+    admin = sources(8080)
+    assert [a["podSelector"]["matchLabels"] for a in admin] == [
+        {"app.kubernetes.io/name": "conclave-operator"}], admin
+    assert sources(2181) == [{"podSelector": {}}], spec
+    log("ok: the NetworkPolicy admits the cluster's pods to the quorum ports, the operator to the "
+        "admin port, the namespace to the client port")
+
+
 def set_spec(patch):
     kubectl("-n", NS, "patch", "coordinationcluster", NAME, "--type", "merge",
             "-p", json.dumps({"spec": patch}))
@@ -623,6 +644,7 @@ def main():
     s = wait("3 servers Ready", healthy(3), timeout=900)
     status_tells_the_truth(s, 3)
     assert s["phase"] == "Running", s["phase"]
+    check_network_policy()
 
     # A fresh path per attempt: `kubectl run -i` may lose a quick pod's output.
     for attempt in range(3):
