@@ -385,6 +385,7 @@ pub fn start(setup: PeerSetup, commands: mpsc::Sender<Command>) -> Peers {
             max_frame,
             hosts: hosts_rx,
             security: security.clone(),
+            refusals: Refusals::new(),
         },
         commands.clone(),
     ));
@@ -680,6 +681,41 @@ struct Inbound {
     max_frame: usize,
     hosts: watch::Receiver<MemberHosts>,
     security: PeerSecurity,
+    /// Refused connections are logged at most every [`REFUSALS_EVERY`]:
+    /// whoever floods the port does not flood the log.
+    refusals: Refusals,
+}
+
+/// How often refused peer connections are logged as warnings (the rest go
+/// to the debug log).
+const REFUSALS_EVERY: Duration = Duration::from_secs(10);
+
+/// When a refusal was last logged as a warning.
+#[derive(Clone)]
+struct Refusals {
+    since: Instant,
+    last_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Refusals {
+    fn new() -> Refusals {
+        Refusals {
+            since: Instant::now(),
+            last_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+
+    /// Whether this refusal is logged as a warning.
+    fn loud(&self) -> bool {
+        let now = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let every = u64::try_from(REFUSALS_EVERY.as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_ms.load(Ordering::Relaxed);
+        (last == 0 || now.saturating_sub(last) >= every)
+            && self
+                .last_ms
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
 }
 
 /// Per peer, the number of its newest connection, behind a lock that a
@@ -797,11 +833,16 @@ async fn receive(
         max_frame,
         mut hosts,
         security,
+        refusals,
     } = inbound;
     let (stream, certificate) = match secure(stream, &security).await {
         Ok(secured) => secured,
         Err(e) => {
-            tracing::warn!(error = %e, "a peer connection was refused before its first frame");
+            if refusals.loud() {
+                tracing::warn!(error = %e, "a peer connection was refused before its first frame (more are logged at debug level for 10 s)");
+            } else {
+                tracing::debug!(error = %e, "a peer connection was refused before its first frame");
+            }
             return Err(e);
         }
     };
@@ -832,7 +873,11 @@ async fn receive(
         wire::encode_frame(&Frame::Refused(reason.clone()), &mut out);
         let _ = write_flushed(&mut writer, &out).await;
         if certificate.is_some() {
-            tracing::warn!(claimed = hello.from, %reason, "refused a peer connection");
+            if refusals.loud() {
+                tracing::warn!(claimed = hello.from, %reason, "refused a peer connection");
+            } else {
+                tracing::debug!(claimed = hello.from, %reason, "refused a peer connection");
+            }
         }
         return Err(format!("refused: {reason}"));
     }
@@ -962,6 +1007,14 @@ mod tests {
     /// A refused server comes back after an exponential, capped, jittered
     /// delay, not at once: a refused peer once made 270,000 connections in
     /// 80 s.
+    #[test]
+    fn refusals_are_loud_once_per_spell() {
+        let refusals = Refusals::new();
+        assert!(refusals.loud());
+        assert!(!refusals.loud());
+        assert!(!refusals.clone().loud(), "clones share the clock");
+    }
+
     #[tokio::test]
     async fn a_refused_peer_backs_off() {
         let (port, count) = refusing_peer().await;
