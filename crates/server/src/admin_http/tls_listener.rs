@@ -99,11 +99,11 @@ async fn accept_loop(
             let connection = match handshake.await {
                 Ok(Ok(connection)) => connection,
                 Ok(Err(e)) => {
-                    tracing::info!(%remote, error = %e, "admin connection refused");
+                    tracing::debug!(%remote, error = %e, "admin connection refused");
                     return;
                 }
                 Err(_) => {
-                    tracing::info!(%remote, "no admin TLS handshake in time; closed");
+                    tracing::debug!(%remote, "no admin TLS handshake in time; closed");
                     return;
                 }
             };
