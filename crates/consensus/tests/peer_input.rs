@@ -10,7 +10,7 @@ use consensus::driver::{Notice, SnapshotId};
 use consensus::raft::eraftpb::{ConfState, Entry, EntryType, Message, MessageType};
 use consensus::wire::{self, Frame};
 use proptest::prelude::*;
-use support::{Machine, TestDriver, member, member_compacted, snapshot};
+use support::{Machine, TestDriver, joiner, member, member_compacted, snapshot};
 
 fn message(t: MessageType, from: u64, term: u64) -> Message {
     let mut m = Message::default();
@@ -142,6 +142,37 @@ fn misaddressed_and_termless_messages_are_refused_strangers_heard() {
     driver.receive(9, append, &mut sm).expect("no failure");
     assert_eq!(driver.node().term(), 5, "a newer leader is followed");
     assert_eq!(driver.node().leader(), Some(9));
+}
+
+/// A server with no state takes nothing from a leader before discovery
+/// shows it a member, not even after a heartbeat with commit 0: a leader
+/// elected just now sends that to a member it has not heard from, which
+/// may be one that lost its store and must restore (and not vote) until it
+/// holds what it acknowledged before. Taken as new, it installed the
+/// leader's snapshot and became a voting member at once (found by the e2e
+/// when the leader lost its volume just before its successor's election).
+#[test]
+fn a_joiner_takes_nothing_from_a_leader_before_discovery() {
+    use consensus::driver::StandingKind;
+    let (mut driver, mut sm, _net) = joiner();
+    assert_eq!(driver.standing(), StandingKind::Joining);
+    let mut heartbeat = message(MessageType::MsgHeartbeat, 2, 7);
+    heartbeat.commit = 0;
+    driver.receive(2, heartbeat, &mut sm).expect("no failure");
+    let conf = ConfState {
+        voters: vec![1, 2, 3],
+        ..ConfState::default()
+    };
+    driver
+        .receive(2, snapshot(2, 4446, 7, conf, b"image"), &mut sm)
+        .expect("no failure");
+    let mut append = message(MessageType::MsgAppend, 2, 7);
+    append.index = 4446;
+    append.log_term = 7;
+    append.entries = vec![entry(4447, 7, b"txn")].into();
+    driver.receive(2, append, &mut sm).expect("no failure");
+    assert_eq!(driver.standing(), StandingKind::Joining);
+    assert_eq!(driver.node().commit_index(), 0);
 }
 
 /// A snapshot whose configuration leaves this server out, is joint, has no

@@ -122,39 +122,30 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
             // leader that tells them. raft-rs never makes it campaign: it
             // is not in its own configuration.
             Standing::Removed => Ok(()),
-            Standing::Joining(joining) => {
-                // A joiner votes for nobody: a server with no state must
-                // not help elect a leader that may lack what it once
-                // acknowledged. And it takes nothing from a leader before a
-                // heartbeat has shown the leader knows it as new: a
-                // heartbeat carries min(what the leader believes this
-                // server's log holds, commit), 0 for a server just added.
+            Standing::Joining(_) => {
+                // A joiner takes no Raft message: it votes for nobody (a
+                // server with no state must not help elect a leader that may
+                // lack what it once acknowledged), and it takes no append
+                // or snapshot until discovery shows it a member, when it
+                // restores. A heartbeat cannot tell it whether it is new: it
+                // carries min(what the leader believes this server's log
+                // holds, commit), 0 both for a server added just now and for
+                // a member that lost its store, to a leader elected just now
+                // that has not heard from it. Taken as new, such a member
+                // would vote again before it held what it had acknowledged
+                // (found by the e2e: a leader that lost its volume came back
+                // just after its successor's election). Restoring also
+                // catches a new server up from nothing, and it votes once it
+                // holds everything committed before.
                 if vote {
                     return Err(("vote request to a server with no state", String::new()));
                 }
-                match m.get_msg_type() {
-                    MsgHeartbeat if m.commit == 0 => {
-                        if !joining.confirmed {
-                            tracing::info!(leader = from, "the leader knows this server as new");
-                        }
-                        joining.confirmed = true;
-                        Ok(())
-                    }
-                    MsgHeartbeat => {
-                        joining.confirmed = false;
-                        Err((
-                            "a leader counts on a log this server does not have",
-                            "this server is still a member but its store is empty: it takes \
-                             its state back once discovery confirms it (restoring)"
-                                .into(),
-                        ))
-                    }
-                    _ if joining.confirmed => Ok(()),
-                    _ => Err((
-                        "Raft message before the leader knows this server",
-                        String::new(),
-                    )),
-                }
+                Err((
+                    "Raft message before discovery shows this server a member",
+                    "this server has no state: it takes the state from the leader once \
+                     discovery shows it a member (restoring)"
+                        .into(),
+                ))
             }
             Standing::Restoring(restore) => {
                 if vote && self.config.faults.vote_while_restoring {

@@ -82,11 +82,9 @@ pub(super) struct Discovery {
     formed_static: BTreeMap<u64, (u64, u64)>,
 }
 
-#[derive(Debug, Default)]
-pub(super) struct Joining {
-    /// A heartbeat showed the leader knows this server as new.
-    pub(super) confirmed: bool,
-}
+/// A server with no state waiting to be shown a member (by discovery).
+#[derive(Debug)]
+pub(super) struct Joining;
 
 #[derive(Debug)]
 pub(super) struct Restore {
@@ -199,10 +197,10 @@ impl Standing {
             None if config.join => {
                 disk.set_membership(&MembershipRecord::Joining);
                 disk.sync_now()?;
-                Standing::Joining(Joining::default())
+                Standing::Joining(Joining)
             }
             None => Standing::Discovering(Discovery::default()),
-            Some(MembershipRecord::Joining) => Standing::Joining(Joining::default()),
+            Some(MembershipRecord::Joining) => Standing::Joining(Joining),
             // The nonce is drawn once the driver's random source exists
             // (`Standing::reseed`).
             Some(MembershipRecord::Restoring(_)) => Standing::Restoring(Restore {
@@ -517,7 +515,7 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
                 self.disk.set_membership(&MembershipRecord::Joining);
                 self.net.set_members(&with(&formed.members, mine));
                 self.membership = formed;
-                self.standing = Standing::Joining(Joining::default());
+                self.standing = Standing::Joining(Joining);
             }
             None => {}
         }

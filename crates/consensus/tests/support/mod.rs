@@ -229,6 +229,25 @@ pub(crate) fn member_compacted(
     (driver, Machine::default(), net)
 }
 
+/// Server 1 with an empty store and `conclave.join` (a pod that lost its
+/// volume after the ensemble formed, or a new server): joining.
+pub(crate) fn joiner() -> (TestDriver, Machine, Net) {
+    let net = Net::default();
+    let stored = StoredState {
+        hard_state: HardState::default(),
+        record: Some(MembershipRecord::Joining),
+        compacted: (0, 0),
+        entries: Vec::new(),
+        applied_index: 0,
+        applied_zxid: 0,
+        committed: None,
+    };
+    let config = DriverConfig::new(1, members(3), 10, 7);
+    let driver =
+        Driver::new(config, stored, Net(net.0.clone()), Disk::default()).expect("a joiner's store");
+    (driver, Machine::default(), net)
+}
+
 /// A snapshot message as a peer would send it.
 pub(crate) fn snapshot(from: u64, index: u64, term: u64, conf: ConfState, data: &[u8]) -> Message {
     let mut s = Snapshot::default();
