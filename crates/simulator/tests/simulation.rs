@@ -558,3 +558,25 @@ fn a_calm_ensemble_answers_every_operation() {
     assert!(work.acknowledged > 50, "{work}");
     assert_eq!(work.unknown, 0, "{work}");
 }
+
+/// The join the e2e found broken: a server with no state took a heartbeat
+/// with commit 0 as "the leader knows me as new" and its snapshot, and so
+/// voted again without restoring when a leader elected just now reached it
+/// first (`guard.rs`, Joining).
+#[test]
+fn a_wiped_member_taken_as_new_is_caught() {
+    let mut faults = Faults {
+        lose_disk: 12,
+        crash: 10,
+        ..Faults::default()
+    };
+    faults.driver.join_on_empty_heartbeat = true;
+    caught(
+        "a wiped member taken as new on a heartbeat with commit 0",
+        400,
+        faults,
+        Ensemble::voters(3),
+        None,
+        &["two leaders in term", "not linearizable", "never committed"],
+    );
+}

@@ -122,6 +122,30 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
             // leader that tells them. raft-rs never makes it campaign: it
             // is not in its own configuration.
             Standing::Removed => Ok(()),
+            Standing::Joining(joining) if self.config.faults.join_on_empty_heartbeat => {
+                // The broken join of `DriverFaults::join_on_empty_heartbeat`.
+                if vote {
+                    return Err(("vote request to a server with no state", String::new()));
+                }
+                match m.get_msg_type() {
+                    MsgHeartbeat if m.commit == 0 => {
+                        joining.taken_as_new = true;
+                        Ok(())
+                    }
+                    MsgHeartbeat => {
+                        joining.taken_as_new = false;
+                        Err((
+                            "a leader counts on a log this server does not have",
+                            String::new(),
+                        ))
+                    }
+                    _ if joining.taken_as_new => Ok(()),
+                    _ => Err((
+                        "Raft message before the leader knows this server",
+                        String::new(),
+                    )),
+                }
+            }
             Standing::Joining(_) => {
                 // A joiner takes no Raft message: it votes for nobody (a
                 // server with no state must not help elect a leader that may

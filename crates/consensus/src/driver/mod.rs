@@ -138,6 +138,11 @@ pub struct DriverFaults {
     /// the ensemble's state back, before it holds what it may have voted
     /// for and acknowledged.
     pub vote_while_restoring: bool,
+    /// A server with no state takes a heartbeat with commit 0 as the
+    /// leader knowing it as new, and then the leader's appends and
+    /// snapshot: a member that lost its store becomes a voter again
+    /// without restoring when a leader elected just now reaches it first.
+    pub join_on_empty_heartbeat: bool,
 }
 
 impl DriverConfig {

@@ -83,8 +83,12 @@ pub(super) struct Discovery {
 }
 
 /// A server with no state waiting to be shown a member (by discovery).
-#[derive(Debug)]
-pub(super) struct Joining;
+#[derive(Debug, Default)]
+pub(super) struct Joining {
+    /// Only with `DriverFaults::join_on_empty_heartbeat`: a heartbeat with
+    /// commit 0 was taken as the leader knowing this server as new.
+    pub(super) taken_as_new: bool,
+}
 
 #[derive(Debug)]
 pub(super) struct Restore {
@@ -197,10 +201,10 @@ impl Standing {
             None if config.join => {
                 disk.set_membership(&MembershipRecord::Joining);
                 disk.sync_now()?;
-                Standing::Joining(Joining)
+                Standing::Joining(Joining::default())
             }
             None => Standing::Discovering(Discovery::default()),
-            Some(MembershipRecord::Joining) => Standing::Joining(Joining),
+            Some(MembershipRecord::Joining) => Standing::Joining(Joining::default()),
             // The nonce is drawn once the driver's random source exists
             // (`Standing::reseed`).
             Some(MembershipRecord::Restoring(_)) => Standing::Restoring(Restore {
@@ -515,7 +519,7 @@ impl<W, T: Transport, L: LogWriter> Driver<W, T, L> {
                 self.disk.set_membership(&MembershipRecord::Joining);
                 self.net.set_members(&with(&formed.members, mine));
                 self.membership = formed;
-                self.standing = Standing::Joining(Joining);
+                self.standing = Standing::Joining(Joining::default());
             }
             None => {}
         }
