@@ -287,46 +287,6 @@ const IGNORED_KEYS: &[&str] = &[
     "sslQuorumReloadCertFiles",
 ];
 
-/// Security settings Conclave cannot honour: set to anything but their
-/// off value, they stop the server with the reason, rather than leave it
-/// running with less protection than its configuration says.
-const REFUSED_UNLESS_OFF: &[(&str, &str)] = &[
-    (
-        "quorum.auth.enableSasl",
-        "quorum SASL is not supported; authenticate servers with sslQuorum=true and \
-         ssl.quorum.* certificates",
-    ),
-    (
-        "quorum.auth.learnerRequireSasl",
-        "quorum SASL is not supported; authenticate servers with sslQuorum=true",
-    ),
-    (
-        "quorum.auth.serverRequireSasl",
-        "quorum SASL is not supported; authenticate servers with sslQuorum=true",
-    ),
-];
-
-/// Keys whose mere presence asks for what Conclave cannot do.
-const REFUSED: &[(&str, &str)] = &[(
-    "DigestAuthenticationProvider.digestAlg",
-    "digest ids are SHA1, as ZooKeeper's default; another algorithm is not supported",
-)];
-
-fn refusal(table: &[(&str, &'static str)], key: &str) -> Option<&'static str> {
-    table.iter().find(|(k, _)| *k == key).map(|(_, why)| *why)
-}
-
-/// The error for a refused security key (`key` as written, perhaps with a
-/// `zookeeper.` prefix).
-fn refused(table: &[(&str, &'static str)], key: &str, value: &str) -> ConfigError {
-    let bare = key.strip_prefix("zookeeper.").unwrap_or(key);
-    ConfigError::BadValue {
-        key: key.to_owned(),
-        value: value.to_owned(),
-        reason: refusal(table, bare).unwrap_or("not supported").to_owned(),
-    }
-}
-
 /// Parses Java properties text into ordered key/value pairs. Supports the
 /// subset zoo.cfg files use: `key=value` or `key: value`, `#`/`!`
 /// comments, blank lines, trimmed keys and values.
@@ -470,16 +430,31 @@ impl Config {
                 "sslQuorum" => c.ssl_quorum_enabled = parse_bool(key, value)?,
                 "portUnification" => c.port_unification = parse_bool(key, value)?,
                 "quorumListenOnAllIPs" => c.quorum_listen_on_all_ips = parse_bool(key, value)?,
-                k if refusal(REFUSED_UNLESS_OFF, k).is_some() => {
+                // Security settings Conclave cannot honour stop the server
+                // with the reason, rather than leave it running with less
+                // protection than its configuration says.
+                "quorum.auth.enableSasl"
+                | "quorum.auth.learnerRequireSasl"
+                | "quorum.auth.serverRequireSasl" => {
                     if parse_bool(key, value)? {
-                        return Err(refused(REFUSED_UNLESS_OFF, key, value));
+                        return Err(ConfigError::BadValue {
+                            key: key.to_owned(),
+                            value: value.to_owned(),
+                            reason: "quorum SASL is not supported; authenticate servers with \
+                                     sslQuorum=true and ssl.quorum.* certificates"
+                                .to_owned(),
+                        });
                     }
                 }
-                k if refusal(REFUSED, k).is_some() => {
-                    let default_digest = k == "DigestAuthenticationProvider.digestAlg"
-                        && value.eq_ignore_ascii_case("SHA1");
-                    if !default_digest {
-                        return Err(refused(REFUSED, key, value));
+                "DigestAuthenticationProvider.digestAlg" => {
+                    if !value.eq_ignore_ascii_case("SHA1") {
+                        return Err(ConfigError::BadValue {
+                            key: key.to_owned(),
+                            value: value.to_owned(),
+                            reason: "digest ids are SHA1, as ZooKeeper's default; another \
+                                     algorithm is not supported"
+                                .to_owned(),
+                        });
                     }
                 }
                 "maxClientCnxns" => c.max_client_cnxns = parse_num(key, value)?,

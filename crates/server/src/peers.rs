@@ -52,7 +52,7 @@ use consensus::driver::backoff::Backoff;
 use consensus::membership::Member;
 use consensus::raft::eraftpb::{Message, MessageType};
 use consensus::wire::{self, Frame, Hello};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -76,7 +76,7 @@ const MAX_BACKOFF_MS: u64 = 5_000;
 const HEALTHY: Duration = Duration::from_secs(2);
 
 /// How peer connections are protected (`sslQuorum`, `portUnification`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PeerSecurity {
     /// The quorum TLS stores, when either key is on.
     pub tls: Option<QuorumTls>,
@@ -98,9 +98,7 @@ impl PeerSecurity {
 }
 
 /// A peer connection, plain or TLS.
-trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerIo for T {}
-type PeerStream = Box<dyn PeerIo>;
+type PeerStream = crate::tls::BoxedStream;
 
 /// Each member's host as this server knows the membership: what an inbound
 /// connection's certificate must name to speak for that member.
@@ -176,7 +174,8 @@ pub struct Peers {
     runtime: tokio::runtime::Handle,
     /// Each member's host, for the inbound side's certificate checks.
     hosts: watch::Sender<MemberHosts>,
-    security: PeerSecurity,
+    /// What senders dial peers with (`sslQuorum=true`).
+    dial_tls: Option<QuorumTls>,
 }
 
 impl Peers {
@@ -276,7 +275,7 @@ impl Peers {
             backoff,
             wake,
             max_frame: self.max_frame,
-            tls: self.security.tls.clone().filter(|_| self.security.dial_tls),
+            tls: self.dial_tls.clone(),
         };
         self.runtime.spawn(send_loop(link, rx));
     }
@@ -385,7 +384,7 @@ pub fn start(setup: PeerSetup, commands: mpsc::Sender<Command>) -> Peers {
             max_frame,
             hosts: hosts_rx,
             security: security.clone(),
-            refusals: Refusals::new(),
+            refusals: Refusals::default(),
         },
         commands.clone(),
     ));
@@ -402,7 +401,7 @@ pub fn start(setup: PeerSetup, commands: mpsc::Sender<Command>) -> Peers {
         commands,
         runtime: tokio::runtime::Handle::current(),
         hosts,
-        security,
+        dial_tls: security.tls.clone().filter(|_| security.dial_tls),
     }
 }
 
@@ -690,31 +689,20 @@ struct Inbound {
 /// to the debug log).
 const REFUSALS_EVERY: Duration = Duration::from_secs(10);
 
-/// When a refusal was last logged as a warning.
-#[derive(Clone)]
-struct Refusals {
-    since: Instant,
-    last_ms: Arc<std::sync::atomic::AtomicU64>,
-}
+/// When a refusal was last logged as a warning (shared by every inbound
+/// connection's task).
+#[derive(Clone, Default)]
+struct Refusals(Arc<Mutex<Option<Instant>>>);
 
 impl Refusals {
-    fn new() -> Refusals {
-        Refusals {
-            since: Instant::now(),
-            last_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
-        }
-    }
-
     /// Whether this refusal is logged as a warning.
     fn loud(&self) -> bool {
-        let now = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let every = u64::try_from(REFUSALS_EVERY.as_millis()).unwrap_or(u64::MAX);
-        let last = self.last_ms.load(Ordering::Relaxed);
-        (last == 0 || now.saturating_sub(last) >= every)
-            && self
-                .last_ms
-                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let loud = last.is_none_or(|t| t.elapsed() >= REFUSALS_EVERY);
+        if loud {
+            *last = Some(Instant::now());
+        }
+        loud
     }
 }
 
@@ -780,9 +768,6 @@ async fn accept_loop(
     }
 }
 
-/// The first byte of a TLS connection (a handshake record).
-const TLS_HANDSHAKE: u8 = 0x16;
-
 /// The connection as this server takes it: TLS (with the certificate to
 /// check, when names are checked) or plain, as the settings allow.
 async fn secure(
@@ -795,12 +780,10 @@ async fn secure(
     let is_tls = if security.accept_plain {
         // portUnification: a plain peer's first frame starts with its
         // length, whose first byte is 0 for any Hello.
-        let mut first = [0u8; 1];
-        let peeked = tokio::time::timeout(tls.handshake_timeout, stream.peek(&mut first))
+        tokio::time::timeout(tls.handshake_timeout, crate::tls::starts_tls(&stream))
             .await
             .map_err(|_| "nothing sent in time".to_owned())?
-            .map_err(|e| format!("reading: {e}"))?;
-        peeked == 1 && first[0] == TLS_HANDSHAKE
+            .map_err(|e| format!("reading: {e}"))?
     } else {
         true
     };
@@ -1004,17 +987,17 @@ mod tests {
         (port, count)
     }
 
-    /// A refused server comes back after an exponential, capped, jittered
-    /// delay, not at once: a refused peer once made 270,000 connections in
-    /// 80 s.
     #[test]
     fn refusals_are_loud_once_per_spell() {
-        let refusals = Refusals::new();
+        let refusals = Refusals::default();
         assert!(refusals.loud());
         assert!(!refusals.loud());
         assert!(!refusals.clone().loud(), "clones share the clock");
     }
 
+    /// A refused server comes back after an exponential, capped, jittered
+    /// delay, not at once: a refused peer once made 270,000 connections in
+    /// 80 s.
     #[tokio::test]
     async fn a_refused_peer_backs_off() {
         let (port, count) = refusing_peer().await;

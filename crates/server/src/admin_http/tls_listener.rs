@@ -14,17 +14,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 
-use crate::tls::Reloadable;
+use crate::tls::{BoxedStream, Reloadable};
 
 /// Connections between their accept and a finished handshake, at most.
 const HANDSHAKES: usize = 64;
-/// The first byte of a TLS connection (a handshake record).
-const TLS_HANDSHAKE: u8 = 0x16;
 
 /// How the admin port takes connections when it speaks TLS.
 #[derive(Debug, Clone)]
@@ -35,14 +32,10 @@ pub struct AdminTls {
     pub handshake_timeout: Duration,
 }
 
-/// An admin connection, plain or TLS.
-pub(super) trait AdminIo: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> AdminIo for T {}
-
 /// Connections whose handshake is done, for axum.
 #[derive(Debug)]
 pub(super) struct TlsListener {
-    ready: mpsc::Receiver<(Box<dyn AdminIo>, SocketAddr)>,
+    ready: mpsc::Receiver<(BoxedStream, SocketAddr)>,
     local: SocketAddr,
 }
 
@@ -58,7 +51,7 @@ impl TlsListener {
 }
 
 impl axum::serve::Listener for TlsListener {
-    type Io = Box<dyn AdminIo>;
+    type Io = BoxedStream;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -77,7 +70,7 @@ impl axum::serve::Listener for TlsListener {
 async fn accept_loop(
     listener: TcpListener,
     tls: AdminTls,
-    ready: mpsc::Sender<(Box<dyn AdminIo>, SocketAddr)>,
+    ready: mpsc::Sender<(BoxedStream, SocketAddr)>,
 ) {
     let handshakes = Arc::new(Semaphore::new(HANDSHAKES));
     loop {
@@ -113,13 +106,9 @@ async fn accept_loop(
     }
 }
 
-async fn secure(stream: TcpStream, tls: &AdminTls) -> std::io::Result<Box<dyn AdminIo>> {
-    if tls.accept_plain {
-        let mut first = [0u8; 1];
-        let peeked = stream.peek(&mut first).await?;
-        if peeked == 0 || first[0] != TLS_HANDSHAKE {
-            return Ok(Box::new(stream));
-        }
+async fn secure(stream: TcpStream, tls: &AdminTls) -> std::io::Result<BoxedStream> {
+    if tls.accept_plain && !crate::tls::starts_tls(&stream).await? {
+        return Ok(Box::new(stream));
     }
     let acceptor = tls.acceptor.current();
     Ok(Box::new(acceptor.accept(stream).await?))

@@ -27,6 +27,22 @@ pub use subject::subject_rfc2253;
 
 use crate::config::ConfigError;
 
+/// A connection that is plain or TLS, as a port that takes both hands on.
+pub trait AnyStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AnyStream for T {}
+pub type BoxedStream = Box<dyn AnyStream>;
+
+/// Whether what `stream` received first opens a TLS handshake (a record of
+/// type 22), for a port that takes plain and TLS connections alike
+/// (`portUnification`): ZooKeeper's and HTTP's first bytes never start so.
+/// Waits for the first byte; nothing is consumed.
+pub async fn starts_tls(stream: &tokio::net::TcpStream) -> std::io::Result<bool> {
+    const HANDSHAKE_RECORD: u8 = 0x16;
+    let mut first = [0u8; 1];
+    let peeked = stream.peek(&mut first).await?;
+    Ok(peeked == 1 && first[0] == HANDSHAKE_RECORD)
+}
+
 /// Why the secure client port could not be set up; every variant names
 /// the key or file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -144,14 +160,10 @@ fn provider(settings: &SslSettings) -> Result<Arc<rustls::crypto::CryptoProvider
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(names) = &settings.cipher_suites {
         let implemented = |name: &str| {
-            let iana = |suite: &rustls::SupportedCipherSuite| {
-                format!("{:?}", suite.suite()).replacen("TLS13_", "TLS_", 1)
-            };
-            provider
-                .cipher_suites
-                .iter()
-                .find(|s| iana(s) == name || format!("{:?}", s.suite()) == name)
-                .copied()
+            provider.cipher_suites.iter().copied().find(|suite| {
+                let rustls_name = format!("{:?}", suite.suite());
+                rustls_name == name || rustls_name.replacen("TLS13_", "TLS_", 1) == name
+            })
         };
         let mut chosen = Vec::new();
         for name in names {

@@ -7,22 +7,16 @@
 //! quorum port.
 
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use consensus::wire::{self, Frame, Hello};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio_rustls::rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use tokio_rustls::rustls::{ClientConnection, StreamOwned};
 
 use crate::disk_loss::{Writers, assert_everywhere};
 use crate::ensemble_support::LocalEnsemble;
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
-
-fn fixture(name: &str) -> String {
-    format!("{FIXTURES}/{name}")
-}
+use crate::tls::{client_config_presenting, fixture};
 
 /// Member `id`'s stores: its own certificate, the test CA.
 fn stores(id: u64) -> Vec<String> {
@@ -49,34 +43,20 @@ enum Outcome {
 /// Dials `addr` over TLS as server `from` (presenting `key_store`, if any)
 /// and says Hello to `to`; what the server does with it.
 fn probe_tls(addr: SocketAddr, key_store: Option<&str>, from: u64, to: u64) -> Outcome {
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(fixture("ca.pem")).unwrap())
-        .unwrap();
-    let builder = ClientConfig::builder_with_provider(Arc::new(
-        tokio_rustls::rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
-    let config = match key_store {
-        Some(store) => {
-            let path = fixture(store);
-            let chain = CertificateDer::pem_file_iter(&path)
-                .unwrap()
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap();
-            let key = PrivateKeyDer::from_pem_file(&path).unwrap();
-            builder.with_client_auth_cert(chain, key).unwrap()
-        }
-        None => builder.with_no_client_auth(),
-    };
+    let config = client_config_presenting(key_store.map(|store| {
+        let path = fixture(store);
+        let chain = CertificateDer::pem_file_iter(&path)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        (chain, PrivateKeyDer::from_pem_file(&path).unwrap())
+    }));
     let socket = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();
     let name = ServerName::try_from(addr.ip().to_string()).unwrap();
-    let connection = ClientConnection::new(Arc::new(config), name).unwrap();
+    let connection = ClientConnection::new(config, name).unwrap();
     say_hello(StreamOwned::new(connection, socket), from, to)
 }
 

@@ -20,7 +20,7 @@ use crate::support::{DataDir, Kind, TestServer, free_port};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
 
-fn fixture(name: &str) -> String {
+pub(crate) fn fixture(name: &str) -> String {
     format!("{FIXTURES}/{name}")
 }
 
@@ -45,6 +45,19 @@ fn secure_cfg(port: u16, key_store: &str, trust_store: &str) -> Vec<String> {
 }
 
 fn client_config(with_certificate: bool) -> Arc<ClientConfig> {
+    client_config_presenting(with_certificate.then(|| {
+        (
+            vec![CertificateDer::from_pem_file(fixture("client.crt")).unwrap()],
+            PrivateKeyDer::from_pem_file(fixture("client.key")).unwrap(),
+        )
+    }))
+}
+
+/// A client configuration that trusts the test CA and presents `identity`
+/// (a certificate chain and its key), if given.
+pub(crate) fn client_config_presenting(
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_file(fixture("ca.pem")).unwrap())
@@ -55,12 +68,9 @@ fn client_config(with_certificate: bool) -> Arc<ClientConfig> {
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_root_certificates(roots);
-    let config = if with_certificate {
-        let chain = vec![CertificateDer::from_pem_file(fixture("client.crt")).unwrap()];
-        let key = PrivateKeyDer::from_pem_file(fixture("client.key")).unwrap();
-        builder.with_client_auth_cert(chain, key).unwrap()
-    } else {
-        builder.with_no_client_auth()
+    let config = match identity {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).unwrap(),
+        None => builder.with_no_client_auth(),
     };
     Arc::new(config)
 }
