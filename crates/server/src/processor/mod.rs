@@ -773,19 +773,24 @@ impl ZooKeeper {
             }
             Err(code) => {
                 tracing::warn!(conn = conn_id, scheme = %packet.scheme, "authentication failed");
-                self.stats.auth_failed += 1;
-                self.reply(
-                    conn_id,
-                    xid,
-                    0,
-                    code,
-                    &Response::Empty,
-                    OpCode::Auth,
-                    received,
-                );
-                self.close(conn_id);
+                self.auth_failed(conn_id, xid, code, OpCode::Auth, received);
             }
         }
+    }
+
+    /// A failed authentication (auth packet or SASL): counted, answered
+    /// with `code`, and the connection closed, as ZooKeeper does.
+    fn auth_failed(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        code: ErrorCode,
+        op: OpCode,
+        received: Instant,
+    ) {
+        self.stats.auth_failed += 1;
+        self.reply(conn_id, xid, 0, code, &Response::Empty, op, received);
+        self.close(conn_id);
     }
 
     /// Whether the connection has authenticated as `enforce.auth.schemes`
@@ -832,17 +837,7 @@ impl ZooKeeper {
             }
             crate::sasl::Step::Failure(reason) => {
                 tracing::warn!(conn = conn_id, %reason, "SASL authentication failed");
-                self.stats.auth_failed += 1;
-                self.reply(
-                    conn_id,
-                    xid,
-                    0,
-                    ErrorCode::AuthFailed,
-                    &Response::Empty,
-                    OpCode::Sasl,
-                    received,
-                );
-                self.close(conn_id);
+                self.auth_failed(conn_id, xid, ErrorCode::AuthFailed, OpCode::Sasl, received);
                 return;
             }
         };
