@@ -42,8 +42,8 @@ impl Scheme {
     }
 
     /// Whether an id of this scheme counts as "authenticated" when an `auth`
-    /// ACL entry is expanded (`isAuthenticated`): digest and sasl yes, ip
-    /// no.
+    /// ACL entry is expanded (`isAuthenticated`): digest, sasl and x509
+    /// yes, ip no.
     fn is_authenticated(self) -> bool {
         matches!(self, Scheme::Digest | Scheme::Sasl | Scheme::X509)
     }

@@ -116,6 +116,19 @@ pub fn owned_meta(cc: &CoordinationCluster, name: String) -> Result<ObjectMeta, 
     })
 }
 
+/// Whether the resource owns an object with this metadata (as
+/// [`owned_meta`] makes it): one of the same name that it does not own is
+/// not the operator's to delete.
+pub fn owned_by(meta: &ObjectMeta, cc: &CoordinationCluster) -> bool {
+    let Some(uid) = cc.meta().uid.as_deref() else {
+        return false;
+    };
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|owner| owner.uid == uid)
+}
+
 #[cfg(test)]
 pub(crate) mod fixtures {
     use crate::crd::{CoordinationCluster, CoordinationClusterSpec};

@@ -94,14 +94,7 @@ async fn network<E>(
     let Some(existing) = api.get_opt(&names.cluster).await? else {
         return Ok(());
     };
-    let uid = kube::Resource::meta(cc).uid.as_deref();
-    let ours = existing
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| Some(o.uid.as_str()) == uid);
-    if ours {
+    if crate::build::owned_by(&existing.metadata, cc) {
         super::act::delete(&api, &names.cluster).await?;
         tracing::info!(cluster = %names.cluster, "NetworkPolicy deleted: spec.networkPolicy.enabled is false");
     }

@@ -5,9 +5,9 @@
 //! CRD does not fail the reconcile: metrics are no part of serving, and the
 //! person is told in status (`MetricsReady`) and by a Warning Event.
 
+use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::events::EventType;
-use kube::{Client, Resource as _};
 
 use super::{Context, Error, act, apply};
 use crate::build::Names;
@@ -70,7 +70,7 @@ async fn delete_ours<E>(
     let Some(existing) = api.get_opt(&names.cluster).await? else {
         return Ok(());
     };
-    if !owned_by(&existing, cc) {
+    if !crate::build::owned_by(&existing.metadata, cc) {
         tracing::debug!(
             cluster = %names.cluster,
             "a ServiceMonitor of the cluster's name that it does not own is left alone"
@@ -92,18 +92,6 @@ async fn delete_ours<E>(
     )
     .await;
     Ok(())
-}
-
-fn owned_by(object: &DynamicObject, cc: &CoordinationCluster) -> bool {
-    let Some(uid) = cc.meta().uid.as_deref() else {
-        return false;
-    };
-    object
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|owner| owner.uid == uid)
 }
 
 /// A Warning Event, once per stretch of missing CRDs: not when the status
