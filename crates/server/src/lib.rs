@@ -13,6 +13,7 @@ pub mod connection;
 pub mod durability;
 pub mod ensemble_config;
 pub mod four_letter;
+mod hex;
 pub mod inspect;
 pub mod membership;
 pub mod peers;

@@ -818,10 +818,7 @@ impl ZooKeeper {
                 crate::sasl::Step::Failure("SASL is not configured (no JAAS Server section)".into())
             }
             Some(users) => {
-                let exchange = conn.sasl.get_or_insert_with(|| {
-                    let nonce: [u8; 24] = rand::random();
-                    crate::sasl::DigestMd5::new(nonce.iter().map(|b| format!("{b:02x}")).collect())
-                });
+                let exchange = conn.sasl.get_or_insert_with(crate::sasl::DigestMd5::start);
                 exchange.step(packet.token.as_deref().unwrap_or_default(), users)
             }
         };

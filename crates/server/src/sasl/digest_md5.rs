@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 
 use md5::{Digest as _, Md5};
 
+use crate::hex::lower as lower_hex;
+
 /// ZooKeeper's fixed server name for DIGEST-MD5 (`SecurityUtils`).
 const SERVER_NAME: &str = "zk-sasl-md5";
 const DIGEST_URI: &str = "zookeeper/zk-sasl-md5";
@@ -46,8 +48,14 @@ pub enum Step {
 }
 
 impl DigestMd5 {
-    /// An exchange whose challenge carries `nonce` (random, per exchange).
-    pub fn new(nonce: String) -> DigestMd5 {
+    /// An exchange whose challenge carries a random nonce.
+    pub fn start() -> DigestMd5 {
+        let nonce: [u8; 24] = rand::random();
+        DigestMd5::new(lower_hex(&nonce))
+    }
+
+    /// An exchange whose challenge carries `nonce`.
+    fn new(nonce: String) -> DigestMd5 {
         DigestMd5 {
             nonce,
             state: State::Started,
@@ -136,15 +144,15 @@ impl DigestMd5 {
             a1.update(b":");
             a1.update(authzid);
         }
-        let ha1 = hex(&a1.finalize());
+        let ha1 = lower_hex(&a1.finalize());
         let digest = |a2: &[u8]| {
             let mut h = Md5::new();
             for part in [ha1.as_bytes(), nonce, nc, cnonce, qop] {
                 h.update(part);
                 h.update(b":");
             }
-            h.update(hex(&Md5::digest(a2)));
-            hex(&h.finalize())
+            h.update(lower_hex(&Md5::digest(a2)));
+            lower_hex(&h.finalize())
         };
         let expected = digest(&[b"AUTHENTICATE:", digest_uri].concat());
         if !response.eq_ignore_ascii_case(expected.as_bytes()) {
@@ -166,10 +174,6 @@ fn java_8859_1(s: &str) -> Vec<u8> {
     } else {
         s.as_bytes().to_vec()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `name=value` or `name="quoted value"` directives, comma-separated; a
@@ -253,11 +257,11 @@ mod tests {
         let md5 = |b: &[u8]| Md5::digest(b).to_vec();
         let key = md5(format!("{user}:{SERVER_NAME}:{password}").as_bytes());
         let a1 = [key.as_slice(), format!(":{nonce}:{cnonce}").as_bytes()].concat();
-        let ha1 = hex(&md5(&a1));
+        let ha1 = lower_hex(&md5(&a1));
         let kd = |a2: &str| {
-            hex(&md5(format!(
+            lower_hex(&md5(format!(
                 "{ha1}:{nonce}:00000001:{cnonce}:auth:{}",
-                hex(&md5(a2.as_bytes()))
+                lower_hex(&md5(a2.as_bytes()))
             )
             .as_bytes()))
         };

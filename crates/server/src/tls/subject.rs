@@ -82,7 +82,7 @@ fn attribute(ava: &[u8]) -> Option<String> {
     let name = keyword.map_or_else(|| dotted(oid), str::to_owned);
     Some(match text {
         Some(text) => format!("{name}={}", escape(&text)),
-        None => format!("{name}=#{}", hex(encoded)),
+        None => format!("{name}=#{}", crate::hex::lower(encoded)),
     })
 }
 
@@ -162,10 +162,6 @@ fn dotted(oid: &[u8]) -> String {
         .map(u64::to_string)
         .collect::<Vec<_>>()
         .join(".")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One DER tag-length-value: the tag, the content, what follows.
