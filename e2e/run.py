@@ -26,8 +26,11 @@ set E2E_TLS=0 to skip the TLS step). Environment:
   E2E_KEEP=1     leave everything in place at the end
 """
 
+import base64
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -133,11 +136,19 @@ def ensemble_state(p):
     ip = p.get("status", {}).get("podIP")
     if not ip:
         return None
-    try:
-        with urllib.request.urlopen(f"http://{ip}:8080/ensemble", timeout=1) as r:
-            return json.load(r).get("server_state")
-    except Exception:  # not up yet, not serving the report, or not reachable from here
-        return None
+    # HTTPS once internal TLS is on (the certificate is checked in
+    # check_internal_tls; here only the state is wanted), else plain.
+    insecure = ssl.create_default_context()
+    insecure.check_hostname = False
+    insecure.verify_mode = ssl.CERT_NONE
+    for url, context in ((f"https://{ip}:8080/ensemble", insecure),
+                         (f"http://{ip}:8080/ensemble", None)):
+        try:
+            with urllib.request.urlopen(url, timeout=1, context=context) as r:
+                return json.load(r).get("server_state")
+        except Exception:  # not up yet, not serving the report, the other scheme, or unreachable
+            continue
+    return None
 
 
 def loadgen(*args, stdin=None, name="e2e-client", attempts=1):
@@ -601,6 +612,80 @@ def check_network_policy():
         "admin port, the namespace to the client port")
 
 
+def secret_file(name, key, path):
+    data = get_json("-n", NS, "secret", name)["data"][key]
+    with open(path, "wb") as f:
+        f.write(base64.b64decode(data))
+
+
+def tls_connect(ip, port, d, server_name, client_pem=None):
+    """A TLS handshake with `ip:port` checking the server against the
+    cluster's CA for `server_name`; None when it succeeds, else the error."""
+    context = ssl.create_default_context(cafile=f"{d}/ca.crt")
+    if client_pem:
+        context.load_cert_chain(client_pem)
+    try:
+        with socket.create_connection((ip, port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname=server_name) as tls:
+                # TLS 1.3: a refused client certificate shows on first read.
+                tls.settimeout(2)
+                try:
+                    tls.recv(1)
+                except socket.timeout:
+                    pass
+        return None
+    except (ssl.SSLError, OSError) as e:
+        return str(e) or type(e).__name__
+
+
+def check_internal_tls(stage="On"):
+    """spec.internalTls, on by default: the servers speak TLS to each other,
+    each with a certificate naming its own pod from the cluster's CA; the
+    quorum port refuses a client without one and plain HTTP is refused on
+    the admin port."""
+    s = cluster()["status"]
+    assert s.get("internalTls") == stage, s.get("internalTls")
+    p = pods()[f"{NAME}-0"]
+    ip = p["status"]["podIP"]
+    host = f"{NAME}-0.{NAME}-peers.{NS}.svc.cluster.local"
+    with tempfile.TemporaryDirectory() as d:
+        secret_file(f"{NAME}-internal-tls", "ca.crt", f"{d}/ca.crt")
+        secret_file(f"{NAME}-internal-tls", "server-2.pem", f"{d}/server-2.pem")
+        assert tls_connect(ip, 8080, d, host) is None, "admin HTTPS with the pod's own name"
+        wrong = tls_connect(ip, 8080, d, f"{NAME}-1.{NAME}-peers.{NS}.svc.cluster.local")
+        assert wrong is not None, "server 1's certificate passed as server 2's"
+        refused = tls_connect(ip, 2888, d, host)
+        assert refused is not None, "the quorum port took a TLS client without a certificate"
+        assert tls_connect(ip, 2888, d, host, client_pem=f"{d}/server-2.pem") is None, \
+            "the quorum port refused a member's certificate"
+    try:
+        urllib.request.urlopen(f"http://{ip}:8080/readyz", timeout=3)
+        plain = "answered"
+    except Exception as e:
+        plain = str(e)
+    assert plain != "answered", "the admin port answered plain HTTP"
+    log("ok: internal TLS on: quorum port mutual TLS (no certificate refused, a member's taken), "
+        "admin HTTPS verified against the cluster's CA for the pod's own name, plain HTTP refused")
+
+
+def check_internal_tls_roll():
+    """Turns internal TLS off and on again under the writer's load: three
+    rolls each way, the operator moving one stage per finished roll."""
+    rolled = events("PodRolled")
+    set_spec({"internalTls": {"enabled": False}})
+    s = wait("internal TLS off: three rolls", lambda: healthy(3)() if cluster().get(
+        "status", {}).get("internalTls") == "Off" else None, timeout=1800)
+    status_tells_the_truth(s, 3)
+    assert events("InternalTlsStage") >= 3, "InternalTlsStage events"
+    assert events("PodRolled") >= rolled + 9, "three rolls of three pods"
+    set_spec({"internalTls": {"enabled": True}})
+    s = wait("internal TLS on again: three rolls", lambda: healthy(3)() if cluster().get(
+        "status", {}).get("internalTls") == "On" else None, timeout=1800)
+    status_tells_the_truth(s, 3)
+    check_internal_tls()
+    log("ok: internal TLS turned off and on again by rolls, under write load")
+
+
 def set_spec(patch):
     kubectl("-n", NS, "patch", "coordinationcluster", NAME, "--type", "merge",
             "-p", json.dumps({"spec": patch}))
@@ -645,6 +730,7 @@ def main():
     status_tells_the_truth(s, 3)
     assert s["phase"] == "Running", s["phase"]
     check_network_policy()
+    check_internal_tls()
 
     # A fresh path per attempt: `kubectl run -i` may lose a quick pod's output.
     for attempt in range(3):
@@ -709,6 +795,7 @@ def main():
 
     if os.environ.get("E2E_TLS", "1") == "1":
         check_tls()
+        check_internal_tls_roll()
 
     # Observers, and roles moved so that only the top server ever leaves.
     set_spec({"observers": 1})

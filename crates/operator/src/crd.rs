@@ -76,6 +76,10 @@ pub struct CoordinationClusterSpec {
     /// The NetworkPolicy that limits who reaches each server port.
     #[serde(default)]
     pub network_policy: NetworkPolicySpec,
+    /// Mutual TLS between the servers and TLS on the admin port, from a CA
+    /// the operator keeps (on by default).
+    #[serde(default)]
+    pub internal_tls: InternalTlsSpec,
     /// Stop every change; status keeps being refreshed.
     #[serde(default)]
     pub paused: bool,
@@ -296,6 +300,54 @@ impl Default for NetworkPolicySpec {
     }
 }
 
+/// Quorum TLS (ZooKeeper's `sslQuorum`, with each server's certificate
+/// naming its own pod, so one server cannot speak as another) and admin
+/// TLS (`admin.forceHttps`), with certificates from a CA the operator makes
+/// for the cluster (Secret `<name>-ca`) and renews before they expire. A
+/// running cluster is moved on or off by three rolls (`docs/security.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InternalTlsSpec {
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// How long a server's certificate is valid; it is renewed when a
+    /// third of that is left (the servers reload it without a restart).
+    #[serde(default = "certificate_days")]
+    #[schemars(range(min = 3, max = 3650))]
+    pub certificate_days: u32,
+}
+
+impl Default for InternalTlsSpec {
+    fn default() -> Self {
+        InternalTlsSpec {
+            enabled: true,
+            certificate_days: certificate_days(),
+        }
+    }
+}
+
+fn certificate_days() -> u32 {
+    90
+}
+
+/// Where a cluster is on the way to quorum and admin TLS, or back: each
+/// stage can run beside the one before and the one after it, so each step
+/// is one roll, and every pod is on the stage before the next begins.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum InternalTlsStage {
+    /// Plain peers and admin HTTP.
+    #[default]
+    Off,
+    /// Peers and admin take TLS and plain; peers still dial plain.
+    Accepting,
+    /// Peers dial TLS, still taking plain; admin takes both.
+    Dialling,
+    /// TLS only, with member identity; admin HTTPS only.
+    On,
+}
+
 /// How the servers' metrics are collected. Every server serves
 /// Prometheus text at `/metrics` on its admin port, whatever is set here.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -365,6 +417,9 @@ pub struct CoordinationClusterStatus {
     /// `host:port` of the client Service's TLS port, when `spec.tls` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secure_connection_string: Option<String>,
+    /// The internal TLS stage the servers' template is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_tls: Option<InternalTlsStage>,
     /// The last recovery from a lost quorum (the annotation
     /// `conclave.dev/recover-from`): zoo.cfg keeps naming it, so that a
     /// server that comes back later with its old data sets it aside.

@@ -18,7 +18,7 @@
 //!    last after handing leadership to an updated follower; each deletion
 //!    only while every voter is healthy and every pod Ready.
 
-use crate::crd::{Operation, ReclaimPolicy};
+use crate::crd::{InternalTlsStage, Operation, ReclaimPolicy};
 use crate::observe::EnsembleView;
 use crate::plan::{self, Desired, InFlight, Observed, Step};
 
@@ -52,6 +52,13 @@ pub struct KubeState {
     pub update_revision: Option<String>,
     /// The server image its pod template names.
     pub template_image: Option<String>,
+    /// The internal TLS stage its pod template runs (`Off` when the
+    /// template says none; `None` without a StatefulSet).
+    pub template_internal_tls: Option<InternalTlsStage>,
+    /// The StatefulSet controller has seen its latest spec (its
+    /// `status.observedGeneration`), so `update_revision` is the current
+    /// template's.
+    pub rollout_observed: bool,
     pub pods: Vec<PodState>,
     /// The data volume claims: (server id, claim name).
     pub volumes: Vec<(u64, String)>,
@@ -60,6 +67,17 @@ pub struct KubeState {
 impl KubeState {
     pub fn pod(&self, id: u64) -> Option<&PodState> {
         self.pods.iter().find(|p| p.id == id)
+    }
+
+    /// Every pod of the StatefulSet exists, runs its current template and
+    /// is Ready: a roll, if there was one, is over.
+    pub fn rolled_out(&self) -> bool {
+        self.rollout_observed
+            && self.update_revision.is_some()
+            && self.statefulset_replicas == u64::try_from(self.pods.len()).ok()
+            && self.pods.iter().all(|p| {
+                !p.terminating && p.ready && p.revision.as_ref() == self.update_revision.as_ref()
+            })
     }
 
     fn outdated(&self) -> Vec<&PodState> {

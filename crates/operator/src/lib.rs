@@ -3,6 +3,8 @@
 //! - `crd.rs`: the `CoordinationCluster` resource.
 //! - `build/`: the Kubernetes objects it is reconciled into, each a pure
 //!   function of the resource.
+//! - `pki.rs`: the cluster's CA and the servers' quorum and admin
+//!   certificates.
 //! - `admin.rs`, `observe.rs`: reading the ensemble's committed membership
 //!   from the servers' admin API.
 //! - `plan.rs`, `decide.rs`: the next action, a pure function of what was
@@ -18,6 +20,7 @@ pub mod crd;
 pub mod decide;
 pub mod metrics;
 pub mod observe;
+pub mod pki;
 pub mod plan;
 pub mod status;
 pub mod version;

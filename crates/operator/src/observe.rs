@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use crate::admin::{AdminError, Ensemble};
+use crate::admin::{AdminAddress, AdminError, Ensemble};
 use crate::plan::ObservedMember;
 
 #[derive(Debug, Deserialize)]
@@ -82,7 +82,7 @@ pub fn parse(body: &str) -> Result<Answer, ObserveError> {
 /// leader. `Err` carries what each server said, for status.
 pub async fn read_ensemble<E: Ensemble>(
     ensemble: &E,
-    servers: &[(u64, String)],
+    servers: &[(u64, AdminAddress)],
 ) -> Result<EnsembleView, String> {
     let mut problems = Vec::new();
     let address_of = |id: u64| servers.iter().find(|(s, _)| *s == id).map(|(_, a)| a);
@@ -117,7 +117,7 @@ enum AskError {
     Observe(#[from] ObserveError),
 }
 
-async fn ask<E: Ensemble>(ensemble: &E, addr: &str) -> Result<Answer, AskError> {
+async fn ask<E: Ensemble>(ensemble: &E, addr: &AdminAddress) -> Result<Answer, AskError> {
     let body = ensemble.membership(addr).await?;
     Ok(parse(&body)?)
 }

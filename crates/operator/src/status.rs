@@ -377,6 +377,7 @@ pub fn build(o: &Observation<'_>) -> CoordinationClusterStatus {
             .or(previous.config_version),
         current_version,
         target_version: Some(cc.spec.image.clone()),
+        internal_tls: o.kube.template_internal_tls,
         operation: o.operation.clone(),
         connection_string: names
             .as_ref()

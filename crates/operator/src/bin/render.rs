@@ -9,7 +9,9 @@
 
 use std::io::Read as _;
 
-use operator::build::{config, network_policy, pdb, service_monitor, services, statefulset};
+use operator::build::{
+    config, internal_tls, network_policy, pdb, service_monitor, services, statefulset,
+};
 use operator::crd::CoordinationCluster;
 
 fn main() {
@@ -24,15 +26,17 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     std::io::stdin().read_to_string(&mut input)?;
     let cc: CoordinationCluster = serde_json::from_str(&input)?;
     let servers = config::initial_servers(&cc);
-    let zoo_cfg = config::zoo_cfg(&cc, &servers, false, None)?;
+    // A new cluster starts on the internal TLS stage its spec asks for.
+    let stage = internal_tls::target(&cc);
     let mut items = vec![
-        serde_json::to_value(config::config_map(&cc, zoo_cfg)?)?,
+        serde_json::to_value(config::config_map(&cc, &servers, false, None)?)?,
         serde_json::to_value(services::peer_service(&cc)?)?,
         serde_json::to_value(services::client_service(&cc)?)?,
         serde_json::to_value(statefulset::statefulset(
             &cc,
             cc.spec.replicas + cc.spec.observers,
             None,
+            stage,
         )?)?,
     ];
     if let Some(budget) = pdb::pdb(&cc)? {
@@ -45,7 +49,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     if cc.spec.metrics.service_monitor.enabled {
         items.push(serde_json::to_value(service_monitor::service_monitor(
-            &cc,
+            &cc, stage,
         )?)?);
     }
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});

@@ -15,12 +15,25 @@ use std::fmt::Write as _;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::{BuildError, Names, owned_meta};
-use crate::crd::{CoordinationCluster, RecoveryStatus, TlsClientAuth};
+use super::{BuildError, Names, internal_tls, owned_meta};
+use crate::crd::{CoordinationCluster, InternalTlsStage, RecoveryStatus, TlsClientAuth};
 
 /// Where the ConfigMap is mounted, and the file in it.
 pub const CONFIG_DIR: &str = "/etc/conclave";
 pub const CONFIG_FILE: &str = "zoo.cfg";
+
+/// The file in the ConfigMap a server on internal TLS stage `stage` reads
+/// (its pod's command names it). The ConfigMap holds one per stage, so a
+/// server restarted in the middle of a roll reads its own stage's settings,
+/// never those of a stage its pod has no certificates mounted for.
+pub fn config_file(stage: InternalTlsStage) -> &'static str {
+    match stage {
+        InternalTlsStage::Off => CONFIG_FILE,
+        InternalTlsStage::Accepting => "zoo-tls-accepting.cfg",
+        InternalTlsStage::Dialling => "zoo-tls-dialling.cfg",
+        InternalTlsStage::On => "zoo-tls.cfg",
+    }
+}
 /// The data volume's mount point (`dataDir`).
 pub const DATA_DIR: &str = "/data";
 /// Where the admin token Secret is mounted.
@@ -48,6 +61,11 @@ pub const OWNED: &[&str] = &[
     "secureClientPortAddress",
     "serverCnxnFactory",
     "quorumListenOnAllIPs",
+    // spec.internalTls
+    "sslQuorum",
+    "portUnification",
+    "admin.forceHttps",
+    "admin.portUnification",
 ];
 
 /// Keys the server knows that a user may set (zoo.cfg settings that do
@@ -102,7 +120,9 @@ pub fn validate(config: &BTreeMap<String, String>) -> Result<(), BuildError> {
             return Err(bad("set by the operator"));
         }
         if key.starts_with("ssl.") {
-            return Err(bad("set by the operator from spec.tls"));
+            return Err(bad(
+                "set by the operator from spec.tls and spec.internalTls",
+            ));
         }
         if !ALLOWED.contains(&key.as_str()) {
             return Err(bad("not a setting conclave-server takes from spec.config"));
@@ -114,12 +134,13 @@ pub fn validate(config: &BTreeMap<String, String>) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// The zoo.cfg text.
+/// The zoo.cfg text, for servers on internal TLS stage `stage`.
 pub fn zoo_cfg(
     cc: &CoordinationCluster,
     servers: &[Server],
     formed: bool,
     recovery: Option<&RecoveryStatus>,
+    stage: InternalTlsStage,
 ) -> Result<String, BuildError> {
     validate(&cc.spec.config)?;
     let names = Names::of(cc)?;
@@ -134,6 +155,10 @@ pub fn zoo_cfg(
     }
     let mut out =
         String::from("# Written by conclave-operator; edit the CoordinationCluster instead.\n");
+    let _ = writeln!(
+        out,
+        "# Read by the servers on internal TLS stage {stage:?} (spec.internalTls)."
+    );
     for (key, value) in &settings {
         let _ = writeln!(out, "{key}={value}");
     }
@@ -173,6 +198,9 @@ pub fn zoo_cfg(
             let _ = writeln!(out, "ssl.trustStore.type=PEM");
         }
     }
+    for (key, value) in internal_tls::zoo_cfg(stage) {
+        let _ = writeln!(out, "{key}={value}");
+    }
     for server in servers {
         let _ = writeln!(
             out,
@@ -193,11 +221,30 @@ pub fn zoo_cfg(
 }
 
 /// The ConfigMap holding zoo.cfg.
-pub fn config_map(cc: &CoordinationCluster, zoo_cfg: String) -> Result<ConfigMap, BuildError> {
+/// The ConfigMap holding zoo.cfg, one file per internal TLS stage
+/// ([`config_file`]).
+pub fn config_map(
+    cc: &CoordinationCluster,
+    servers: &[Server],
+    formed: bool,
+    recovery: Option<&RecoveryStatus>,
+) -> Result<ConfigMap, BuildError> {
     let names = Names::of(cc)?;
+    let mut files = BTreeMap::new();
+    for stage in [
+        InternalTlsStage::Off,
+        InternalTlsStage::Accepting,
+        InternalTlsStage::Dialling,
+        InternalTlsStage::On,
+    ] {
+        files.insert(
+            config_file(stage).to_owned(),
+            zoo_cfg(cc, servers, formed, recovery, stage)?,
+        );
+    }
     Ok(ConfigMap {
         metadata: owned_meta(cc, names.config())?,
-        data: Some(BTreeMap::from([(CONFIG_FILE.to_owned(), zoo_cfg)])),
+        data: Some(files),
         ..ConfigMap::default()
     })
 }
@@ -223,7 +270,14 @@ mod tests {
     #[test]
     fn zoo_cfg_names_every_server_by_its_pod_dns_name() {
         let cc = cluster();
-        let text = zoo_cfg(&cc, &initial_servers(&cc), false, None).unwrap();
+        let text = zoo_cfg(
+            &cc,
+            &initial_servers(&cc),
+            false,
+            None,
+            InternalTlsStage::Off,
+        )
+        .unwrap();
         assert!(text.contains(
             "server.1=zk-0.zk-peers.apps.svc.cluster.local:2888:3888:participant;2181\n"
         ));
@@ -240,12 +294,26 @@ mod tests {
     #[test]
     fn tls_adds_the_secure_port_and_the_stores_the_pod_prepares() {
         let mut cc = cluster();
-        let plain = zoo_cfg(&cc, &initial_servers(&cc), true, None).unwrap();
+        let plain = zoo_cfg(
+            &cc,
+            &initial_servers(&cc),
+            true,
+            None,
+            InternalTlsStage::Off,
+        )
+        .unwrap();
         assert!(!plain.contains("secureClientPort"));
         assert!(!plain.contains("ssl."));
         cc.spec.tls =
             Some(serde_json::from_value(serde_json::json!({"secretName": "zk-tls"})).unwrap());
-        let text = zoo_cfg(&cc, &initial_servers(&cc), true, None).unwrap();
+        let text = zoo_cfg(
+            &cc,
+            &initial_servers(&cc),
+            true,
+            None,
+            InternalTlsStage::Off,
+        )
+        .unwrap();
         for line in [
             "secureClientPort=2281",
             "ssl.keyStore.location=/etc/conclave-tls/server.pem",
@@ -265,7 +333,14 @@ mod tests {
             )
             .unwrap(),
         );
-        let text = zoo_cfg(&cc, &initial_servers(&cc), true, None).unwrap();
+        let text = zoo_cfg(
+            &cc,
+            &initial_servers(&cc),
+            true,
+            None,
+            InternalTlsStage::Off,
+        )
+        .unwrap();
         assert!(text.contains("secureClientPort=3000\n"));
         assert!(text.contains("ssl.clientAuth=none\n"));
         assert!(
@@ -296,7 +371,7 @@ mod tests {
         let servers = initial_servers(&cc);
         assert_eq!(servers.len(), 4);
         assert!(servers[3].observer && !servers[2].observer);
-        let text = zoo_cfg(&cc, &servers, true, None).unwrap();
+        let text = zoo_cfg(&cc, &servers, true, None, InternalTlsStage::Off).unwrap();
         assert!(text.contains(":observer;2181\n"));
         assert!(text.contains("conclave.join=true\n"));
     }
@@ -308,7 +383,14 @@ mod tests {
         cc.spec
             .config
             .insert("conclave.snapshotSendBytesPerSec".into(), "0".into());
-        let text = zoo_cfg(&cc, &initial_servers(&cc), false, None).unwrap();
+        let text = zoo_cfg(
+            &cc,
+            &initial_servers(&cc),
+            false,
+            None,
+            InternalTlsStage::Off,
+        )
+        .unwrap();
         assert!(text.contains("tickTime=1000\n") && !text.contains("tickTime=2000"));
         assert!(text.contains("conclave.snapshotSendBytesPerSec=0\n"));
         for key in [
@@ -321,24 +403,45 @@ mod tests {
         ] {
             let mut cc = cluster();
             cc.spec.config.insert(key.into(), "x".into());
-            let err = zoo_cfg(&cc, &[], false, None).unwrap_err();
+            let err = zoo_cfg(&cc, &[], false, None, InternalTlsStage::Off).unwrap_err();
             assert!(matches!(err, BuildError::Config { key: k, .. } if k == key));
         }
         let mut cc = cluster();
         cc.spec
             .config
             .insert("tickTime".into(), "1\nserver.9=x".into());
-        assert!(zoo_cfg(&cc, &[], false, None).is_err());
+        assert!(zoo_cfg(&cc, &[], false, None, InternalTlsStage::Off).is_err());
     }
 
     #[test]
     fn the_config_map_is_owned_by_the_cluster() {
         let cc = cluster();
-        let cm = config_map(&cc, "x".into()).unwrap();
+        let servers = initial_servers(&cc);
+        let cm = config_map(&cc, &servers, true, None).unwrap();
         assert_eq!(cm.metadata.name.as_deref(), Some("zk-config"));
         let owner = &cm.metadata.owner_references.unwrap()[0];
         assert_eq!(owner.kind, "CoordinationCluster");
         assert_eq!(owner.controller, Some(true));
-        assert_eq!(cm.data.unwrap()["zoo.cfg"], "x");
+        // One file per internal TLS stage, each that stage's settings.
+        let files = cm.data.unwrap();
+        assert_eq!(files.len(), 4);
+        assert!(!files["zoo.cfg"].contains("ssl"), "{}", files["zoo.cfg"]);
+        for (stage, needle) in [
+            (InternalTlsStage::Accepting, "portUnification=true"),
+            (InternalTlsStage::Dialling, "sslQuorum=true"),
+            (InternalTlsStage::On, "admin.forceHttps=true"),
+        ] {
+            let text = &files[config_file(stage)];
+            assert_eq!(
+                *text,
+                zoo_cfg(&cc, &servers, true, None, stage).unwrap(),
+                "{stage:?}"
+            );
+            assert!(text.contains(needle), "{stage:?}: {text}");
+            assert!(
+                text.contains("ssl.quorum.keyStore.location=/etc/conclave-internal-tls/server.pem"),
+                "{text}"
+            );
+        }
     }
 }

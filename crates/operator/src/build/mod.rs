@@ -1,10 +1,13 @@
 //! The objects a `CoordinationCluster` is reconciled into, each a pure
 //! function of the resource: the ConfigMap with zoo.cfg (`config.rs`), the
 //! peer and client Services (`services.rs`), the StatefulSet
-//! (`statefulset.rs`), the PodDisruptionBudget (`pdb.rs`) and, when asked
-//! for, the Prometheus Operator ServiceMonitor (`service_monitor.rs`).
+//! (`statefulset.rs`), the PodDisruptionBudget (`pdb.rs`), the
+//! NetworkPolicy (`network_policy.rs`), the stages and Secrets of quorum and
+//! admin TLS (`internal_tls.rs`) and, when asked for, the Prometheus
+//! Operator ServiceMonitor (`service_monitor.rs`).
 
 pub mod config;
+pub mod internal_tls;
 pub mod network_policy;
 pub mod pdb;
 pub mod service_monitor;

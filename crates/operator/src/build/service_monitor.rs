@@ -12,8 +12,8 @@
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
 use super::services::peer_service_labels;
-use super::{BuildError, Names, labels, owned_meta};
-use crate::crd::CoordinationCluster;
+use super::{BuildError, Names, internal_tls, labels, owned_meta};
+use crate::crd::{CoordinationCluster, InternalTlsStage};
 
 pub const GROUP: &str = "monitoring.coreos.com";
 pub const VERSION: &str = "v1";
@@ -38,7 +38,13 @@ pub fn api_resource() -> ApiResource {
 /// The ServiceMonitor `<name>`, owned by the resource like its other
 /// objects, labelled with `serviceMonitor.labels` and the cluster's labels
 /// (which win a clash: they are what the operator's objects are known by).
-pub fn service_monitor(cc: &CoordinationCluster) -> Result<DynamicObject, BuildError> {
+/// On an internal TLS stage whose admin ports speak HTTPS, Prometheus
+/// scrapes over HTTPS, checking the servers' certificates against the
+/// cluster's CA for the name they all carry.
+pub fn service_monitor(
+    cc: &CoordinationCluster,
+    stage: InternalTlsStage,
+) -> Result<DynamicObject, BuildError> {
     let names = Names::of(cc)?;
     let spec = &cc.spec.metrics.service_monitor;
     let mut metadata = owned_meta(cc, names.cluster.clone())?;
@@ -50,6 +56,13 @@ pub fn service_monitor(cc: &CoordinationCluster) -> Result<DynamicObject, BuildE
         "port": ADMIN_PORT_NAME,
         "path": METRICS_PATH,
     });
+    if internal_tls::admin_https(stage) {
+        endpoint["scheme"] = serde_json::Value::from("https");
+        endpoint["tlsConfig"] = serde_json::json!({
+            "ca": {"secret": {"name": internal_tls::secret_name(&names), "key": internal_tls::CA_CERT}},
+            "serverName": internal_tls::shared_host(&names),
+        });
+    }
     // An empty interval is the same as none: Prometheus's own.
     if let Some(interval) = spec.interval.as_deref().filter(|i| !i.is_empty()) {
         endpoint["interval"] = serde_json::Value::from(interval);
@@ -98,7 +111,10 @@ mod tests {
 
     #[test]
     fn it_is_a_v1_service_monitor_owned_by_the_cluster() {
-        let monitor = serde_json::to_value(service_monitor(&enabled(None, &[])).unwrap()).unwrap();
+        let monitor = serde_json::to_value(
+            service_monitor(&enabled(None, &[]), InternalTlsStage::Off).unwrap(),
+        )
+        .unwrap();
         assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
         assert_eq!(monitor["kind"], "ServiceMonitor");
         assert_eq!(monitor["metadata"]["name"], "zk");
@@ -116,7 +132,8 @@ mod tests {
     #[test]
     fn it_selects_the_peer_service_and_not_the_client_service() {
         let cc = enabled(None, &[]);
-        let monitor = serde_json::to_value(service_monitor(&cc).unwrap()).unwrap();
+        let monitor =
+            serde_json::to_value(service_monitor(&cc, InternalTlsStage::Off).unwrap()).unwrap();
         assert!(selects(&monitor, &peer_service(&cc).unwrap()));
         assert!(!selects(&monitor, &client_service(&cc).unwrap()));
     }
@@ -124,7 +141,8 @@ mod tests {
     #[test]
     fn it_scrapes_the_admin_port_that_the_peer_service_names() {
         let cc = enabled(None, &[]);
-        let monitor = serde_json::to_value(service_monitor(&cc).unwrap()).unwrap();
+        let monitor =
+            serde_json::to_value(service_monitor(&cc, InternalTlsStage::Off).unwrap()).unwrap();
         let endpoints = monitor["spec"]["endpoints"].as_array().unwrap();
         assert_eq!(endpoints.len(), 1);
         assert_eq!(endpoints[0]["port"], "admin");
@@ -145,8 +163,10 @@ mod tests {
             (Some(""), serde_json::Value::Null),
             (None, serde_json::Value::Null),
         ] {
-            let monitor =
-                serde_json::to_value(service_monitor(&enabled(interval, &[])).unwrap()).unwrap();
+            let monitor = serde_json::to_value(
+                service_monitor(&enabled(interval, &[]), InternalTlsStage::Off).unwrap(),
+            )
+            .unwrap();
             let endpoint = &monitor["spec"]["endpoints"][0];
             assert_eq!(
                 endpoint.get("interval").cloned().unwrap_or_default(),
@@ -165,7 +185,8 @@ mod tests {
                 ("app.kubernetes.io/instance", "other"),
             ],
         );
-        let monitor = serde_json::to_value(service_monitor(&cc).unwrap()).unwrap();
+        let monitor =
+            serde_json::to_value(service_monitor(&cc, InternalTlsStage::Off).unwrap()).unwrap();
         let labels = &monitor["metadata"]["labels"];
         assert_eq!(labels["release"], "prometheus");
         assert_eq!(labels["app.kubernetes.io/instance"], "zk");
@@ -177,7 +198,7 @@ mod tests {
         let mut cc = enabled(None, &[]);
         cc.metadata.uid = None;
         assert_eq!(
-            service_monitor(&cc).unwrap_err(),
+            service_monitor(&cc, InternalTlsStage::Off).unwrap_err(),
             BuildError::Missing("uid")
         );
     }

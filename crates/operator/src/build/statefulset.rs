@@ -25,10 +25,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::{
-    CONFIG_DIR, CONFIG_FILE, DATA_DIR, TLS_DIR, TLS_KEY_STORE, TLS_SECRET_DIR, TOKEN_FILE,
+    CONFIG_DIR, DATA_DIR, TLS_DIR, TLS_KEY_STORE, TLS_SECRET_DIR, TOKEN_FILE, config_file,
 };
-use super::{BuildError, Names, labels, owned_meta};
-use crate::crd::CoordinationCluster;
+use super::{BuildError, Names, internal_tls, labels, owned_meta};
+use crate::crd::{CoordinationCluster, InternalTlsStage};
 
 /// The data volume claim template's name.
 pub const DATA_VOLUME: &str = "data";
@@ -40,9 +40,9 @@ pub fn token_secret_name(names: &Names) -> String {
 
 /// Writes myid from the pod's ordinal (the hostname's last dash-separated
 /// part), with TLS joins the Secret's key and certificate chain into the
-/// PEM key store zoo.cfg names (readable by the server's user only), then
-/// runs the server.
-fn start_command(tls: bool) -> Vec<String> {
+/// PEM key store zoo.cfg names (readable by the server's user only), with
+/// internal TLS links this server's own certificate, then runs the server.
+fn start_command(tls: bool, stage: InternalTlsStage) -> Vec<String> {
     let key_store = if tls {
         format!(
             "(umask 077; cat {TLS_SECRET_DIR}/tls.key {TLS_SECRET_DIR}/tls.crt > {TLS_KEY_STORE}); "
@@ -54,17 +54,22 @@ fn start_command(tls: bool) -> Vec<String> {
         "/bin/sh".to_owned(),
         "-c".to_owned(),
         format!(
-            "set -e; ordinal=\"${{HOSTNAME##*-}}\"; echo $((ordinal + 1)) > {DATA_DIR}/myid; \
-             {key_store}exec conclave-server --config {CONFIG_DIR}/{CONFIG_FILE}"
+            "set -e; ordinal=\"${{HOSTNAME##*-}}\"; id=$((ordinal + 1)); echo $id > {DATA_DIR}/myid; \
+             {key_store}{internal}exec conclave-server --config {CONFIG_DIR}/{config_file}",
+            config_file = config_file(stage),
+            internal = internal_tls::start_script(stage),
         ),
     ]
 }
 
-fn http_probe(path: &str, port: u16, period: i32, failures: i32) -> Probe {
+/// A probe of the admin port, over HTTPS when the server speaks it (the
+/// kubelet does not check the certificate). `(period, failures)`.
+fn http_probe(path: &str, port: u16, https: bool, (period, failures): (i32, i32)) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_owned()),
             port: IntOrString::Int(i32::from(port)),
+            scheme: https.then(|| "HTTPS".to_owned()),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(period),
@@ -125,8 +130,23 @@ pub const RESTARTED_AT: &str = "conclave.dev/restartedAt";
 /// start).
 pub const TLS_SECRET_DIGEST: &str = "conclave.dev/tls-secret-digest";
 
-fn pod_annotations(cc: &CoordinationCluster, tls_secret: Option<&str>) -> BTreeMap<String, String> {
+fn pod_annotations(
+    cc: &CoordinationCluster,
+    tls_secret: Option<&str>,
+    stage: InternalTlsStage,
+) -> BTreeMap<String, String> {
     let mut annotations = cc.spec.pod.annotations.clone();
+    // Read back as the stage the servers run (absent: `Off`, as on pods
+    // made before internal TLS existed).
+    if stage != InternalTlsStage::Off {
+        annotations.insert(
+            internal_tls::STAGE_ANNOTATION.to_owned(),
+            serde_json::to_value(stage)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        );
+    }
     let mut settings = serde_json::json!({"config": cc.spec.config, "ports": cc.spec.ports});
     // Only with TLS, so that pods made before `tls` existed keep their
     // digest.
@@ -187,12 +207,12 @@ fn prepare_data_container(image: &str) -> Container {
     }
 }
 
-/// The TLS Secret (read-only) and the memory-backed directory the key
-/// store is written to.
-fn tls_volumes(secret_name: &str) -> [Volume; 2] {
+/// A Secret (read-only, `<name>-secret`) and the memory-backed directory
+/// (`<name>`) a key store is written or linked to.
+fn secret_volumes(name: &str, secret_name: &str) -> [Volume; 2] {
     [
         Volume {
-            name: "tls-secret".to_owned(),
+            name: format!("{name}-secret"),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(secret_name.to_owned()),
                 // Readable by the server's group only (fsGroup).
@@ -202,7 +222,7 @@ fn tls_volumes(secret_name: &str) -> [Volume; 2] {
             ..Volume::default()
         },
         Volume {
-            name: "tls".to_owned(),
+            name: name.to_owned(),
             empty_dir: Some(EmptyDirVolumeSource {
                 medium: Some("Memory".to_owned()),
                 ..EmptyDirVolumeSource::default()
@@ -212,17 +232,17 @@ fn tls_volumes(secret_name: &str) -> [Volume; 2] {
     ]
 }
 
-fn tls_volume_mounts() -> [VolumeMount; 2] {
+fn secret_volume_mounts(name: &str, secret_dir: &str, dir: &str) -> [VolumeMount; 2] {
     [
         VolumeMount {
-            name: "tls-secret".to_owned(),
-            mount_path: TLS_SECRET_DIR.to_owned(),
+            name: format!("{name}-secret"),
+            mount_path: secret_dir.to_owned(),
             read_only: Some(true),
             ..VolumeMount::default()
         },
         VolumeMount {
-            name: "tls".to_owned(),
-            mount_path: TLS_DIR.to_owned(),
+            name: name.to_owned(),
+            mount_path: dir.to_owned(),
             ..VolumeMount::default()
         },
     ]
@@ -230,22 +250,27 @@ fn tls_volume_mounts() -> [VolumeMount; 2] {
 
 /// The StatefulSet with `replicas` pods (the committed membership's size,
 /// as the controller decides it). `tls_secret` is a digest of the TLS
-/// Secret's content (see [`TLS_SECRET_DIGEST`]).
+/// Secret's content (see [`TLS_SECRET_DIGEST`]); `stage` is the internal
+/// TLS stage the servers run (`internal_tls.rs`).
 pub fn statefulset(
     cc: &CoordinationCluster,
     replicas: i32,
     tls_secret: Option<&str>,
+    stage: InternalTlsStage,
 ) -> Result<StatefulSet, BuildError> {
     let names = Names::of(cc)?;
     let spec = &cc.spec;
     let ports = &spec.ports;
     let tls = spec.tls.as_ref();
+    // `Some(())` when the servers mount the internal certificates.
+    let internal = (stage != InternalTlsStage::Off).then_some(());
+    let https = internal_tls::admin_https(stage);
     let mut pod_labels = spec.pod.labels.clone();
     pod_labels.extend(labels(&names));
     let container = Container {
         name: "conclave".to_owned(),
         image: Some(spec.image.clone()),
-        command: Some(start_command(tls.is_some())),
+        command: Some(start_command(tls.is_some(), stage)),
         ports: Some(
             [
                 ("client", ports.client),
@@ -262,8 +287,8 @@ pub fn statefulset(
             })
             .collect(),
         ),
-        readiness_probe: Some(http_probe("/readyz", ports.admin, 2, 2)),
-        liveness_probe: Some(http_probe("/healthz", ports.admin, 10, 6)),
+        readiness_probe: Some(http_probe("/readyz", ports.admin, https, (2, 2))),
+        liveness_probe: Some(http_probe("/healthz", ports.admin, https, (10, 6))),
         resources: spec.resources.clone(),
         volume_mounts: Some(
             vec![
@@ -289,65 +314,78 @@ pub fn statefulset(
                 },
             ]
             .into_iter()
-            .chain(tls.into_iter().flat_map(|_| tls_volume_mounts()))
+            .chain(
+                tls.into_iter()
+                    .flat_map(|_| secret_volume_mounts("tls", TLS_SECRET_DIR, TLS_DIR)),
+            )
+            .chain(internal.into_iter().flat_map(|()| {
+                secret_volume_mounts("internal-tls", internal_tls::SECRET_DIR, internal_tls::DIR)
+            }))
             .collect(),
         ),
         ..Container::default()
     };
-    let pod = PodSpec {
-        init_containers: Some(vec![prepare_data_container(&spec.image)]),
-        containers: vec![container],
-        volumes: Some(
-            vec![
-                Volume {
-                    name: "config".to_owned(),
-                    config_map: Some(ConfigMapVolumeSource {
-                        name: names.config(),
-                        ..ConfigMapVolumeSource::default()
-                    }),
-                    ..Volume::default()
-                },
-                Volume {
-                    name: "admin-token".to_owned(),
-                    secret: Some(SecretVolumeSource {
-                        secret_name: Some(token_secret_name(&names)),
-                        ..SecretVolumeSource::default()
-                    }),
-                    ..Volume::default()
-                },
-            ]
-            .into_iter()
-            .chain(tls.into_iter().flat_map(|t| tls_volumes(&t.secret_name)))
-            .collect(),
-        ),
-        affinity: Some(
-            spec.pod
-                .affinity
-                .clone()
-                .unwrap_or_else(|| default_affinity(&names)),
-        ),
-        tolerations: Some(spec.pod.tolerations.clone()).filter(|t| !t.is_empty()),
-        node_selector: Some(spec.pod.node_selector.clone()).filter(|n| !n.is_empty()),
-        priority_class_name: spec.pod.priority_class_name.clone(),
-        topology_spread_constraints: Some(
-            spec.pod
-                .topology_spread_constraints
-                .clone()
-                .unwrap_or_else(|| default_topology_spread(&names)),
-        )
-        .filter(|t| !t.is_empty()),
-        termination_grace_period_seconds: Some(30),
-        // The image runs as user 1000 (see the Dockerfile); the data volume
-        // is made writable for its group.
-        security_context: Some(PodSecurityContext {
-            run_as_user: Some(1000),
-            run_as_group: Some(1000),
-            run_as_non_root: Some(true),
-            fs_group: Some(1000),
-            ..PodSecurityContext::default()
-        }),
-        ..PodSpec::default()
-    };
+    let pod =
+        PodSpec {
+            init_containers: Some(vec![prepare_data_container(&spec.image)]),
+            containers: vec![container],
+            volumes: Some(
+                vec![
+                    Volume {
+                        name: "config".to_owned(),
+                        config_map: Some(ConfigMapVolumeSource {
+                            name: names.config(),
+                            ..ConfigMapVolumeSource::default()
+                        }),
+                        ..Volume::default()
+                    },
+                    Volume {
+                        name: "admin-token".to_owned(),
+                        secret: Some(SecretVolumeSource {
+                            secret_name: Some(token_secret_name(&names)),
+                            ..SecretVolumeSource::default()
+                        }),
+                        ..Volume::default()
+                    },
+                ]
+                .into_iter()
+                .chain(
+                    tls.into_iter()
+                        .flat_map(|t| secret_volumes("tls", &t.secret_name)),
+                )
+                .chain(internal.into_iter().flat_map(|()| {
+                    secret_volumes("internal-tls", &internal_tls::secret_name(&names))
+                }))
+                .collect(),
+            ),
+            affinity: Some(
+                spec.pod
+                    .affinity
+                    .clone()
+                    .unwrap_or_else(|| default_affinity(&names)),
+            ),
+            tolerations: Some(spec.pod.tolerations.clone()).filter(|t| !t.is_empty()),
+            node_selector: Some(spec.pod.node_selector.clone()).filter(|n| !n.is_empty()),
+            priority_class_name: spec.pod.priority_class_name.clone(),
+            topology_spread_constraints: Some(
+                spec.pod
+                    .topology_spread_constraints
+                    .clone()
+                    .unwrap_or_else(|| default_topology_spread(&names)),
+            )
+            .filter(|t| !t.is_empty()),
+            termination_grace_period_seconds: Some(30),
+            // The image runs as user 1000 (see the Dockerfile); the data volume
+            // is made writable for its group.
+            security_context: Some(PodSecurityContext {
+                run_as_user: Some(1000),
+                run_as_group: Some(1000),
+                run_as_non_root: Some(true),
+                fs_group: Some(1000),
+                ..PodSecurityContext::default()
+            }),
+            ..PodSpec::default()
+        };
     let claim = PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(DATA_VOLUME.to_owned()),
@@ -385,7 +423,7 @@ pub fn statefulset(
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(pod_annotations(cc, tls_secret)),
+                    annotations: Some(pod_annotations(cc, tls_secret, stage)),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(pod),
@@ -408,7 +446,7 @@ mod tests {
 
     #[test]
     fn parallel_on_delete_with_a_volume_per_server() {
-        let sts = statefulset(&cluster(), 3, None).unwrap();
+        let sts = statefulset(&cluster(), 3, None, InternalTlsStage::Off).unwrap();
         let spec = spec_of(&sts);
         assert_eq!(spec.replicas, Some(3));
         assert_eq!(spec.service_name.as_deref(), Some("zk-peers"));
@@ -435,7 +473,7 @@ mod tests {
 
     #[test]
     fn readiness_is_quorum_and_liveness_is_the_process() {
-        let sts = statefulset(&cluster(), 3, None).unwrap();
+        let sts = statefulset(&cluster(), 3, None, InternalTlsStage::Off).unwrap();
         let pod = spec_of(&sts).template.spec.as_ref().unwrap();
         let c = &pod.containers[0];
         let path = |p: &Option<Probe>| {
@@ -447,15 +485,81 @@ mod tests {
         assert_eq!(path(&c.liveness_probe).as_deref(), Some("/healthz"));
         let command = c.command.as_ref().unwrap().join(" ");
         assert!(
-            command.contains("echo $((ordinal + 1)) > /data/myid"),
+            command.contains("id=$((ordinal + 1)); echo $id > /data/myid"),
             "{command}"
         );
         assert!(command.contains("exec conclave-server --config /etc/conclave/zoo.cfg"));
+        assert!(!command.contains("internal"), "{command}");
+    }
+
+    #[test]
+    fn internal_tls_mounts_the_certificates_links_its_own_and_probes_over_https() {
+        let stage_of = |stage| {
+            let sts = statefulset(&cluster(), 3, None, stage).unwrap();
+            let template = spec_of(&sts).template.clone();
+            (
+                template.metadata.unwrap().annotations.unwrap(),
+                template.spec.unwrap(),
+            )
+        };
+        let (annotations, pod) = stage_of(InternalTlsStage::On);
+        assert_eq!(annotations[internal_tls::STAGE_ANNOTATION], "On");
+        let c = &pod.containers[0];
+        let script = c.command.as_ref().unwrap()[2].clone();
+        let link = script
+            .find("ln -sf \"$cert\" /etc/conclave-internal-tls/server.pem")
+            .expect(&script);
+        assert!(script.contains("cert=/etc/conclave-internal-tls-secret/server-$id.pem"));
+        assert!(
+            link < script
+                .find("exec conclave-server --config /etc/conclave/zoo-tls.cfg")
+                .expect(&script),
+            "{script}"
+        );
+        let secret = pod
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "internal-tls-secret")
+            .unwrap();
+        assert_eq!(
+            secret.secret.as_ref().unwrap().secret_name.as_deref(),
+            Some("zk-internal-tls")
+        );
+        let mounts: Vec<_> = c
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.mount_path.as_str())
+            .collect();
+        assert!(mounts.contains(&internal_tls::SECRET_DIR) && mounts.contains(&internal_tls::DIR));
+        let scheme = |p: &Option<Probe>| {
+            p.as_ref()
+                .and_then(|p| p.http_get.as_ref())
+                .and_then(|h| h.scheme.clone())
+        };
+        assert_eq!(scheme(&c.readiness_probe).as_deref(), Some("HTTPS"));
+        assert_eq!(scheme(&c.liveness_probe).as_deref(), Some("HTTPS"));
+        // Accepting: certificates mounted, admin still probed over HTTP
+        // (the pods beside it may speak nothing else yet).
+        let (annotations, pod) = stage_of(InternalTlsStage::Accepting);
+        assert_eq!(annotations[internal_tls::STAGE_ANNOTATION], "Accepting");
+        let c = &pod.containers[0];
+        assert_eq!(scheme(&c.readiness_probe), None);
+        assert!(
+            c.command.as_ref().unwrap()[2].contains("--config /etc/conclave/zoo-tls-accepting.cfg")
+        );
+        // Off: no annotation (templates made before internal TLS keep
+        // their revision).
+        let (annotations, _) = stage_of(InternalTlsStage::Off);
+        assert!(!annotations.contains_key(internal_tls::STAGE_ANNOTATION));
     }
 
     #[test]
     fn servers_spread_over_nodes_unless_told_otherwise() {
-        let sts = statefulset(&cluster(), 3, None).unwrap();
+        let sts = statefulset(&cluster(), 3, None, InternalTlsStage::Off).unwrap();
         let pod = spec_of(&sts).template.spec.as_ref().unwrap();
         let anti = pod
             .affinity
@@ -486,7 +590,7 @@ mod tests {
         cc.spec.pod.affinity = Some(Affinity::default());
         cc.spec.pod.topology_spread_constraints = Some(Vec::new());
         cc.spec.pod.labels.insert("team".into(), "core".into());
-        let sts = statefulset(&cc, 3, None).unwrap();
+        let sts = statefulset(&cc, 3, None, InternalTlsStage::Off).unwrap();
         let template = &spec_of(&sts).template;
         assert_eq!(
             template.spec.as_ref().unwrap().affinity,
@@ -509,14 +613,16 @@ mod tests {
     #[test]
     fn settings_roll_the_pods_and_membership_does_not() {
         let digest = |cc: &CoordinationCluster| {
-            template_annotations(&statefulset(cc, 3, None).unwrap())[CONFIG_DIGEST].clone()
+            template_annotations(&statefulset(cc, 3, None, InternalTlsStage::Off).unwrap())
+                [CONFIG_DIGEST]
+                .clone()
         };
         let cc = cluster();
         let base = digest(&cc);
         assert_eq!(base, digest(&cc), "stable");
         assert_eq!(
-            spec_of(&statefulset(&cc, 5, None).unwrap()).template,
-            spec_of(&statefulset(&cc, 3, None).unwrap()).template,
+            spec_of(&statefulset(&cc, 5, None, InternalTlsStage::Off).unwrap()).template,
+            spec_of(&statefulset(&cc, 3, None, InternalTlsStage::Off).unwrap()).template,
             "the size is not in the template"
         );
         let mut changed = cluster();
@@ -527,13 +633,13 @@ mod tests {
             RESTARTED_AT.to_owned(),
             "now".to_owned(),
         )]));
-        let sts = statefulset(&restarted, 3, None).unwrap();
+        let sts = statefulset(&restarted, 3, None, InternalTlsStage::Off).unwrap();
         assert_eq!(template_annotations(&sts)[RESTARTED_AT], "now");
     }
 
     #[test]
     fn only_the_volume_preparation_runs_as_root() {
-        let sts = statefulset(&cluster(), 3, None).unwrap();
+        let sts = statefulset(&cluster(), 3, None, InternalTlsStage::Off).unwrap();
         let pod = spec_of(&sts).template.spec.as_ref().unwrap();
         let init = &pod.init_containers.as_ref().unwrap()[0];
         assert_eq!(init.security_context.as_ref().unwrap().run_as_user, Some(0));
@@ -547,7 +653,7 @@ mod tests {
 
     #[test]
     fn tls_mounts_the_secret_and_builds_the_key_store_before_the_server_starts() {
-        let plain = statefulset(&cluster(), 3, Some("abc")).unwrap();
+        let plain = statefulset(&cluster(), 3, Some("abc"), InternalTlsStage::Off).unwrap();
         let plain_pod = spec_of(&plain).template.spec.clone().unwrap();
         assert!(!plain_pod.containers[0].command.as_ref().unwrap()[2].contains("tls"));
         assert!(
@@ -558,7 +664,7 @@ mod tests {
         let mut cc = cluster();
         cc.spec.tls =
             Some(serde_json::from_value(serde_json::json!({"secretName": "zk-tls"})).unwrap());
-        let sts = statefulset(&cc, 3, Some("abc")).unwrap();
+        let sts = statefulset(&cc, 3, Some("abc"), InternalTlsStage::Off).unwrap();
         let template = &spec_of(&sts).template;
         let annotations = template_annotations(&sts);
         assert_eq!(annotations[TLS_SECRET_DIGEST], "abc");

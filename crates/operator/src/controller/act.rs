@@ -11,7 +11,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource as _};
 
 use super::{Context, Error};
-use crate::admin::{ChangeAnswer, Ensemble};
+use crate::admin::{AdminAddress, ChangeAnswer, Ensemble};
 use crate::build::Names;
 use crate::crd::{CoordinationCluster, RECOVER_FROM_ANNOTATION};
 use crate::decide::Decision;
@@ -33,8 +33,8 @@ pub(super) struct Target<'a> {
     pub cc: &'a CoordinationCluster,
     pub names: &'a Names,
     pub view: Option<&'a EnsembleView>,
-    /// Admin address of each server (`id`, `ip:port`).
-    pub servers: &'a [(u64, String)],
+    /// Admin address of each server.
+    pub servers: &'a [(u64, AdminAddress)],
     pub token: &'a str,
 }
 
@@ -48,7 +48,7 @@ pub(super) async fn act<E: Ensemble>(
     let leader_addr = target
         .view
         .and_then(|v| target.servers.iter().find(|(id, _)| *id == v.leader))
-        .map(|(_, addr)| addr.as_str());
+        .map(|(_, addr)| addr);
     let outcome = match decision {
         Decision::Idle | Decision::Wait { .. } => return Ok(Outcome::Nothing),
         Decision::ScaleStatefulSet {
@@ -291,7 +291,7 @@ pub(super) async fn act<E: Ensemble>(
 async fn announced_change<E: Ensemble>(
     ctx: &Context<E>,
     target: &Target<'_>,
-    leader_addr: Option<&str>,
+    leader_addr: Option<&AdminAddress>,
     (path, body, action, server): (&str, serde_json::Value, &str, u64),
     done: (&str, String),
     failed: (&str, String),
@@ -311,7 +311,7 @@ async fn announced_change<E: Ensemble>(
 async fn change_member<E: Ensemble>(
     ctx: &Context<E>,
     target: &Target<'_>,
-    leader_addr: Option<&str>,
+    leader_addr: Option<&AdminAddress>,
     (path, action, id, expected_version): (&str, &str, u64, &str),
     done: (&str, String),
     verb: &str,
@@ -345,7 +345,7 @@ where
 
 async fn change<E: Ensemble>(
     ctx: &Context<E>,
-    leader: Option<&str>,
+    leader: Option<&AdminAddress>,
     path: &str,
     body: serde_json::Value,
     token: &str,

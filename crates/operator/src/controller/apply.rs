@@ -18,12 +18,12 @@ use super::{Context, Error, FIELD_MANAGER};
 use crate::build::config::{self, Server};
 use crate::build::statefulset::{self, token_secret_name};
 use crate::build::{Names, network_policy, owned_meta, pdb, services};
-use crate::crd::{CoordinationCluster, RecoveryStatus};
+use crate::crd::{CoordinationCluster, InternalTlsStage, RecoveryStatus};
 
 /// The key of the admin token in its Secret.
 const TOKEN_KEY: &str = "token";
 
-async fn apply<K>(client: &Client, ns: &str, name: &str, object: &K) -> Result<(), Error>
+pub(super) async fn apply<K>(client: &Client, ns: &str, name: &str, object: &K) -> Result<(), Error>
 where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
         + Clone
@@ -42,36 +42,46 @@ where
     Ok(())
 }
 
+/// What the desired objects are built from besides the resource.
+pub(super) struct Shape<'a> {
+    /// The servers zoo.cfg lists.
+    pub servers: &'a [Server],
+    /// The ensemble was formed (`conclave.join`).
+    pub formed: bool,
+    /// The StatefulSet's pods.
+    pub replicas: u64,
+    /// A digest of the client TLS Secret.
+    pub tls_secret: Option<&'a str>,
+    pub recovery: Option<&'a RecoveryStatus>,
+    /// The internal TLS stage the pods' template runs.
+    pub stage: InternalTlsStage,
+}
+
 /// Applies the ConfigMap, the Services, the StatefulSet (with `replicas`
-/// pods) and the PodDisruptionBudget.
+/// pods), the PodDisruptionBudget and the NetworkPolicy.
 pub(super) async fn children<E>(
     ctx: &Context<E>,
     cc: &CoordinationCluster,
-    servers: &[Server],
-    formed: bool,
-    replicas: u64,
-    tls_secret: Option<&str>,
-    recovery: Option<&RecoveryStatus>,
+    shape: &Shape<'_>,
 ) -> Result<(), Error> {
     let names = Names::of(cc)?;
     let ns = &names.namespace;
     let client = &ctx.client;
-    let zoo_cfg = config::zoo_cfg(cc, servers, formed, recovery)?;
     apply::<ConfigMap>(
         client,
         ns,
         &names.config(),
-        &config::config_map(cc, zoo_cfg)?,
+        &config::config_map(cc, shape.servers, shape.formed, shape.recovery)?,
     )
     .await?;
     apply::<Service>(client, ns, &names.peers(), &services::peer_service(cc)?).await?;
     apply::<Service>(client, ns, &names.client(), &services::client_service(cc)?).await?;
-    let replicas = i32::try_from(replicas).unwrap_or(i32::MAX);
+    let replicas = i32::try_from(shape.replicas).unwrap_or(i32::MAX);
     apply::<StatefulSet>(
         client,
         ns,
         &names.cluster,
-        &statefulset::statefulset(cc, replicas, tls_secret)?,
+        &statefulset::statefulset(cc, replicas, shape.tls_secret, shape.stage)?,
     )
     .await?;
     budget(ctx, cc, &names).await?;

@@ -8,7 +8,8 @@ use kube::{Api, Client};
 
 use super::Error;
 use crate::build::statefulset::DATA_VOLUME;
-use crate::build::{Names, selector};
+use crate::build::{Names, internal_tls, selector};
+use crate::crd::InternalTlsStage;
 use crate::decide::{KubeState, PodState};
 
 /// The server id of `<cluster>-<ordinal>` (ordinal + 1).
@@ -45,6 +46,26 @@ pub(super) fn pod_state(cluster: &str, pod: &Pod) -> Option<PodState> {
             .and_then(|c| c.image.clone()),
         node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
         name,
+    })
+}
+
+/// The internal TLS stage a StatefulSet's pod template runs: its
+/// annotation, or `Off` without one (templates made before internal TLS,
+/// or with it off). Only the operator writes it; a value it does not know
+/// (a hand edit) is logged and read as `Off`.
+fn template_stage(statefulset: &StatefulSet) -> InternalTlsStage {
+    let value = statefulset
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(internal_tls::STAGE_ANNOTATION));
+    let Some(value) = value else {
+        return InternalTlsStage::Off;
+    };
+    serde_json::from_value(serde_json::Value::from(value.as_str())).unwrap_or_else(|_| {
+        tracing::warn!(%value, "unknown internal TLS stage on the pod template; read as Off");
+        InternalTlsStage::Off
     })
 }
 
@@ -94,6 +115,11 @@ pub(super) async fn read(client: &Client, names: &Names) -> Result<KubeState, Er
             .and_then(|s| s.template.spec.as_ref())
             .and_then(|p| p.containers.iter().find(|c| c.name == "conclave"))
             .and_then(|c| c.image.clone()),
+        template_internal_tls: statefulset.as_ref().map(template_stage),
+        rollout_observed: statefulset.as_ref().is_some_and(|s| {
+            let observed = s.status.as_ref().and_then(|st| st.observed_generation);
+            observed.is_some() && observed >= s.metadata.generation
+        }),
         pods,
         volumes,
     })

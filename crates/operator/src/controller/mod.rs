@@ -7,6 +7,7 @@
 
 mod act;
 mod apply;
+mod internal_tls;
 mod kube_state;
 mod reconcile;
 mod service_monitor;
@@ -82,6 +83,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Build(#[from] crate::build::BuildError),
+    #[error("internal TLS: {0}")]
+    Pki(#[from] crate::pki::PkiError),
     #[error("finalizer: {0}")]
     Finalizer(String),
     #[error("serializing: {0}")]
@@ -94,6 +97,7 @@ impl Error {
         match self {
             Error::Kube(_) => "kube",
             Error::Build(_) => "build",
+            Error::Pki(_) => "pki",
             Error::Finalizer(_) => "finalizer",
             Error::Json(_) => "json",
         }

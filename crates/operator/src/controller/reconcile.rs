@@ -26,18 +26,24 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 
+use rustls_pki_types::ServerName;
+
 use super::act::{self, Outcome, Target};
 use super::tls_secret::{self, TlsSecret};
-use super::{Context, Error, FIELD_MANAGER, FINALIZER, apply, kube_state, service_monitor};
-use crate::admin::Ensemble;
-use crate::build::Names;
+use super::{
+    Context, Error, FIELD_MANAGER, FINALIZER, apply, internal_tls, kube_state, service_monitor,
+};
+use crate::admin::{self, AdminAddress, AdminTls, Ensemble};
 use crate::build::config::{self, Server};
+use crate::build::{self, Names};
 use crate::crd::{
-    CoordinationCluster, Operation, RECOVER_FROM_ANNOTATION, ReclaimPolicy, RecoveryStatus,
+    CoordinationCluster, InternalTlsStage, Operation, RECOVER_FROM_ANNOTATION, ReclaimPolicy,
+    RecoveryStatus,
 };
 use crate::decide::{self, Decision, Inputs, KubeState};
 use crate::metrics::{ActionLabel, ClusterLabel};
 use crate::observe::{self, EnsembleView};
+use crate::pki::PkiError;
 use crate::plan::Desired;
 use crate::status::{self, Observation, VersionCheck};
 use crate::version::{self, SKIP_VERSION_CHECK};
@@ -157,11 +163,43 @@ async fn reconcile_cluster<E: Ensemble>(
     };
     let kube = kube_state::read(&ctx.client, &names).await?;
     let token = apply::admin_token(&ctx.client, cc).await?;
-    let servers: Vec<(u64, String)> = kube
+    // Internal TLS: the stage the pods' template runs (a cluster not yet
+    // made starts on its target), and the certificates, made before any
+    // pod needs them.
+    let target_stage = build::internal_tls::target(cc);
+    let current_stage = kube.template_internal_tls.unwrap_or(target_stage);
+    let ca_pem = if target_stage != InternalTlsStage::Off || current_stage != InternalTlsStage::Off
+    {
+        let ids = certificate_ids(cc, &kube);
+        Some(
+            internal_tls::ensure(&ctx.client, cc, &names, &ids, Timestamp::now().as_second())
+                .await?,
+        )
+    } else {
+        None
+    };
+    let admin_tls = match ca_pem
+        .as_deref()
+        .filter(|_| build::internal_tls::admin_https(current_stage))
+    {
+        Some(pem) => Some(admin::tls_client_config(pem).map_err(PkiError::Ca)?),
+        None => None,
+    };
+    let servers: Vec<(u64, AdminAddress)> = kube
         .pods
         .iter()
         .filter(|p| !p.terminating)
-        .filter_map(|p| Some((p.id, format!("{}:{}", p.ip.as_ref()?, cc.spec.ports.admin))))
+        .filter_map(|p| {
+            let addr = format!("{}:{}", p.ip.as_ref()?, cc.spec.ports.admin);
+            let tls = match &admin_tls {
+                Some(config) => Some(AdminTls {
+                    server_name: ServerName::try_from(names.server_host(p.id)).ok()?,
+                    config: config.clone(),
+                }),
+                None => None,
+            };
+            Some((p.id, AdminAddress { addr, tls }))
+        })
         .collect();
     let (view, ensemble_error) = match observe::read_ensemble(&ctx.ensemble, &servers).await {
         Ok(view) => (Some(view), None),
@@ -201,6 +239,16 @@ async fn reconcile_cluster<E: Ensemble>(
 
     let image = check_image(cc, &kube);
 
+    // The next internal TLS stage begins only when the last roll is over
+    // and nothing else is under way.
+    let settled = decision == Decision::Idle
+        && previous.is_none()
+        && kube.rolled_out()
+        && view
+            .as_ref()
+            .is_some_and(|v| v.members.iter().all(|m| m.healthy));
+    let mut stage = build::internal_tls::next(kube.template_internal_tls, target_stage, settled);
+
     let mut action_error = None;
     let mut monitor = None;
     if invalid.is_none() {
@@ -211,19 +259,24 @@ async fn reconcile_cluster<E: Ensemble>(
                 .as_ref()
                 .is_some_and(|s| s.config_version.is_some());
         let servers_in_cfg = zoo_cfg_servers(cc, view.as_ref(), replicas);
-        apply::children(
-            ctx,
-            image.held.as_ref().unwrap_or(cc),
-            &servers_in_cfg,
+        let shape = apply::Shape {
+            servers: &servers_in_cfg,
             formed,
             replicas,
-            tls_digest,
-            recovery.as_ref(),
-        )
-        .await?;
-        monitor = Some(service_monitor::reconcile(ctx, cc).await?);
-    } else if let Some(reason) = &invalid {
-        announce_wait(ctx, cc, "InvalidSpec", reason).await;
+            tls_secret: tls_digest,
+            recovery: recovery.as_ref(),
+            stage,
+        };
+        apply::children(ctx, image.held.as_ref().unwrap_or(cc), &shape).await?;
+        monitor = Some(service_monitor::reconcile(ctx, cc, stage).await?);
+        if kube.template_internal_tls.is_some() && stage != current_stage {
+            announce_stage(ctx, cc, current_stage, stage).await;
+        }
+    } else {
+        stage = current_stage;
+        if let Some(reason) = &invalid {
+            announce_wait(ctx, cc, "InvalidSpec", reason).await;
+        }
     }
 
     let target = Target {
@@ -261,7 +314,7 @@ async fn reconcile_cluster<E: Ensemble>(
         }
         _ => recovery,
     };
-    let status = status::build(&Observation {
+    let mut status = status::build(&Observation {
         cluster: cc,
         kube: &kube,
         ensemble: view.as_ref(),
@@ -278,6 +331,27 @@ async fn reconcile_cluster<E: Ensemble>(
         },
         now,
     });
+    status.internal_tls = Some(stage);
+    // Between stages nothing else may be under way: say what is.
+    let tls_moving = invalid.is_none() && stage != target_stage;
+    let idle = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Progressing" && c.status == "False");
+    if tls_moving && idle {
+        status::set_condition(
+            &mut status.conditions,
+            "Progressing",
+            true,
+            "InternalTlsRoll",
+            &format!(
+                "internal TLS {stage:?}, on the way to {target_stage:?}: the next stage begins \
+                 when every pod runs this one"
+            ),
+            cc.metadata.generation,
+            &now,
+        );
+    }
     announce_turned(
         ctx,
         cc,
@@ -321,7 +395,7 @@ async fn reconcile_cluster<E: Ensemble>(
         )
         .await?;
 
-    let busy = operation.is_some() || !matches!(decision, Decision::Idle);
+    let busy = operation.is_some() || !matches!(decision, Decision::Idle) || tls_moving;
     let progressed = !busy || action_done.is_some() || step_of(&operation) != step_of(&step_before);
     let since = ctx
         .metrics
@@ -468,6 +542,50 @@ async fn announce_turned<E>(
 
 /// An Event for a wait, once per reason: the reason is compared with the
 /// one status already carries.
+/// The servers on `from` move to `to`: each pod rolls once more.
+async fn announce_stage<E>(
+    ctx: &Context<E>,
+    cc: &CoordinationCluster,
+    from: InternalTlsStage,
+    to: InternalTlsStage,
+) {
+    let what = match to {
+        InternalTlsStage::Off => "servers speak plain text only",
+        InternalTlsStage::Accepting => "servers take TLS beside plain text, still dialling plain",
+        InternalTlsStage::Dialling => "servers dial each other over TLS, still taking plain text",
+        InternalTlsStage::On => "servers speak TLS only, each proving which member it is",
+    };
+    act::publish(
+        ctx,
+        cc,
+        EventType::Normal,
+        "InternalTlsStage",
+        "Roll",
+        format!("internal TLS {from:?} -> {to:?}: {what}; the pods roll one at a time"),
+        None,
+    )
+    .await;
+}
+
+/// The servers that need an internal TLS certificate: every one the spec,
+/// the StatefulSet, a pod or the last membership read names, so that a pod
+/// about to be made already has its own.
+fn certificate_ids(cc: &CoordinationCluster, kube: &KubeState) -> Vec<u64> {
+    let desired = u64::try_from(cc.spec.replicas.max(0) + cc.spec.observers.max(0)).unwrap_or(0);
+    let members = cc
+        .status
+        .iter()
+        .flat_map(|s| s.members.iter().map(|m| m.id));
+    let most = kube
+        .pods
+        .iter()
+        .map(|p| p.id)
+        .chain(members)
+        .chain(kube.statefulset_replicas)
+        .fold(desired, u64::max);
+    (1..=most).collect()
+}
+
 async fn announce_wait<E>(ctx: &Context<E>, cc: &CoordinationCluster, reason: &str, message: &str) {
     let already = cc.status.as_ref().is_some_and(|s| {
         s.conditions

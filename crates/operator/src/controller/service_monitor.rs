@@ -12,7 +12,7 @@ use kube::runtime::events::EventType;
 use super::{Context, Error, act, apply};
 use crate::build::Names;
 use crate::build::service_monitor::{PLURAL, api_resource, group_version, service_monitor};
-use crate::crd::CoordinationCluster;
+use crate::crd::{CoordinationCluster, InternalTlsStage};
 use crate::status::metrics_ready::{self, CRD_MISSING, METRICS_READY, ServiceMonitorState};
 
 /// The Event's reason when a ServiceMonitor is asked for and cannot be made.
@@ -21,12 +21,13 @@ const UNAVAILABLE: &str = "ServiceMonitorUnavailable";
 pub(super) async fn reconcile<E>(
     ctx: &Context<E>,
     cc: &CoordinationCluster,
+    stage: InternalTlsStage,
 ) -> Result<ServiceMonitorState, Error> {
     let names = Names::of(cc)?;
     let enabled = cc.spec.metrics.service_monitor.enabled;
     let state = match (enabled, served(&ctx.client).await?) {
         (true, true) => {
-            let monitor = service_monitor(cc)?;
+            let monitor = service_monitor(cc, stage)?;
             apply::dynamic(&ctx.client, &names.namespace, &api_resource(), &monitor).await?;
             ServiceMonitorState::Applied
         }

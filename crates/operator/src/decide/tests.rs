@@ -38,6 +38,8 @@ fn kube(pods: u64, revision: &str) -> KubeState {
         statefulset_replicas: Some(pods),
         update_revision: Some("new".into()),
         template_image: None,
+        template_internal_tls: None,
+        rollout_observed: true,
         pods: (1..=pods).map(|id| pod(id, revision)).collect(),
         volumes: (1..=pods)
             .map(|id| (id, format!("data-zk-{}", id - 1)))

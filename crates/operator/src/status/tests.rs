@@ -26,6 +26,8 @@ fn kube(n: u64) -> KubeState {
         statefulset_replicas: Some(n),
         update_revision: Some("r1".into()),
         template_image: None,
+        template_internal_tls: None,
+        rollout_observed: true,
         pods: (1..=n)
             .map(|id| PodState {
                 name: format!("zk-{}", id - 1),

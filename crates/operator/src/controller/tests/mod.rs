@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use self::fake_api::FakeApi;
 use super::{Context, reconcile};
-use crate::admin::{AdminError, ChangeAnswer, Ensemble};
+use crate::admin::{AdminAddress, AdminError, ChangeAnswer, Ensemble};
 use crate::crd::CoordinationCluster;
 use crate::metrics::Metrics;
 
@@ -44,27 +44,27 @@ impl ScriptedEnsemble {
 }
 
 impl Ensemble for ScriptedEnsemble {
-    async fn membership(&self, addr: &str) -> Result<String, AdminError> {
+    async fn membership(&self, addr: &AdminAddress) -> Result<String, AdminError> {
         self.membership
             .lock()
             .unwrap()
-            .get(addr)
+            .get(&addr.addr)
             .cloned()
             .ok_or_else(|| AdminError::Unreachable {
-                addr: addr.to_owned(),
+                addr: addr.clone(),
                 reason: "connection refused".to_owned(),
             })
     }
 
     async fn change(
         &self,
-        addr: &str,
+        addr: &AdminAddress,
         path: &str,
         body: Value,
         token: &str,
     ) -> Result<ChangeAnswer, AdminError> {
         self.changes.lock().unwrap().push((
-            addr.to_owned(),
+            addr.addr.clone(),
             path.to_owned(),
             body,
             token.to_owned(),
@@ -105,7 +105,9 @@ fn cluster(spec: Value) -> Value {
 fn statefulset(replicas: u64) -> Value {
     json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
            "metadata": {"name": "zk", "namespace": "apps"},
-           "spec": {"replicas": replicas, "selector": {}, "template": {}, "serviceName": "zk-peers"},
+           // On internal TLS, as a cluster made by this operator is.
+           "spec": {"replicas": replicas, "selector": {}, "serviceName": "zk-peers",
+                    "template": {"metadata": {"annotations": {"conclave.dev/internal-tls": "On"}}}},
            "status": {"replicas": replicas, "updateRevision": "zk-new"}})
 }
 
@@ -1160,4 +1162,166 @@ async fn an_image_change_that_skips_a_release_is_refused_unless_told_to_skip_the
     world.reconcile().await.unwrap();
     assert_eq!(statefulset_image(&world), "conclave:1.6.0");
     assert_eq!(world.condition("UpgradeAllowed")["reason"], "CheckSkipped");
+}
+
+const CA_SECRET: &str = "/api/v1/namespaces/apps/secrets/zk-ca";
+const INTERNAL_TLS: &str = "/api/v1/namespaces/apps/secrets/zk-internal-tls";
+
+fn template_stage(world: &World) -> Value {
+    world.api.get(STS).expect("the StatefulSet")["spec"]["template"]["metadata"]["annotations"]
+        ["conclave.dev/internal-tls"]
+        .clone()
+}
+
+/// A new cluster starts with quorum and admin TLS on: the CA and one
+/// certificate per server exist before the StatefulSet names them, and
+/// the pods mount the certificates, never the CA's key.
+#[tokio::test]
+async fn a_new_cluster_starts_with_internal_tls_on() {
+    let world = World::new(cluster(json!({})));
+    world.reconcile().await.unwrap();
+    let ca = world.api.get(CA_SECRET).expect("the CA Secret");
+    assert!(ca["data"]["ca.key"].as_str().is_some_and(|k| !k.is_empty()));
+    assert_eq!(ca["metadata"]["ownerReferences"][0]["uid"], "u-1");
+    let certs = world.api.get(INTERNAL_TLS).expect("the certificates");
+    assert_eq!(certs["data"]["ca.crt"], ca["data"]["ca.crt"]);
+    assert!(certs["data"].get("ca.key").is_none(), "no key of the CA");
+    for id in 1..=3 {
+        assert!(
+            certs["data"][format!("server-{id}.pem")].is_string(),
+            "server {id}"
+        );
+    }
+    assert_eq!(template_stage(&world), "On");
+    let sts = world.api.get(STS).unwrap();
+    let secrets: Vec<&str> = sts["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["secret"]["secretName"].as_str())
+        .collect();
+    assert_eq!(secrets, ["zk-admin-token", "zk-internal-tls"]);
+    let cfg = world
+        .api
+        .get("/api/v1/namespaces/apps/configmaps/zk-config")
+        .unwrap();
+    let zoo = cfg["data"]["zoo-tls.cfg"].as_str().unwrap();
+    assert!(
+        zoo.contains("sslQuorum=true") && zoo.contains("portUnification=false"),
+        "{zoo}"
+    );
+    assert_eq!(world.status()["internalTls"], "On");
+    // Nothing is issued again on the next reconcile.
+    world.reconcile().await.unwrap();
+    assert_eq!(world.api.calls_to(Method::PATCH, INTERNAL_TLS).len(), 1);
+    assert_eq!(world.api.calls_to(Method::PATCH, CA_SECRET).len(), 1);
+}
+
+/// A plain cluster made before internal TLS (its template has no stage)
+/// moves one stage per finished roll: never while a pod runs an older
+/// template, is not Ready, or the StatefulSet controller has not caught
+/// up with the last change.
+#[tokio::test]
+async fn a_running_plain_cluster_moves_to_tls_one_finished_roll_at_a_time() {
+    let world = World::running(cluster(json!({})), &[1, 2, 3], 1, "zk-new");
+    let mut sts = statefulset(3);
+    sts["spec"]["template"] = json!({});
+    sts["metadata"]["generation"] = json!(4);
+    sts["status"]["observedGeneration"] = json!(3);
+    world.api.put(STS, sts.clone());
+    world.reconcile().await.unwrap();
+    assert_eq!(
+        template_stage(&world),
+        Value::Null,
+        "the StatefulSet controller lags: stay"
+    );
+
+    sts["status"]["observedGeneration"] = json!(4);
+    world.api.put(STS, sts.clone());
+    world
+        .api
+        .put(&format!("{PODS}/zk-1"), pod(2, "zk-new", false));
+    world.reconcile().await.unwrap();
+    assert_eq!(
+        template_stage(&world),
+        Value::Null,
+        "a pod is not Ready: stay"
+    );
+    assert!(
+        world.api.get(INTERNAL_TLS).is_some(),
+        "certificates made ahead"
+    );
+
+    world
+        .api
+        .put(&format!("{PODS}/zk-1"), pod(2, "zk-new", true));
+    world.reconcile().await.unwrap();
+    assert_eq!(template_stage(&world), "Accepting");
+    assert!(world.events().contains(&"InternalTlsStage".to_owned()));
+    assert_eq!(world.status()["internalTls"], "Accepting");
+    assert_eq!(world.condition("Progressing")["reason"], "InternalTlsRoll");
+    assert_eq!(world.condition("Progressing")["status"], "True");
+
+    // The StatefulSet controller saw the new template; the pods roll.
+    let mut sts = world.api.get(STS).unwrap();
+    sts["status"]["updateRevision"] = json!("zk-accepting");
+    sts["metadata"]["generation"] = json!(5);
+    sts["status"]["observedGeneration"] = json!(5);
+    world.api.put(STS, sts);
+    world.reconcile().await.unwrap();
+    assert_eq!(template_stage(&world), "Accepting", "mid-roll: stay");
+    assert_eq!(
+        world.api.calls_to(Method::DELETE, PODS).len(),
+        1,
+        "one outdated pod rolled"
+    );
+
+    for id in 1..=3 {
+        world.api.put(
+            &format!("{PODS}/zk-{}", id - 1),
+            pod(id, "zk-accepting", true),
+        );
+    }
+    // This reconcile closes the roll's step recorded in status; the next
+    // one moves.
+    assert!(!world.status()["operation"].is_null());
+    world.reconcile().await.unwrap();
+    assert_eq!(template_stage(&world), "Accepting");
+    world.reconcile().await.unwrap();
+    assert_eq!(template_stage(&world), "Dialling");
+}
+
+/// Turned off, a cluster on TLS steps back the same way, and its
+/// certificates stay until it is plain.
+#[tokio::test]
+async fn turning_internal_tls_off_steps_back_one_stage() {
+    let world = World::running(
+        cluster(json!({"internalTls": {"enabled": false}})),
+        &[1, 2, 3],
+        1,
+        "zk-new",
+    );
+    let mut sts = statefulset(3);
+    sts["spec"]["template"] =
+        json!({"metadata": {"annotations": {"conclave.dev/internal-tls": "On"}}});
+    sts["status"]["observedGeneration"] = json!(1);
+    sts["metadata"]["generation"] = json!(1);
+    world.api.put(STS, sts);
+    world.reconcile().await.unwrap();
+    assert_eq!(template_stage(&world), "Dialling");
+    assert!(world.api.get(INTERNAL_TLS).is_some());
+
+    // A plain cluster that stays plain makes no certificates.
+    let plain = World::running(
+        cluster(json!({"internalTls": {"enabled": false}})),
+        &[1, 2, 3],
+        1,
+        "zk-new",
+    );
+    let mut sts = statefulset(3);
+    sts["spec"]["template"] = json!({});
+    plain.api.put(STS, sts);
+    plain.reconcile().await.unwrap();
+    assert!(plain.api.get(CA_SECRET).is_none());
+    assert_eq!(template_stage(&plain), Value::Null);
 }
