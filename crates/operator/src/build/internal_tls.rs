@@ -163,7 +163,9 @@ pub fn zoo_cfg(stage: InternalTlsStage) -> BTreeMap<&'static str, String> {
     settings
 }
 
-/// The start script's part for a stage: wait for this server's
+/// The start script's part for a stage (after `ordinal` is set; the
+/// script of stage `Off` is what it was before internal TLS, so that an
+/// operator upgrade rolls nothing by itself): wait for this server's
 /// certificate in the Secret (a Secret written just before the pod was
 /// made may reach the kubelet a moment later) and link it.
 pub fn start_script(stage: InternalTlsStage) -> String {
@@ -171,7 +173,7 @@ pub fn start_script(stage: InternalTlsStage) -> String {
         return String::new();
     }
     format!(
-        "cert={SECRET_DIR}/server-$id.pem; waited=0; \
+        "cert={SECRET_DIR}/server-$((ordinal + 1)).pem; waited=0; \
          while [ ! -s \"$cert\" ]; do \
            if [ $waited -ge 120 ]; then echo \"no internal TLS certificate $cert\" >&2; exit 1; fi; \
            waited=$((waited + 1)); sleep 1; \

@@ -54,7 +54,7 @@ fn start_command(tls: bool, stage: InternalTlsStage) -> Vec<String> {
         "/bin/sh".to_owned(),
         "-c".to_owned(),
         format!(
-            "set -e; ordinal=\"${{HOSTNAME##*-}}\"; id=$((ordinal + 1)); echo $id > {DATA_DIR}/myid; \
+            "set -e; ordinal=\"${{HOSTNAME##*-}}\"; echo $((ordinal + 1)) > {DATA_DIR}/myid; \
              {key_store}{internal}exec conclave-server --config {CONFIG_DIR}/{config_file}",
             config_file = config_file(stage),
             internal = internal_tls::start_script(stage),
@@ -485,7 +485,7 @@ mod tests {
         assert_eq!(path(&c.liveness_probe).as_deref(), Some("/healthz"));
         let command = c.command.as_ref().unwrap().join(" ");
         assert!(
-            command.contains("id=$((ordinal + 1)); echo $id > /data/myid"),
+            command.contains("echo $((ordinal + 1)) > /data/myid"),
             "{command}"
         );
         assert!(command.contains("exec conclave-server --config /etc/conclave/zoo.cfg"));
@@ -509,7 +509,9 @@ mod tests {
         let link = script
             .find("ln -sf \"$cert\" /etc/conclave-internal-tls/server.pem")
             .expect(&script);
-        assert!(script.contains("cert=/etc/conclave-internal-tls-secret/server-$id.pem"));
+        assert!(
+            script.contains("cert=/etc/conclave-internal-tls-secret/server-$((ordinal + 1)).pem")
+        );
         assert!(
             link < script
                 .find("exec conclave-server --config /etc/conclave/zoo-tls.cfg")
