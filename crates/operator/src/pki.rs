@@ -4,7 +4,10 @@
 //!
 //! The CA's certificate and key live in a Secret only the operator reads;
 //! to sign, the CA is rebuilt from its key and its name (both fixed for a
-//! cluster), so no certificate has to be parsed back.
+//! cluster), so no certificate has to be parsed back. `rotation.rs`: how a
+//! CA hands over to its successor.
+
+pub mod rotation;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,

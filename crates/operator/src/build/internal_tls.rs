@@ -33,12 +33,25 @@ pub const DIR: &str = "/etc/conclave-internal-tls";
 /// so that a renewed certificate is seen through it (the server reloads
 /// changed stores).
 pub const KEY_STORE: &str = "/etc/conclave-internal-tls/server.pem";
-/// The CA certificate, in both Secrets.
+/// The CA certificate, in the CA Secret; in the pods' Secret, every CA
+/// certificate the servers trust (two while the CA is rotated).
 pub const CA_CERT: &str = "ca.crt";
 /// The CA's key, in the CA Secret only.
 pub const CA_KEY: &str = "ca.key";
 /// When the CA expires (RFC 3339), on the CA Secret.
 pub const CA_NOT_AFTER: &str = "conclave.dev/not-after";
+/// The CA Secret's successor CA while it is being rotated in
+/// (`pki/rotation.rs`): certificate, key, expiry, when it was first trusted.
+pub const NEXT_CERT: &str = "next.crt";
+pub const NEXT_KEY: &str = "next.key";
+pub const NEXT_NOT_AFTER: &str = "conclave.dev/next-not-after";
+pub const NEXT_PUBLISHED: &str = "conclave.dev/next-published";
+/// The CA that signed before, trusted until the annotation's time.
+pub const PREVIOUS_CERT: &str = "previous.crt";
+pub const PREVIOUS_UNTIL: &str = "conclave.dev/previous-until";
+/// On the pods' Secret: a digest of the CA that signed its certificates
+/// (a new signer re-issues them all).
+pub const SIGNER: &str = "conclave.dev/signer";
 
 /// The Secret with the CA's certificate and key (the operator's alone).
 pub fn ca_secret_name(names: &Names) -> String {

@@ -90,6 +90,20 @@ fn tls_connect(addr: SocketAddr, with_certificate: bool) -> std::io::Result<Tls>
     Ok(StreamOwned::new(connection, socket))
 }
 
+/// Waits until something listens on `addr`: a server answering on its
+/// plain port may open its secure port a moment later (ZooKeeper's Netty
+/// factory does).
+fn await_listening(addr: SocketAddr) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Opens a session over TLS, creates `path` with `data` and reads it back.
 fn session_over_tls(addr: SocketAddr, path: &str, data: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut tls = tls_connect(addr, true)?;
@@ -163,6 +177,7 @@ fn check_secure_port(key_store: &str, trust_store: &str) {
     for (server, port) in [(&zk, zk_port), (&cc, cc_port)] {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let who = format!("{:?} with {key_store}", server.kind);
+        await_listening(addr);
         let data = session_over_tls(addr, "/over-tls", b"secret")
             .unwrap_or_else(|e| panic!("{who}: {e}; log:\n{}", server.log()));
         assert_eq!(data, b"secret", "{who}");
@@ -322,6 +337,7 @@ fn a_client_certificate_is_an_x509_identity_like_zookeeper() {
         );
         let server = TestServer::start(kind, &lines(&cfg));
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        await_listening(addr);
         let mut tls = tls_connect(addr, true).unwrap();
         tls.write_all(&new_session()).unwrap();
         ConnectResponse::decode(&read_frame(&mut tls).unwrap()).unwrap();
