@@ -6,7 +6,7 @@
 #       packages conclave-server, conclave-operator and conclave-loadgen
 #       already built in DIR (e.g. target/release, built on a Debian
 #       bookworm host) into the same runtime image, instead of compiling
-#       inside the build (a cold build there takes ~35 minutes on 2 cores).
+#       inside the build (a cold build there takes ~18 minutes on 2 cores).
 #
 # Loading: E2E_LOAD names the command that loads an image into the cluster
 # (`kind load docker-image` on kind); by default ../shared/k8s/load-image.sh
@@ -26,8 +26,10 @@ fi
 if [ -n "${E2E_PREBUILT:-}" ]; then
   context=$(mktemp -d)
   trap 'rm -rf "$context"' EXIT
+  # Stripped as the Dockerfile strips them; the binaries in E2E_PREBUILT
+  # keep their debug info for symbolising.
   for bin in conclave-server conclave-operator conclave-loadgen; do
-    cp "$E2E_PREBUILT/$bin" "$context/"
+    objcopy --strip-debug --strip-unneeded "$E2E_PREBUILT/$bin" "$context/$bin"
   done
   # The runtime stage of the Dockerfile, over binaries built outside.
   sed -n '/^FROM \${RUNTIME_IMAGE}/,$p' "$root/Dockerfile" \

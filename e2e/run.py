@@ -187,19 +187,21 @@ def server_states():
     output of a pod that ends quickly."""
     names = sorted(pods())
     hosts = " ".join(f"{n}.{NAME}-peers.{NS}.svc.cluster.local:2181" for n in names)
-    script = (f"for h in {hosts}; do echo \"$h $(conclave-loadgen mntr --server $h "
-              "| grep zk_server_state | cut -f2)\"; done")
+    # The image has a shell and no text tools: mntr is parsed here.
+    script = f"for h in {hosts}; do echo \"== $h\"; conclave-loadgen mntr --server $h; done"
     states = {}
     for _ in range(5):
         kubectl("-n", NS, "delete", "pod", "e2e-mntr", "--ignore-not-found", "--wait=true")
         out = kubectl("-n", NS, "run", "e2e-mntr", "--image", IMAGE,
                       "--image-pull-policy=IfNotPresent", "--restart=Never", "--quiet",
                       "--rm", "-i", "--command", "--", "/bin/sh", "-c", script, check=False)
+        host = None
         for line in out.splitlines():
-            host, _, state = line.partition(" ")
-            if state.strip():
+            if line.startswith("== "):
+                host = line[3:].strip()
+            elif host and line.startswith("zk_server_state\t"):
                 ordinal = int(host.split(".")[0].rsplit("-", 1)[1])
-                states[ordinal + 1] = state.strip()
+                states[ordinal + 1] = line.split("\t", 1)[1].strip()
         if len(states) == len(names):
             break
         time.sleep(2)

@@ -73,6 +73,18 @@ pub fn prometheus_text(s: &ServerSnapshot) -> String {
             }
         }
     }
+    // The ensemble's numeric `mntr` keys (quorum size, learners, synced
+    // followers on the leader, ...), as gauges.
+    for (name, value) in report::ensemble(s) {
+        if matches!(value, report::Value::Text(_)) {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {name} Ensemble: mntr's zk_{name}\n# TYPE {name} gauge\n{name} {}",
+            value.mntr()
+        );
+    }
     out
 }
 

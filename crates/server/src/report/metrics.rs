@@ -398,6 +398,15 @@ pub fn monitor(s: &ServerSnapshot) -> Vec<(String, Value)> {
     for m in metrics(s) {
         monitor_values(&m, &mut out);
     }
+    out.extend(ensemble(s));
+    out
+}
+
+/// The keys a member of an ensemble adds to `mntr` (none standalone); the
+/// numeric ones are also Prometheus gauges, as ZooKeeper's quorum and
+/// leader gauges are.
+pub fn ensemble(s: &ServerSnapshot) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
     if let Some(r) = &s.replica {
         ensemble_values(r, &mut out);
     }

@@ -36,7 +36,7 @@ pub use expiry::{connection_buckets, expiry_buckets, session_buckets};
 pub use java_format::{java_date, java_double, java_socket_addr};
 pub use metrics::{
     COUNTERS, Metric, MetricValue, PERCENTILE_SUMMARIES, PLACEHOLDER_HELP, SUMMARIES, Value,
-    metrics, monitor, monitor_values,
+    ensemble, metrics, monitor, monitor_values,
 };
 pub use text::{
     conf_ensemble_text, conf_text, connection_line, dirs_text, dump_text, environment_text,

@@ -14,6 +14,7 @@ mod ensemble_config;
 mod ensemble_support;
 mod full_disk;
 mod membership;
+mod monitoring;
 mod partition_proxy;
 mod quorum_tls;
 mod raw_client;

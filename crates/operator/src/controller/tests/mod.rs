@@ -4,6 +4,8 @@
 //! the operator made, the Events it published and the status it wrote.
 
 mod fake_api;
+#[path = "../../../tests/support/promql.rs"]
+mod promql;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -186,6 +188,16 @@ impl World {
         &self,
         cached: Value,
     ) -> Result<kube::runtime::controller::Action, super::Error> {
+        let (ctx, task) = self.context();
+        let cc: CoordinationCluster = serde_json::from_value(cached).expect("a resource");
+        let result = reconcile(Arc::new(cc), ctx).await;
+        task.abort();
+        result
+    }
+
+    /// What every reconcile of this world shares, and the fake API
+    /// server's task (abort it when done).
+    fn context(&self) -> (Arc<Context<ScriptedEnsemble>>, tokio::task::JoinHandle<()>) {
         let (client, task) = self.api.client();
         let ctx = Arc::new(Context::new(
             client,
@@ -196,10 +208,7 @@ impl World {
                 instance: Some("test".into()),
             },
         ));
-        let cc: CoordinationCluster = serde_json::from_value(cached).expect("a resource");
-        let result = reconcile(Arc::new(cc), ctx).await;
-        task.abort();
-        result
+        (ctx, task)
     }
 
     fn status(&self) -> Value {
@@ -1324,4 +1333,38 @@ async fn turning_internal_tls_off_steps_back_one_stage() {
     plain.reconcile().await.unwrap();
     assert!(plain.api.get(CA_SECRET).is_none());
     assert_eq!(template_stage(&plain), Value::Null);
+}
+
+/// The chart's alerts and dashboard (`charts/conclave/files/`) ask for the
+/// operator's metrics by the names its registry exports after real
+/// reconciles (the servers' names are checked against a real leader's
+/// `/metrics`, `crates/server/tests/integration/monitoring.rs`).
+#[tokio::test]
+async fn the_charts_queries_name_metrics_the_operator_exports() {
+    // A scale-up takes an action; a reconcile of a cluster whose resource
+    // is gone fails: every family the chart reads has a sample.
+    let world = World::running(cluster(json!({"replicas": 5})), &[1, 2, 3], 1, "zk-new");
+    world.reconcile().await.unwrap();
+    world.api.0.lock().unwrap().objects.remove(CR);
+    let cached = cluster(json!({}));
+    let error = world.reconcile_cached(cached.clone()).await.unwrap_err();
+    // The controller hands a failed reconcile to its error policy, which
+    // counts it.
+    let (ctx, task) = world.context();
+    let cc: CoordinationCluster = serde_json::from_value(cached).unwrap();
+    super::error_policy(Arc::new(cc), &error, ctx);
+    task.abort();
+    let seen = promql::exposed(&world.metrics.encode());
+    let wanted: std::collections::BTreeSet<String> = promql::chart_queries()
+        .iter()
+        .flat_map(|q| promql::metric_names(q))
+        .filter(|name| name.starts_with(promql::OPERATOR_PREFIX))
+        .collect();
+    assert!(wanted.len() >= 6, "{wanted:?}");
+    let missing: Vec<&String> = wanted.iter().filter(|name| !seen.contains(*name)).collect();
+    assert!(
+        missing.is_empty(),
+        "the chart asks for operator metrics that are not exported: {missing:?}\n{}",
+        world.metrics.encode()
+    );
 }
