@@ -15,9 +15,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::ServerName;
-use rustls_pki_types::pem::PemObject as _;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
+use tokio_rustls::rustls::{ClientConfig, crypto};
+
+use crate::pki::PkiError;
 
 /// One server's admin API: where it is, and how its certificate is checked
 /// when it speaks HTTPS.
@@ -64,20 +65,11 @@ impl std::fmt::Debug for AdminTls {
 
 /// A TLS client configuration that trusts only the CA certificates in
 /// `ca_pem`.
-pub fn tls_client_config(ca_pem: &str) -> Result<Arc<ClientConfig>, String> {
-    let mut roots = RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        let cert = cert.map_err(|e| format!("CA certificate: {e}"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("CA certificate: {e}"))?;
-    }
-    if roots.is_empty() {
-        return Err("no CA certificate".to_owned());
-    }
+pub fn tls_client_config(ca_pem: &str) -> Result<Arc<ClientConfig>, PkiError> {
+    let roots = crate::pki::trust_roots(ca_pem)?;
     let config = ClientConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| PkiError::Ca(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
@@ -291,6 +283,7 @@ mod tests {
     /// A server with a certificate from the cluster's CA, answering one
     /// HTTPS request with `{}`; its address.
     async fn https_server(ca: &crate::pki::Authority, host: &str) -> String {
+        use rustls_pki_types::pem::PemObject as _;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         use tokio_rustls::rustls::ServerConfig;

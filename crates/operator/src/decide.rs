@@ -74,10 +74,9 @@ impl KubeState {
     pub fn rolled_out(&self) -> bool {
         self.rollout_observed
             && self.update_revision.is_some()
+            && self.outdated().is_empty()
             && self.statefulset_replicas == u64::try_from(self.pods.len()).ok()
-            && self.pods.iter().all(|p| {
-                !p.terminating && p.ready && p.revision.as_ref() == self.update_revision.as_ref()
-            })
+            && self.pods.iter().all(|p| !p.terminating && p.ready)
     }
 
     fn outdated(&self) -> Vec<&PodState> {

@@ -13,7 +13,10 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
 use time::OffsetDateTime;
+use tokio_rustls::rustls::RootCertStore;
 
 /// How long the CA is valid.
 pub const CA_DAYS: u32 = 3650;
@@ -149,6 +152,21 @@ impl Authority {
     }
 }
 
+/// The CA certificates of a PEM bundle as a rustls root store (the
+/// operator's HTTPS client trusts these; tests check certificates against
+/// them as the servers do).
+pub fn trust_roots(pem: &str) -> Result<RootCertStore, PkiError> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let cert = cert.map_err(|e| PkiError::Ca(e.to_string()))?;
+        roots.add(cert).map_err(|e| PkiError::Ca(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(PkiError::Ca("no CA certificate".to_owned()));
+    }
+    Ok(roots)
+}
+
 /// Whether a certificate valid for `days` and expiring at `not_after` is
 /// due for renewal at `now`: when a third of its life is left.
 pub fn due(not_after: i64, days: u32, now: i64) -> bool {
@@ -171,11 +189,7 @@ mod tests {
     const NOW: i64 = 1_796_688_000; // 2026-12-08
 
     fn roots(pem: &str) -> Arc<RootCertStore> {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        Arc::new(roots)
+        Arc::new(trust_roots(pem).unwrap())
     }
 
     fn leaf(issued: &Issued) -> CertificateDer<'static> {

@@ -297,6 +297,16 @@ fn membership_faults() -> Faults {
     }
 }
 
+/// The faults of the wiped-member runs: disks lost often, with crashes to
+/// bring the wiped members back.
+fn disk_loss_faults() -> Faults {
+    Faults {
+        lose_disk: 12,
+        crash: 10,
+        ..Faults::default()
+    }
+}
+
 fn run_plans(test: &str, offset: u64, plan: impl Fn(u64) -> Plan) -> Work {
     let mut work = Work::default();
     for seed in seeds(40) {
@@ -499,11 +509,7 @@ fn counting_observers_as_voters_is_caught() {
 
 #[test]
 fn a_wiped_member_that_votes_at_once_is_caught() {
-    let mut faults = Faults {
-        lose_disk: 12,
-        crash: 10,
-        ..Faults::default()
-    };
+    let mut faults = disk_loss_faults();
     faults.driver.vote_while_restoring = true;
     caught(
         "a wiped member voting at once",
@@ -565,11 +571,7 @@ fn a_calm_ensemble_answers_every_operation() {
 /// first (`guard.rs`, Joining).
 #[test]
 fn a_wiped_member_taken_as_new_is_caught() {
-    let mut faults = Faults {
-        lose_disk: 12,
-        crash: 10,
-        ..Faults::default()
-    };
+    let mut faults = disk_loss_faults();
     faults.driver.join_on_empty_heartbeat = true;
     caught(
         "a wiped member taken as new on a heartbeat with commit 0",

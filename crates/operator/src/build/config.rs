@@ -267,17 +267,22 @@ mod tests {
     use super::*;
     use crate::build::fixtures::cluster;
 
-    #[test]
-    fn zoo_cfg_names_every_server_by_its_pod_dns_name() {
-        let cc = cluster();
-        let text = zoo_cfg(
-            &cc,
-            &initial_servers(&cc),
-            false,
+    /// zoo.cfg of the plain stage for the cluster's initial servers.
+    fn plain_cfg(cc: &CoordinationCluster, formed: bool) -> String {
+        zoo_cfg(
+            cc,
+            &initial_servers(cc),
+            formed,
             None,
             InternalTlsStage::Off,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn zoo_cfg_names_every_server_by_its_pod_dns_name() {
+        let cc = cluster();
+        let text = plain_cfg(&cc, false);
         assert!(text.contains(
             "server.1=zk-0.zk-peers.apps.svc.cluster.local:2888:3888:participant;2181\n"
         ));
@@ -294,26 +299,12 @@ mod tests {
     #[test]
     fn tls_adds_the_secure_port_and_the_stores_the_pod_prepares() {
         let mut cc = cluster();
-        let plain = zoo_cfg(
-            &cc,
-            &initial_servers(&cc),
-            true,
-            None,
-            InternalTlsStage::Off,
-        )
-        .unwrap();
+        let plain = plain_cfg(&cc, true);
         assert!(!plain.contains("secureClientPort"));
         assert!(!plain.contains("ssl."));
         cc.spec.tls =
             Some(serde_json::from_value(serde_json::json!({"secretName": "zk-tls"})).unwrap());
-        let text = zoo_cfg(
-            &cc,
-            &initial_servers(&cc),
-            true,
-            None,
-            InternalTlsStage::Off,
-        )
-        .unwrap();
+        let text = plain_cfg(&cc, true);
         for line in [
             "secureClientPort=2281",
             "ssl.keyStore.location=/etc/conclave-tls/server.pem",
@@ -333,14 +324,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let text = zoo_cfg(
-            &cc,
-            &initial_servers(&cc),
-            true,
-            None,
-            InternalTlsStage::Off,
-        )
-        .unwrap();
+        let text = plain_cfg(&cc, true);
         assert!(text.contains("secureClientPort=3000\n"));
         assert!(text.contains("ssl.clientAuth=none\n"));
         assert!(
@@ -383,14 +367,7 @@ mod tests {
         cc.spec
             .config
             .insert("conclave.snapshotSendBytesPerSec".into(), "0".into());
-        let text = zoo_cfg(
-            &cc,
-            &initial_servers(&cc),
-            false,
-            None,
-            InternalTlsStage::Off,
-        )
-        .unwrap();
+        let text = plain_cfg(&cc, false);
         assert!(text.contains("tickTime=1000\n") && !text.contains("tickTime=2000"));
         assert!(text.contains("conclave.snapshotSendBytesPerSec=0\n"));
         for key in [

@@ -440,6 +440,14 @@ mod tests {
     use super::*;
     use crate::build::fixtures::cluster;
 
+    /// A probe's HTTP request (every probe the servers get is one).
+    fn http_get(probe: &Option<Probe>) -> &HTTPGetAction {
+        probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .expect("an HTTP probe")
+    }
+
     fn spec_of(sts: &StatefulSet) -> &StatefulSetSpec {
         sts.spec.as_ref().expect("a spec")
     }
@@ -476,13 +484,14 @@ mod tests {
         let sts = statefulset(&cluster(), 3, None, InternalTlsStage::Off).unwrap();
         let pod = spec_of(&sts).template.spec.as_ref().unwrap();
         let c = &pod.containers[0];
-        let path = |p: &Option<Probe>| {
-            p.as_ref()
-                .and_then(|p| p.http_get.as_ref())
-                .and_then(|h| h.path.clone())
-        };
-        assert_eq!(path(&c.readiness_probe).as_deref(), Some("/readyz"));
-        assert_eq!(path(&c.liveness_probe).as_deref(), Some("/healthz"));
+        assert_eq!(
+            http_get(&c.readiness_probe).path.as_deref(),
+            Some("/readyz")
+        );
+        assert_eq!(
+            http_get(&c.liveness_probe).path.as_deref(),
+            Some("/healthz")
+        );
         let command = c.command.as_ref().unwrap().join(" ");
         assert!(
             command.contains("echo $((ordinal + 1)) > /data/myid"),
@@ -537,19 +546,17 @@ mod tests {
             .map(|m| m.mount_path.as_str())
             .collect();
         assert!(mounts.contains(&internal_tls::SECRET_DIR) && mounts.contains(&internal_tls::DIR));
-        let scheme = |p: &Option<Probe>| {
-            p.as_ref()
-                .and_then(|p| p.http_get.as_ref())
-                .and_then(|h| h.scheme.clone())
-        };
-        assert_eq!(scheme(&c.readiness_probe).as_deref(), Some("HTTPS"));
-        assert_eq!(scheme(&c.liveness_probe).as_deref(), Some("HTTPS"));
+        assert_eq!(
+            http_get(&c.readiness_probe).scheme.as_deref(),
+            Some("HTTPS")
+        );
+        assert_eq!(http_get(&c.liveness_probe).scheme.as_deref(), Some("HTTPS"));
         // Accepting: certificates mounted, admin still probed over HTTP
         // (the pods beside it may speak nothing else yet).
         let (annotations, pod) = stage_of(InternalTlsStage::Accepting);
         assert_eq!(annotations[internal_tls::STAGE_ANNOTATION], "Accepting");
         let c = &pod.containers[0];
-        assert_eq!(scheme(&c.readiness_probe), None);
+        assert_eq!(http_get(&c.readiness_probe).scheme, None);
         assert!(
             c.command.as_ref().unwrap()[2].contains("--config /etc/conclave/zoo-tls-accepting.cfg")
         );

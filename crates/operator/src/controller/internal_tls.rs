@@ -21,6 +21,7 @@ use crate::build::internal_tls::{
     PREVIOUS_CERT, PREVIOUS_UNTIL, SIGNER, ca_secret_name, hosts_digest, names_annotation,
     not_after_annotation, secret_name, server_entry, server_hosts,
 };
+use crate::build::statefulset::fnv1a;
 use crate::build::{Names, owned_meta};
 use crate::crd::CoordinationCluster;
 use crate::pki::rotation::{CaChain, Retired, Successor};
@@ -158,7 +159,7 @@ fn server_certificates(
     now: i64,
 ) -> Result<Option<Secret>, Error> {
     let days = cc.spec.internal_tls.certificate_days;
-    let signer = hosts_digest(std::slice::from_ref(&chain.current.cert_pem));
+    let signer = format!("{:016x}", fnv1a(chain.current.cert_pem.as_bytes()));
     let bundle = chain.trust_bundle();
     let same_signer = existing
         .and_then(|s| s.metadata.annotations.as_ref())

@@ -43,7 +43,6 @@ use crate::crd::{
 use crate::decide::{self, Decision, Inputs, KubeState};
 use crate::metrics::{ActionLabel, ClusterLabel};
 use crate::observe::{self, EnsembleView};
-use crate::pki::PkiError;
 use crate::plan::Desired;
 use crate::status::{self, Observation, VersionCheck};
 use crate::version::{self, SKIP_VERSION_CHECK};
@@ -182,7 +181,7 @@ async fn reconcile_cluster<E: Ensemble>(
         .as_deref()
         .filter(|_| build::internal_tls::admin_https(current_stage))
     {
-        Some(pem) => Some(admin::tls_client_config(pem).map_err(PkiError::Ca)?),
+        Some(pem) => Some(admin::tls_client_config(pem)?),
         None => None,
     };
     let servers: Vec<(u64, AdminAddress)> = kube

@@ -102,7 +102,7 @@ mod tests {
     use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
     use tokio_rustls::rustls::client::WebPkiServerVerifier;
     use tokio_rustls::rustls::client::danger::ServerCertVerifier as _;
-    use tokio_rustls::rustls::{RootCertStore, crypto};
+    use tokio_rustls::rustls::crypto;
 
     use super::*;
 
@@ -111,10 +111,7 @@ mod tests {
 
     /// Whether a server trusting `bundle` takes `leaf` at `now`.
     fn trusts(bundle: &str, leaf: &str, now: i64) -> bool {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(bundle.as_bytes()) {
-            roots.add(cert.unwrap()).unwrap();
-        }
+        let roots = crate::pki::trust_roots(bundle).unwrap();
         let verifier = WebPkiServerVerifier::builder(Arc::new(roots))
             .build()
             .unwrap();
